@@ -1,0 +1,55 @@
+# The README, CI and newcomers call these targets verbatim.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv testbed test test-unit lint format crds bench demo clean
+
+help:
+	@echo "make demo    - build/start a local testbed, run Plumbob on it and show the results"
+	@echo "make test    - the whole test suite (unit + integration + e2e, against the real testbed)"
+	@echo "make lint    - ruff, mypy --strict, import-linter contracts"
+	@echo "make bench   - benchmarks (node audit; operator scale run)"
+	@echo "make crds    - regenerate crds/ from the pydantic models"
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
+	@echo "[setup] creating $(VENV) and installing Plumbob with its test and lint tools"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e . --group dev
+	@touch $@
+
+venv: $(VENV)/.installed
+
+testbed: venv
+	$(PY) tools/testbed/binaries.py
+
+test: venv testbed
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests tools
+	$(VENV)/bin/ruff format --check operator tests tools
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: venv
+	$(VENV)/bin/ruff format operator tests tools
+	$(VENV)/bin/ruff check --fix operator tests tools
+
+crds: venv
+	$(PY) -m plumbob crds --output-dir crds
+
+bench: venv testbed
+	$(PY) tools/bench/run.py
+
+demo: venv testbed
+	$(PY) tools/demo.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
