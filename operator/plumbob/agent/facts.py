@@ -1,0 +1,254 @@
+"""Gather :class:`~plumbob.engine.facts.NodeFacts` from a node, read-only, without subprocesses.
+
+Order of work (each step reads only what the selected rules need, when that is cheap to know):
+
+1. ``<proc>/*/cmdline`` → the Kubernetes components running (``kube-apiserver …``,
+   ``hyperkube kubelet …``); ``<proc>`` is ``<host-root>/proc`` unless given (a pod sharing the
+   host's PID namespace reads its own ``/proc``).
+2. Static pod manifests in the kubelet's ``staticPodPath`` and the known manifest directories.
+3. Each running component's config file, named by its own flag (kubelet/kube-proxy ``--config``,
+   etcd ``--config-file``); when the path is not on the host (kube-proxy in a pod keeps it in its
+   container), through ``<proc>/<pid>/root``. Kubeconfigs named by ``--kubeconfig``.
+4. Files the rules audit (:func:`plumbob.engine.evaluation.files_wanted`), with owners and groups
+   named from the host's own ``/etc/passwd`` and ``/etc/group``.
+
+Nothing raises for bad node content: problems are recorded in the facts for the checks to report.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from plumbob.agent.hostfs import HostRoot
+from plumbob.agent.parsing import ParseError, parse_cmdline, parse_document, parse_kubeconfig, parse_manifest, parse_names
+from plumbob.benchmarks.rules import Component, Rule
+from plumbob.engine.components import COMPONENTS, component_of_argv
+from plumbob.engine.evaluation import components_with_settings, files_wanted
+from plumbob.engine.facts import ConfigFile, FileStat, Kubeconfig, Manifest, NodeFacts, Process
+from plumbob.engine.flags import flag_values
+
+_GLOB = frozenset("*?[")
+_MANIFEST_SUFFIXES = (".yaml", ".yml", ".manifest", ".json")
+MAX_CMDLINE = 256 * 1024
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def scan_processes(proc_dir: Path) -> list[Process]:
+    """Kubernetes components among the processes under ``proc_dir``."""
+    found: list[Process] = []
+    try:
+        entries = os.listdir(proc_dir)
+    except OSError:
+        return found
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(proc_dir / name / "cmdline", "rb") as fh:
+                raw = fh.read(MAX_CMDLINE)
+        except OSError:
+            continue  # exited meanwhile, or not ours to read
+        argv = parse_cmdline(raw)
+        component = component_of_argv(argv)
+        if component is not None:
+            found.append(Process(pid=int(name), component=component, argv=argv))
+    return sorted(found, key=lambda p: p.pid)
+
+
+def _host_path(value: str, base: str = "/") -> str:
+    return value if value.startswith("/") else os.path.normpath(os.path.join(base, value))
+
+
+class _Gatherer:
+    def __init__(self, root: HostRoot, proc_dir: Path) -> None:
+        self.root = root
+        self.proc_dir = proc_dir
+        self._users: dict[int, str] | None = None
+        self._groups: dict[int, str] | None = None
+
+    # -- manifests ---------------------------------------------------------------------------------
+    def manifests(self, kubelet_config: ConfigFile | None) -> list[Manifest]:
+        dirs: list[str] = []
+        if kubelet_config is not None and kubelet_config.data is not None:
+            static = kubelet_config.data.get("staticPodPath")
+            if isinstance(static, str) and static:
+                dirs.append(static)
+        for info in COMPONENTS.values():
+            dirs.extend(os.path.dirname(p) for p in info.manifests)
+        by_component: dict[Component, Manifest] = {}
+        for directory in dict.fromkeys(dirs):
+            try:
+                names = sorted(os.listdir(self.root.real_path(directory)))
+            except OSError:
+                continue
+            for name in names:
+                if name.endswith(_MANIFEST_SUFFIXES):
+                    manifest = self.manifest(f"{directory.rstrip('/')}/{name}")
+                    if manifest is not None and manifest.component not in by_component:
+                        by_component[manifest.component] = manifest
+        return list(by_component.values())
+
+    def manifest(self, path: str) -> Manifest | None:
+        stem = os.path.basename(path).rsplit(".", 1)[0]
+        by_name = next((i.component for i in COMPONENTS.values() if i.name == stem), None)
+        try:
+            raw = self.root.read_bytes(path)
+        except OSError as exc:
+            return Manifest(component=by_name, path=path, error=_why(exc)) if by_name else None
+        try:
+            binaries = COMPONENTS[by_name].binaries if by_name else ()
+            argv = parse_manifest(raw, binaries)
+        except ParseError as exc:
+            return Manifest(component=by_name, path=path, error=str(exc)) if by_name else None
+        component = component_of_argv(argv) or by_name
+        return Manifest(component=component, path=path, argv=argv) if component else None
+
+    # -- configs -----------------------------------------------------------------------------------
+    def config(self, proc: Process) -> ConfigFile | None:
+        flag = COMPONENTS[proc.component].config_flag
+        value = flag_values(proc.argv).get(flag.lstrip("-")) if flag else None
+        if not value:
+            return None
+        path = _host_path(value)
+        located_by = f"flag {flag} of pid {proc.pid}"
+        raw: bytes | None = None
+        try:
+            raw = self.root.read_bytes(path)
+        except FileNotFoundError:
+            try:  # not on the host: the process may see it inside its container
+                raw = HostRoot(self.proc_dir / str(proc.pid) / "root").read_bytes(path)
+                located_by += " (inside its container)"
+            except OSError:
+                return ConfigFile(
+                    component=proc.component, path=path, located_by=located_by, error="not found on the host"
+                )
+        except OSError as exc:
+            return ConfigFile(component=proc.component, path=path, located_by=located_by, error=_why(exc))
+        try:
+            data = parse_document(raw)
+        except ParseError as exc:
+            return ConfigFile(component=proc.component, path=path, located_by=located_by, error=str(exc))
+        return ConfigFile(component=proc.component, path=path, located_by=located_by, data=data)
+
+    def kubeconfig(self, path: str) -> Kubeconfig:
+        try:
+            servers, auth = parse_kubeconfig(self.root.read_bytes(path))
+        except (OSError, ParseError) as exc:
+            return Kubeconfig(path=path, error=_why(exc))
+        return Kubeconfig(path=path, servers=servers, auth=auth)
+
+    # -- files -------------------------------------------------------------------------------------
+    def names(self) -> tuple[dict[int, str], dict[int, str]]:
+        if self._users is None or self._groups is None:
+            self._users, self._groups = {}, {}
+            for attr, path in (("_users", "/etc/passwd"), ("_groups", "/etc/group")):
+                try:
+                    setattr(self, attr, parse_names(self.root.read_bytes(path)))
+                except OSError:
+                    pass
+        assert self._users is not None and self._groups is not None
+        return self._users, self._groups
+
+    def stat(self, path: str) -> FileStat:
+        st = self.root.lstat(path)
+        kind = (
+            "file"
+            if stat.S_ISREG(st.st_mode)
+            else "directory"
+            if stat.S_ISDIR(st.st_mode)
+            else "symlink"
+            if stat.S_ISLNK(st.st_mode)
+            else "other"
+        )
+        users, groups = self.names()
+        return FileStat(
+            path=path,
+            kind=kind,
+            mode=stat.S_IMODE(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            owner=users.get(st.st_uid),
+            group=groups.get(st.st_gid),
+        )
+
+    def files(
+        self, wanted: Iterable[tuple[str, bool]]
+    ) -> tuple[dict[str, FileStat], set[str], dict[str, tuple[str, ...]], dict[str, str]]:
+        files: dict[str, FileStat] = {}
+        missing: set[str] = set()
+        listings: dict[str, tuple[str, ...]] = {}
+        errors: dict[str, str] = {}
+
+        def one(path: str) -> None:
+            if path in files or path in missing or path in errors:
+                return
+            try:
+                files[path] = self.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                missing.add(path)
+            except (OSError, ValueError) as exc:
+                errors[path] = _why(exc)
+
+        for pattern, recursive in wanted:
+            if not _GLOB.isdisjoint(pattern):
+                matches = tuple(self.root.glob(pattern))
+                listings[pattern] = matches
+                if not matches:
+                    missing.add(pattern)
+            else:
+                matches = (pattern,)
+            for path in matches:
+                one(path)
+                if recursive and path in files and files[path].kind == "directory":
+                    below = tuple(self.root.walk(path))
+                    listings[path] = below
+                    for sub in below:
+                        one(sub)
+        return files, missing, listings, errors
+
+
+def gather_facts(
+    rules: Sequence[Rule], host_root: str | Path = "/", proc_dir: str | Path | None = None
+) -> NodeFacts:
+    """Read the node for ``rules`` through ``host_root``; never raises for what it finds there."""
+    root = HostRoot(Path(host_root))
+    procs = Path(proc_dir) if proc_dir is not None else Path(root.prefix) / "proc"
+    g = _Gatherer(root, procs)
+    processes = scan_processes(procs)
+    with_settings = components_with_settings(rules) | {Component.KUBELET}
+    configs = [
+        c
+        for p in {p.component: p for p in reversed(processes)}.values()
+        if p.component in with_settings and (c := g.config(p)) is not None
+    ]
+    kubelet_config = next((c for c in configs if c.component is Component.KUBELET), None)
+    manifests = g.manifests(kubelet_config)
+    kubeconfig_paths = dict.fromkeys(
+        _host_path(v) for p in processes if (v := flag_values(p.argv).get("kubeconfig"))
+    )
+    kubeconfigs = [g.kubeconfig(path) for path in kubeconfig_paths]
+    partial = NodeFacts(processes=tuple(processes), manifests=tuple(manifests), configs=tuple(configs))
+    files, missing, listings, errors = g.files(files_wanted(rules, partial))
+    hostname = None
+    try:
+        hostname = root.read_bytes("/etc/hostname", 256).decode("utf-8", "replace").strip() or None
+    except OSError:
+        pass
+    return partial.model_copy(
+        update={
+            "hostname": hostname,
+            "kubeconfigs": tuple(kubeconfigs),
+            "files": files,
+            "missing": frozenset(missing),
+            "listings": listings,
+            "errors": errors,
+        }
+    )

@@ -1,0 +1,155 @@
+"""Read-only access to a node's file system through a host-root prefix.
+
+Every path the agent reads is a *host* path (``/etc/kubernetes/admin.conf``), whether it comes
+from a rule, a known location or a component's flag; :class:`HostRoot` maps it under the prefix
+(``/host`` in a pod, ``/`` on the node) and resolves symbolic links itself, inside the root: an
+absolute link target is re-rooted, ``..`` stops at the root, and a path can never lead outside
+it. Nothing here writes, and nothing runs a subprocess.
+
+Errors::
+
+    OSError                 the usual: absent, unreadable, not a directory…
+     └── EscapeError        a path that would leave the root (too many links, odd names)
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import os
+import posixpath
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_LINKS = 40
+MAX_READ = 4 * 1024 * 1024  # config files, manifests and kubeconfigs are small
+MAX_WALK = 10_000  # entries listed below one directory
+
+
+class EscapeError(OSError):
+    """A path that cannot be resolved inside the host root."""
+
+
+@dataclass(frozen=True)
+class HostRoot:
+    prefix: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "prefix", Path(os.path.abspath(self.prefix)))
+
+    def _real(self, host_path: str) -> str:
+        return str(self.prefix) + host_path if str(self.prefix) != "/" else host_path
+
+    def resolve(self, host_path: str, follow_last: bool = True) -> str:
+        """The host path with every symlink resolved inside the root (still a host path)."""
+        if "\0" in host_path:
+            raise EscapeError(errno.EINVAL, "NUL byte in path", host_path)
+        pending = [p for p in posixpath.normpath("/" + host_path).split("/") if p]
+        pending.reverse()
+        done: list[str] = []
+        links = 0
+        while pending:
+            part = pending.pop()
+            if part == ".":
+                continue
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = "/" + "/".join([*done, part])
+            if not pending and not follow_last:
+                done.append(part)
+                break
+            try:
+                st = os.lstat(self._real(candidate))
+            except FileNotFoundError:
+                done.append(part)
+                done.extend(reversed(pending))
+                return "/" + "/".join(done)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > MAX_LINKS:
+                    raise EscapeError(errno.ELOOP, "too many levels of symbolic links", host_path)
+                target = os.readlink(self._real(candidate))
+                if target.startswith("/"):
+                    done = []
+                parts = [p for p in target.split("/") if p]
+                pending.extend(reversed(parts))
+            else:
+                done.append(part)
+        return "/" + "/".join(done)
+
+    def real_path(self, host_path: str) -> str:
+        """Where a host path lives under the prefix, symlinks resolved inside the root."""
+        return self._real(self.resolve(host_path))
+
+    def lstat(self, host_path: str) -> os.stat_result:
+        return os.lstat(self.real_path(host_path))
+
+    def read_bytes(self, host_path: str, limit: int = MAX_READ) -> bytes:
+        real = self.real_path(host_path)
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(real, flags)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "not a regular file", host_path) if stat.S_ISDIR(
+                    st.st_mode
+                ) else OSError(errno.EINVAL, "not a regular file", host_path)
+            data = os.read(fd, limit + 1)
+            chunks = [data]
+            while data and sum(map(len, chunks)) <= limit:
+                data = os.read(fd, limit + 1)
+                chunks.append(data)
+        finally:
+            os.close(fd)
+        out = b"".join(chunks)
+        if len(out) > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", host_path)
+        return out
+
+    def glob(self, pattern: str) -> list[str]:
+        """Host paths matching a glob (``*``, ``?``, ``[]`` per path component), sorted."""
+        parts = [p for p in posixpath.normpath("/" + pattern).split("/") if p]
+        found = ["/"]
+        for part in parts:
+            nxt: list[str] = []
+            for base in found:
+                if not any(c in part for c in "*?["):
+                    nxt.append(posixpath.join(base, part))
+                    continue
+                try:
+                    names = os.listdir(self.real_path(base))
+                except OSError:
+                    continue
+                nxt.extend(posixpath.join(base, n) for n in sorted(fnmatch.filter(names, part)))
+            found = nxt
+        out = []
+        for path in found:
+            try:
+                self.lstat(path)
+            except OSError:
+                continue
+            out.append(path)
+        return sorted(out)
+
+    def walk(self, host_dir: str) -> Iterator[str]:
+        """Host paths below a directory (not following symlinked directories), at most MAX_WALK."""
+        count = 0
+        stack = [self.resolve(host_dir)]
+        while stack:
+            base = stack.pop()
+            try:
+                entries = sorted(os.scandir(self._real(base)), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                count += 1
+                if count > MAX_WALK:
+                    return
+                path = posixpath.join(base, entry.name)
+                yield path
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(path)

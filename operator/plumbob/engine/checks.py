@@ -1,0 +1,321 @@
+"""Checks: pure functions of :class:`~plumbob.engine.facts.NodeFacts`, one per kind of audit.
+
+Each is named after what it finds and returns an :class:`Outcome` (status, evidence, reason):
+
+- :func:`noncompliant_setting`: a component setting whose effective value breaks the test.
+  Effective value = the flag on the running process (last occurrence wins) → the key in the
+  component's config file → the rule's documented default → unset. A component that is not
+  running gives not-applicable (even when its static pod manifest exists: the manifest's flags
+  are not in effect, and the running state is what the benchmark asks about).
+- :func:`permissive_file_modes`: files whose permission bits exceed the allowed mode.
+- :func:`foreign_file_owners`: files not owned by the expected user and group.
+- :func:`combined_outcome`: ``all`` (every part must pass) and ``any`` (one part passing suffices).
+
+Files are located by :func:`locate_files`: the component's flag (on the running process, else in
+its static pod manifest), then its config-file key, then the rule's known paths in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pydantic import JsonValue
+
+from plumbob.benchmarks.rules import (
+    AllOf,
+    AnyOf,
+    Audit,
+    FileModeAudit,
+    FileOwnerAudit,
+    FileRef,
+    SettingAudit,
+)
+from plumbob.engine.components import COMPONENTS
+from plumbob.engine.facts import FileStat, NodeFacts
+from plumbob.engine.findings import Evidence, Source, Status
+from plumbob.engine.flags import flag_name, flag_values
+from plumbob.engine.values import as_text, compare
+
+_GLOB_CHARS = frozenset("*?[")
+_EVIDENCE_CAP = 10  # passing files listed one by one up to this many, then summarised
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    evidence: tuple[Evidence, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a check needs besides the facts: the rule's stance on absent files."""
+
+    missing_file: str = "not-applicable"
+
+
+# ---- settings ------------------------------------------------------------------------------------
+
+
+def lookup(data: JsonValue, dotted: str) -> tuple[bool, JsonValue]:
+    """Find ``a.b.c`` in nested mappings; a key that itself contains dots is matched whole first."""
+    if not isinstance(data, dict):
+        return False, None
+    if dotted in data:
+        return True, data[dotted]
+    head, dot, rest = dotted.partition(".")
+    while dot:
+        if head in data:
+            found, value = lookup(data[head], rest)
+            if found:
+                return found, value
+        more, dot, rest = rest.partition(".")
+        head = f"{head}.{more}"
+    return False, None
+
+
+def noncompliant_setting(audit: SettingAudit, facts: NodeFacts, ctx: Context) -> Outcome:
+    info = COMPONENTS[audit.component]
+    subject = f"{info.name} {audit.flag or audit.config_key}"
+    proc = facts.process(audit.component)
+    if proc is None:
+        reason = f"{info.name} is not running on this node"
+        manifest = facts.manifest(audit.component)
+        if manifest is not None:
+            reason += f" (its static pod manifest {manifest.path} exists, but no process runs it)"
+        return Outcome(Status.NOT_APPLICABLE, (Evidence(subject=info.name, source=Source.NONE),), reason)
+
+    value: str | None = None
+    source, location = Source.UNSET, None
+    if audit.flag:
+        flags = flag_values(proc.argv)
+        if flag_name(audit.flag) in flags:
+            value, source = flags[flag_name(audit.flag)], Source.FLAG
+            location = f"pid {proc.pid} {audit.flag}"
+    if source is Source.UNSET and audit.config_key:
+        config = facts.config(audit.component)
+        if config is not None:
+            where = f"{config.path}: {audit.config_key}"
+            if config.error is not None or config.data is None:
+                reason = f"cannot read the {info.name} config file {config.path}: {config.error}"
+                return Outcome(
+                    Status.ERROR, (Evidence(subject=subject, source=Source.CONFIG, location=where),), reason
+                )
+            found, raw = lookup(config.data, audit.config_key)
+            if found and raw is not None:
+                value, source, location = as_text(raw), Source.CONFIG, where
+    if source is Source.UNSET and audit.default is not None:
+        value, source = audit.default, Source.DEFAULT
+        location = f"{info.name} default"
+
+    result = compare(value, audit.test)
+    evidence = Evidence(
+        subject=subject, source=source, location=location, found=value, expected=result.expected
+    )
+    if result.problem:
+        return Outcome(Status.ERROR, (evidence,), result.problem)
+    if result.ok:
+        return Outcome(Status.PASS, (evidence,))
+    shown = "not set" if value is None else f"{value!r}"
+    return Outcome(Status.FAIL, (evidence,), f"{subject} is {shown}; expected {result.expected}")
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+
+def _is_glob(path: str) -> bool:
+    return not _GLOB_CHARS.isdisjoint(path)
+
+
+@dataclass(frozen=True)
+class Named:
+    """A path a flag or config key names (authoritative), with how it was found."""
+
+    path: str | None
+    how: str
+    problem: str | None = None
+
+
+def named_path(ref: FileRef, facts: NodeFacts) -> Named:
+    """The path the component itself names through ``ref.flag`` or ``ref.config_key``, if any."""
+    if ref.component is None:
+        return Named(None, "")
+    problem = None
+    if ref.flag:
+        proc = facts.process(ref.component)
+        if proc is not None:
+            value = flag_values(proc.argv).get(flag_name(ref.flag))
+            if value:
+                return Named(value, f"{ref.flag} of pid {proc.pid}")
+        else:
+            manifest = facts.manifest(ref.component)
+            if manifest is not None and manifest.error is None:
+                value = flag_values(manifest.argv).get(flag_name(ref.flag))
+                if value:
+                    return Named(value, f"{ref.flag} in {manifest.path}")
+            elif manifest is not None:
+                problem = f"cannot read {manifest.path}: {manifest.error}"
+    if ref.config_key:
+        config = facts.config(ref.component)
+        if config is not None and config.data is not None:
+            found, raw = lookup(config.data, ref.config_key)
+            text = as_text(raw) if found else None
+            if text:
+                return Named(text, f"{config.path}: {ref.config_key}")
+        elif config is not None:
+            problem = f"cannot read {config.path}: {config.error}"
+    return Named(None, "", problem)
+
+
+def wanted_paths(ref: FileRef, facts: NodeFacts) -> list[tuple[str, bool]]:
+    """Paths (or globs) the agent should stat for ``ref``, each with whether to walk it recursively."""
+    named = named_path(ref, facts)
+    if named.path is not None:
+        return [(named.path, ref.recursive)]
+    return [(p, ref.recursive) for p in ref.paths]
+
+
+@dataclass(frozen=True)
+class Located:
+    stats: tuple[FileStat, ...] = ()
+    how: str = ""
+    problem: str | None = None
+    looked_for: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _expand(path: str, recursive: bool, facts: NodeFacts) -> list[str]:
+    members = list(facts.listings.get(path, ())) if _is_glob(path) else [path]
+    if recursive:
+        for m in list(members):
+            members.extend(facts.listings.get(m, ()))
+    return [m for m in dict.fromkeys(members) if m in facts.files]
+
+
+def locate_files(ref: FileRef, facts: NodeFacts) -> Located:
+    named = named_path(ref, facts)
+    candidates = [named.path] if named.path is not None else list(ref.paths)
+    how = named.how or "known path"
+    chosen: list[str] = []
+    for path in candidates:
+        if path in facts.errors:
+            return Located(how=how, problem=f"cannot read {path}: {facts.errors[path]}", looked_for=(path,))
+        found = _expand(path, ref.recursive, facts)
+        if found:
+            chosen.extend(found)
+            if not ref.all_matches:
+                break
+    problem = named.problem if not chosen else None
+    stats = tuple(facts.files[p] for p in dict.fromkeys(chosen))
+    return Located(stats=stats, how=how, problem=problem, looked_for=tuple(candidates))
+
+
+def _file_outcome(
+    ref: FileRef,
+    facts: NodeFacts,
+    ctx: Context,
+    expected: str,
+    judge: Callable[[FileStat], str | None],
+    shown: Callable[[FileStat], str],
+) -> Outcome:
+    located = locate_files(ref, facts)
+    if located.problem:
+        return Outcome(
+            Status.ERROR,
+            (Evidence(subject=", ".join(located.looked_for), source=Source.FILE, expected=expected),),
+            located.problem,
+        )
+    if not located.stats:
+        looked = ", ".join(located.looked_for) or "(no path)"
+        ev = Evidence(subject=looked, source=Source.FILE, location=located.how, found="absent")
+        if ctx.missing_file == "fail":
+            return Outcome(Status.FAIL, (ev,), f"{looked}: not found on this node, and the rule requires it")
+        return Outcome(Status.NOT_APPLICABLE, (ev,), f"{looked}: not found on this node (allowed by the rule)")
+    bad = [(st, why) for st in located.stats if (why := judge(st)) is not None]
+    if bad:
+        evidence = tuple(
+            Evidence(subject=st.path, source=Source.FILE, location=located.how, found=shown(st), expected=expected)
+            for st, _ in bad
+        )
+        reasons = "; ".join(f"{st.path}: {why}" for st, why in bad[:3])
+        more = f" (and {len(bad) - 3} more)" if len(bad) > 3 else ""
+        return Outcome(Status.FAIL, evidence, reasons + more)
+    if len(located.stats) <= _EVIDENCE_CAP:
+        evidence = tuple(
+            Evidence(subject=st.path, source=Source.FILE, location=located.how, found=shown(st), expected=expected)
+            for st in located.stats
+        )
+    else:
+        first = located.stats[0].path
+        evidence = (
+            Evidence(
+                subject=f"{first} and {len(located.stats) - 1} more",
+                source=Source.FILE,
+                location=located.how,
+                found="all compliant",
+                expected=expected,
+            ),
+        )
+    return Outcome(Status.PASS, evidence)
+
+
+def permissive_file_modes(audit: FileModeAudit, facts: NodeFacts, ctx: Context) -> Outcome:
+    allowed = int(audit.max_mode, 8)
+
+    def judge(st: FileStat) -> str | None:
+        extra = st.mode & ~allowed & 0o7777
+        return f"mode {st.mode:04o} allows more than {allowed:04o} (extra bits {extra:04o})" if extra else None
+
+    return _file_outcome(audit.file, facts, ctx, f"at most {allowed:04o}", judge, lambda st: f"{st.mode:04o}")
+
+
+def _owner_text(st: FileStat) -> str:
+    return f"{st.owner or f'uid {st.uid}'}:{st.group or f'gid {st.gid}'}"
+
+
+def foreign_file_owners(audit: FileOwnerAudit, facts: NodeFacts, ctx: Context) -> Outcome:
+    want = f"{audit.user}:{audit.group}"
+
+    def judge(st: FileStat) -> str | None:
+        return None if (st.owner, st.group) == (audit.user, audit.group) else f"owned by {_owner_text(st)}"
+
+    return _file_outcome(audit.file, facts, ctx, want, judge, _owner_text)
+
+
+# ---- combinations --------------------------------------------------------------------------------
+
+
+def combined_outcome(kind: str, parts: Iterable[Outcome]) -> Outcome:
+    """``all``: any fail → fail, else any error → error, else pass (parts that do not apply are
+    ignored; all not-applicable → not-applicable). ``any``: any pass → pass, else any error → error,
+    else any fail → fail, else not-applicable."""
+    outcomes = list(parts)
+    evidence = tuple(e for o in outcomes for e in o.evidence)
+    by_status: dict[Status, list[Outcome]] = {}
+    for o in outcomes:
+        by_status.setdefault(o.status, []).append(o)
+    order = (
+        [Status.FAIL, Status.ERROR, Status.PASS]
+        if kind == "all"
+        else [Status.PASS, Status.ERROR, Status.FAIL]
+    )
+    for status in order:
+        if status in by_status:
+            reasons = [o.reason for o in by_status[status] if o.reason]
+            return Outcome(status, evidence, "; ".join(reasons) or None)
+    reasons = [o.reason for o in outcomes if o.reason]
+    return Outcome(Status.NOT_APPLICABLE, evidence, "; ".join(dict.fromkeys(reasons)) or None)
+
+
+def audit_outcome(audit: Audit, facts: NodeFacts, ctx: Context) -> Outcome:
+    if isinstance(audit, SettingAudit):
+        return noncompliant_setting(audit, facts, ctx)
+    if isinstance(audit, FileModeAudit):
+        return permissive_file_modes(audit, facts, ctx)
+    if isinstance(audit, FileOwnerAudit):
+        return foreign_file_owners(audit, facts, ctx)
+    if isinstance(audit, AllOf):
+        return combined_outcome("all", (audit_outcome(a, facts, ctx) for a in audit.audits))
+    if isinstance(audit, AnyOf):
+        return combined_outcome("any", (audit_outcome(a, facts, ctx) for a in audit.audits))
+    raise TypeError(f"unknown audit {type(audit).__name__}")  # pragma: no cover - the union is closed

@@ -1,0 +1,81 @@
+"""The Kubernetes node components the engine knows: how to recognise them and where they keep things.
+
+Facts, not policy: the binary names a component runs as, the static pod manifests kubeadm and
+friends write for it, the flag that names its config file, and the node role it implies. The
+agent uses this to find components; the engine uses it to name them and to read their settings.
+Known locations follow the public layouts of kubeadm, RKE2, k3s and the distribution packages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plumbob.benchmarks.rules import Component, Target
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    component: Component
+    name: str  # how people call it: the binary name
+    binaries: tuple[str, ...]  # argv[0] basenames; also recognised as ``hyperkube <name>``
+    role: Target
+    manifests: tuple[str, ...] = ()  # known static pod manifest locations
+    config_flag: str | None = None  # the flag naming its config file, if it reads one
+
+
+_MANIFEST_DIRS = ("/etc/kubernetes/manifests", "/var/lib/rancher/rke2/agent/pod-manifests")
+
+
+def _manifests(stem: str) -> tuple[str, ...]:
+    return tuple(f"{d}/{stem}.{ext}" for d in _MANIFEST_DIRS for ext in ("yaml", "yml", "manifest"))
+
+
+COMPONENTS: dict[Component, ComponentInfo] = {
+    info.component: info
+    for info in (
+        ComponentInfo(
+            Component.APISERVER,
+            "kube-apiserver",
+            ("kube-apiserver", "apiserver"),
+            Target.CONTROL_PLANE,
+            _manifests("kube-apiserver"),
+        ),
+        ComponentInfo(
+            Component.CONTROLLER_MANAGER,
+            "kube-controller-manager",
+            ("kube-controller-manager", "controller-manager"),
+            Target.CONTROL_PLANE,
+            _manifests("kube-controller-manager"),
+        ),
+        ComponentInfo(
+            Component.SCHEDULER,
+            "kube-scheduler",
+            ("kube-scheduler", "scheduler"),
+            Target.CONTROL_PLANE,
+            _manifests("kube-scheduler"),
+        ),
+        ComponentInfo(
+            Component.ETCD, "etcd", ("etcd",), Target.ETCD, _manifests("etcd"), config_flag="--config-file"
+        ),
+        ComponentInfo(Component.KUBELET, "kubelet", ("kubelet",), Target.WORKER, config_flag="--config"),
+        ComponentInfo(
+            Component.PROXY, "kube-proxy", ("kube-proxy", "proxy"), Target.WORKER, config_flag="--config"
+        ),
+    )
+}
+
+
+def component_of_argv(argv: tuple[str, ...]) -> Component | None:
+    """Which component a command line runs, if any: ``kube-apiserver …`` or ``hyperkube apiserver …``."""
+    if not argv:
+        return None
+    exe = argv[0].rsplit("/", 1)[-1]
+    if exe == "hyperkube" and len(argv) > 1:
+        exe = argv[1]
+        if exe.startswith("-"):
+            return None
+    for info in COMPONENTS.values():
+        # Short aliases (``apiserver``, ``proxy``) only count behind hyperkube.
+        if exe == info.binaries[0] or (argv[0].endswith("hyperkube") and exe in info.binaries):
+            return info.component
+    return None

@@ -1,0 +1,84 @@
+"""What an audit says about one rule: a :class:`Finding` with its :class:`Status` and :class:`Evidence`.
+
+These models are the engine's output and the shape the API models reuse, so they stay small,
+frozen and JSON-friendly (plain strings, no paths or enums that do not serialise).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Status(StrEnum):
+    """Outcome of one rule on one node.
+
+    ``manual``: a person must judge (the finding carries guidance, and any automated hint).
+    ``not-applicable``: the rule does not concern this node, always with the reason why.
+    ``error``: the rule could not be evaluated (unreadable or malformed input), with the reason.
+    """
+
+    PASS = "pass"
+    FAIL = "fail"
+    MANUAL = "manual"
+    NOT_APPLICABLE = "not-applicable"
+    ERROR = "error"
+
+
+class Source(StrEnum):
+    """Where a value came from."""
+
+    FLAG = "flag"  # the running process's command line
+    MANIFEST = "manifest"  # a static pod manifest's command line (component not running)
+    CONFIG = "config"  # the component's config file
+    DEFAULT = "default"  # the component's documented default (nothing set it)
+    UNSET = "unset"  # nothing set it and there is no documented default
+    FILE = "file"  # the file system (mode, owner, presence)
+    NONE = "none"  # nothing could be read
+
+
+class Evidence(_Frozen):
+    """One observation behind a finding: what was read, where, what was found and expected."""
+
+    subject: str = Field(description="what was read, e.g. 'kube-apiserver --profiling' or a file path")
+    source: Source
+    location: str | None = Field(default=None, description="pid and flag, or file path and key")
+    found: str | None = None
+    expected: str | None = None
+
+
+class Finding(_Frozen):
+    rule_id: str
+    title: str
+    severity: str
+    scored: bool
+    status: Status
+    reason: str | None = Field(default=None, description="why: for fail, manual, n/a and error results")
+    evidence: tuple[Evidence, ...] = ()
+
+
+class AuditResult(_Frozen):
+    """The findings of one node audit, with what was audited."""
+
+    benchmark: str
+    benchmark_version: str
+    node: str | None = None
+    roles: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        out = {s.value: 0 for s in Status}
+        for f in self.findings:
+            out[f.status.value] += 1
+        return out
+
+    def failed_scored(self) -> list[Finding]:
+        return [f for f in self.findings if f.scored and f.status is Status.FAIL]
+
+    def errored_scored(self) -> list[Finding]:
+        return [f for f in self.findings if f.scored and f.status is Status.ERROR]
