@@ -1,0 +1,262 @@
+"""``ComplianceProfile`` (cluster-scoped): a benchmark tailored to one environment.
+
+Written by people or GitOps; the operator writes only ``status``. A profile says *what* is
+checked; a ``ComplianceSchedule`` says *when*.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from plumbob.api.common import (
+    AGE,
+    DNS_LABEL,
+    MAX_PROFILE_NAME,
+    MAX_TEXT,
+    Conditions,
+    Count,
+    CrdInfo,
+    LabelSelector,
+    Matching,
+    Model,
+    NonBlankText,
+    ObjectName,
+    Resource,
+    RuleGlob,
+    Severity,
+    Spec,
+    Summary,
+    Toleration,
+    cel,
+    column,
+    ready_column,
+    validations,
+)
+
+
+class Platform(StrEnum):
+    """Where the cluster runs. ``auto`` detects it from the nodes and the API."""
+
+    AUTO = "auto"
+    GENERIC = "generic"
+    K3S = "k3s"
+    RKE2 = "rke2"
+    EKS = "eks"
+    GKE = "gke"
+    AKS = "aks"
+
+
+class NodeRole(StrEnum):
+    CONTROL_PLANE = "control-plane"
+    ETCD = "etcd"
+    WORKER = "worker"
+
+
+BenchmarkVersion = Annotated[
+    str,
+    Field(min_length=1, max_length=16),
+    Matching(
+        "^(auto|[0-9]+[.][0-9]+([.][0-9]+)?)$",
+        "version is 'auto' (chosen from the cluster's Kubernetes version) or a benchmark version "
+        "such as '1.12' or '1.10.0'",
+    ),
+]
+
+VariableName = "^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Benchmark(Spec):
+    """Which benchmark, which version of it and which platform variant."""
+
+    name: Literal["cis-kubernetes"] = Field(description="the benchmark; only cis-kubernetes so far")
+    version: BenchmarkVersion = Field(
+        default="auto", description="'auto' (from the cluster's Kubernetes version) or pinned, e.g. '1.12'"
+    )
+    platform: Platform = Field(default=Platform.AUTO, description="platform variant; 'auto' detects it")
+
+
+class ManualRule(Spec):
+    """A rule the environment cannot check automatically: reported as ``manual`` with the rationale."""
+
+    rule: RuleGlob = Field(description="rule id or glob")
+    rationale: NonBlankText = Field(
+        description="why this rule is decided by a person here (shown to auditors)"
+    )
+
+
+class RuleSelection(Spec):
+    """Which of the benchmark's rules the profile evaluates.
+
+    A rule is evaluated when it matches an ``include`` pattern and no ``exclude`` pattern.
+    Rules matched by ``manual`` are still reported, as ``manual`` with the rationale.
+    """
+
+    include: Annotated[list[RuleGlob], Field(min_length=1, max_length=256)] = Field(
+        default_factory=lambda: ["*"], description="rule ids or globs; default: every rule ('*')"
+    )
+    exclude: Annotated[list[RuleGlob], Field(max_length=256)] = Field(
+        default_factory=list, description="rule ids or globs left out"
+    )
+    manual: Annotated[list[ManualRule], Field(max_length=256)] = Field(
+        default_factory=list, description="rules forced to manual, each with a rationale"
+    )
+
+
+class ResourceMatch(Spec):
+    """Which API objects a custom rule inspects."""
+
+    api_version: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^([a-z0-9.-]+/)?v[0-9a-z]+$")]
+    kind: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[A-Z][A-Za-z0-9]*$")]
+    namespaces: Annotated[list[ObjectName], Field(max_length=64)] = Field(
+        default_factory=list, description="only objects in these namespaces; empty: all"
+    )
+
+
+class CustomRule(Spec):
+    """A cluster-level rule of the profile's own, evaluated by the operator with CEL.
+
+    ``expression`` sees the object as ``object`` and must be true for a compliant object; every
+    object for which it is false is a failing finding.
+    """
+
+    id: Annotated[
+        str,
+        Field(min_length=1, max_length=64),
+        Matching(
+            "^custom[.][a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+            "custom rule ids start with 'custom.' followed by lowercase letters, digits, '-' and '.' "
+            "(for example 'custom.no-default-namespace'), so they never clash with benchmark rule ids",
+        ),
+    ]
+    title: Annotated[str, Field(min_length=1, max_length=256)]
+    severity: Severity = Severity.MEDIUM
+    match: ResourceMatch
+    expression: Annotated[str, Field(min_length=1, max_length=4096)]
+    remediation: Annotated[str, Field(max_length=MAX_TEXT)] = ""
+
+
+class ComplianceProfileSpec(Spec):
+    benchmark: Benchmark
+    rules: RuleSelection = Field(default_factory=RuleSelection)
+    variables: Annotated[
+        dict[str, Annotated[str, Field(max_length=MAX_TEXT)]],
+        Field(
+            max_length=64,
+            json_schema_extra=validations(
+                cel(
+                    f"self.all(k, k.matches('{VariableName}'))",
+                    "variable names are identifiers as used in the benchmark's rules: letters, digits "
+                    "and '_', not starting with a digit (for example 'audit_log_maxage')",
+                )
+            ),
+        ),
+    ] = Field(default_factory=dict, description="overrides of benchmark variables, by name")
+    node_selector: LabelSelector | None = Field(
+        default=None, description="audit only the nodes with these labels; default: all nodes"
+    )
+    node_roles: Annotated[
+        list[NodeRole], Field(max_length=3, json_schema_extra={"x-kubernetes-list-type": "set"})
+    ] = Field(
+        default_factory=list,
+        description="audit only nodes with these roles (from node-role.kubernetes.io/* labels; "
+        "nodes with no control-plane or etcd role are workers); default: all roles",
+    )
+    tolerations: Annotated[list[Toleration], Field(max_length=32)] = Field(
+        default_factory=list,
+        description="tolerations for the audit Pods; nodes whose taints these do not tolerate are "
+        "recorded as unschedulable, never left with a pending Pod",
+    )
+    custom_rules: Annotated[
+        list[CustomRule],
+        Field(
+            max_length=64,
+            json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
+        ),
+    ] = Field(default_factory=list, description="cluster-level rules of this profile's own")
+
+
+class ResolvedBenchmark(Model):
+    """The benchmark actually used, after ``auto`` was resolved."""
+
+    id: Annotated[str, Field(max_length=64)] = Field(description="data set id, e.g. 'cis-1.12'")
+    name: Annotated[str, Field(max_length=64)]
+    version: Annotated[str, Field(max_length=16)]
+    platform: Platform
+    kubernetes_version: Annotated[str, Field(max_length=64)] | None = None
+    rules: Count = Field(default=0, description="rules evaluated after tailoring")
+
+
+class ScanRef(Model):
+    name: ObjectName
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+
+class DriftCounters(Model):
+    """Drift found by the last scan, compared with the scan before it (not cumulative)."""
+
+    regressions: Count = Field(default=0, description="(rule, node) results that went from pass to fail")
+    restorations: Count = Field(default=0, description="(rule, node) results that went from fail to pass")
+    last_regression_time: datetime | None = Field(
+        default=None, description="when a scan last found a regression"
+    )
+
+
+class ComplianceProfileStatus(Model):
+    observed_generation: int | None = Field(default=None, ge=0)
+    resolved_benchmark: ResolvedBenchmark | None = None
+    last_scan: ScanRef | None = None
+    summary: Summary | None = Field(
+        default=None, description="per-rule results of the last scan with exceptions applied"
+    )
+    score: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        default=None,
+        description="percent of decided rules that comply: (pass+excepted)/(pass+excepted+fail+error)",
+    )
+    drift: DriftCounters | None = None
+    conditions: Conditions = Field(default_factory=list)
+
+
+class ComplianceProfile(Resource):
+    """What the cluster must comply with: a benchmark tailored to the environment."""
+
+    CRD: ClassVar[CrdInfo] = CrdInfo(
+        plural="complianceprofiles",
+        singular="complianceprofile",
+        short_names=["cprof"],
+        namespaced=False,
+        printer_columns=[
+            column("Benchmark", "string", ".status.resolvedBenchmark.id", "benchmark data set in use"),
+            column("Score", "number", ".status.score", "percent of decided rules that comply"),
+            column("Pass", "integer", ".status.summary.pass", "rules passing in the last scan"),
+            column("Fail", "integer", ".status.summary.fail", "rules failing in the last scan"),
+            column("Excepted", "integer", ".status.summary.excepted", "failing rules under an exception", 1),
+            column("Last Scan", "date", ".status.lastScan.completionTime", "when the last scan completed"),
+            ready_column(),
+            AGE,
+        ],
+        root_validations=[
+            cel(
+                "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') "
+                "&& size(self.metadata.name) <= 47",
+                "metadata.name of a profile must be a lowercase DNS label of at most 47 characters "
+                "(letters, digits and '-', no dots): it is used in scan names and label values",
+            ),
+        ],
+    )
+
+    kind: Literal["ComplianceProfile"] = "ComplianceProfile"
+    spec: ComplianceProfileSpec
+    status: ComplianceProfileStatus | None = None
+
+    @model_validator(mode="after")
+    def _name_fits(self) -> ComplianceProfile:
+        name = self.metadata.name
+        if name and (len(name) > MAX_PROFILE_NAME or not re.fullmatch(DNS_LABEL, name)):
+            raise ValueError(self.CRD.root_validations[0]["message"])
+        return self
