@@ -35,7 +35,77 @@ def _register_crds(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.set_defaults(handler=run)
 
 
+def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="audit this node against a benchmark, read-only, and report every control with evidence",
+        description=(
+            "Exit codes: 0 no scored check failed; 1 a scored check failed; 2 usage or configuration "
+            "error (unknown benchmark, bad --set); 3 the audit could not run (host root unreadable); "
+            "4 no scored check failed but some could not be evaluated (error)."
+        ),
+    )
+    p.add_argument("--host-root", default="/", metavar="DIR", help="the node's / (default: /; /host in a pod)")
+    p.add_argument("--proc-dir", metavar="DIR", help="the node's /proc (default: HOST_ROOT/proc)")
+    p.add_argument("--benchmark", default="cis-1.12", metavar="ID", help="benchmark id (default: cis-1.12)")
+    p.add_argument("--rules", nargs="+", metavar="GLOB", help="only these rule ids (globs such as 1.2.*)")
+    p.add_argument(
+        "--role",
+        action="append",
+        choices=["control-plane", "worker", "etcd"],
+        help="node role (repeatable); default: detected from the running components",
+    )
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a variable")
+    p.add_argument("--format", choices=["text", "json", "junit"], default="text")
+    p.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from plumbob.agent.auditing import AuditError, run_audit
+        from plumbob.benchmarks.catalog import CatalogError, load_benchmark
+        from plumbob.benchmarks.rules import Target
+        from plumbob.reports.rendering import render
+
+        overrides = {}
+        for item in args.set:
+            name, eq, value = item.partition("=")
+            if not eq or not name:
+                print(f"plumbob audit: --set wants NAME=VALUE, got {item!r}", file=sys.stderr)
+                return 2
+            overrides[name] = value
+        try:
+            benchmark = load_benchmark(args.benchmark, overrides)
+        except CatalogError as exc:
+            print(f"plumbob audit: {exc}", file=sys.stderr)
+            return 2
+        roles = [Target(r) for r in args.role] if args.role else None
+        try:
+            result = run_audit(args.host_root, args.benchmark, args.rules, roles, overrides, args.proc_dir)
+        except AuditError as exc:
+            print(f"plumbob audit: {exc}", file=sys.stderr)
+            return 3
+        if args.rules and not result.findings:
+            print(f"plumbob audit: no rule matches {' '.join(args.rules)}", file=sys.stderr)
+            return 2
+        text = render(result, args.format, {r.id: r.remediation for r in benchmark.rules})
+        if args.output:
+            try:
+                Path(args.output).write_text(text, encoding="utf-8")
+            except OSError as exc:
+                print(f"plumbob audit: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+                return 3
+        else:
+            sys.stdout.write(text)
+        if result.failed_scored():
+            return 1
+        return 4 if result.errored_scored() else 0
+
+    p.set_defaults(handler=run)
+
+
 _REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_register_crds]
+_REGISTRARS.append(_register_audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

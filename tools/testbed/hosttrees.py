@@ -187,8 +187,7 @@ class NodeSpec:
         root.mkdir(parents=True, exist_ok=True)
         files = dict(self.files)
         for proc in self.components.values():
-            if proc.manifest is not None:
-                files.setdefault(proc.manifest, Entry(0o600))
+            if proc.manifest is not None and proc.manifest in files:
                 files[proc.manifest] = Entry(
                     files[proc.manifest].mode,
                     files[proc.manifest].uid,
@@ -422,6 +421,8 @@ def control_plane_spec(hostname: str = "cp-1", node_ip: str = "10.0.0.10") -> No
     spec.add("/var/lib/etcd/member/snap/db", Entry(0o600, ETCD_UID, ETCD_UID, content=b"\0" * 64))
 
     manifests = "/etc/kubernetes/manifests"
+    for stem in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
+        spec.add(f"{manifests}/{stem}.yaml", Entry(0o600, data={}))  # content written from the argv
     spec.components[Component.APISERVER] = Proc(
         pid=1001,
         manifest=f"{manifests}/kube-apiserver.yaml",
@@ -572,7 +573,7 @@ def _stop(component: Component) -> Mutation:
 
 def _external_etcd(spec: NodeSpec) -> None:
     spec.components.pop(Component.ETCD, None)
-    for path in ["/var/lib/etcd", *spec.below("/var/lib/etcd")]:
+    for path in ["/var/lib/etcd", *spec.below("/var/lib/etcd"), "/etc/kubernetes/manifests/etcd.yaml"]:
         spec.files.pop(path, None)
     spec.set_flag(Component.APISERVER, "--etcd-servers", "https://etcd.example.internal:2379")
 
@@ -763,7 +764,9 @@ def violate(spec: NodeSpec, audit: Audit) -> None:
             violate(spec, sub)
     elif isinstance(audit, AllOf):
         problems = []
-        for sub in audit.audits:  # one failing part suffices; take the first that applies here
+        # One failing part suffices. Take the last that applies here: rules put guards
+        # ("--config is set") first and the substantive check last.
+        for sub in reversed(audit.audits):
             trial = copy.deepcopy(spec)
             try:
                 violate(trial, sub)
