@@ -22,12 +22,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
+
+T = TypeVar("T")
 
 GROUP = "plumbob.dev"
 VERSION = "v1alpha1"
@@ -141,6 +143,18 @@ class Matching:
         )
         return out
 
+
+def unique(items: list[T]) -> list[T]:
+    """``AfterValidator`` for lists declared ``x-kubernetes-list-type: set`` (no duplicates)."""
+    seen: list[T] = []
+    for item in items:
+        if item in seen:
+            raise ValueError(f"duplicate value {item!r}: list each value once")
+        seen.append(item)
+    return items
+
+
+SET = {"x-kubernetes-list-type": "set"}
 
 # ---- reusable field types -----------------------------------------------------------------------
 
@@ -321,6 +335,14 @@ class LabelSelectorRequirement(Spec):
         )
     )
 
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelSelectorRequirement:
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError(
+                "operators In and NotIn need a non-empty 'values' list; Exists and DoesNotExist take none"
+            )
+        return self
+
 
 class LabelSelector(Spec):
     """A Kubernetes label selector. An empty selector matches everything."""
@@ -370,6 +392,18 @@ class Toleration(Spec):
             ),
         )
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.operator == "Exists" and self.value is not None:
+            raise ValueError(
+                "a toleration with operator Exists takes no value; remove 'value' or use operator Equal"
+            )
+        if self.key is None and self.operator != "Exists":
+            raise ValueError(
+                "a toleration without a key must use operator Exists (it then tolerates every taint)"
+            )
+        return self
 
 
 class OwnerReference(Model):

@@ -83,7 +83,11 @@ def structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
             out["type"] = "object"
         else:
             raise SchemaError(f"schema node without a type: {node}")
-    if out["type"] == "object" and "properties" not in out and "additionalProperties" not in out:
+    if out["type"] == "object" and not {
+        "properties",
+        "additionalProperties",
+        "x-kubernetes-preserve-unknown-fields",
+    } & set(out):
         raise SchemaError(f"object without properties: {node}")
     return out
 

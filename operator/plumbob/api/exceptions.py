@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from plumbob.api.common import (
     AGE,
     NAME_GLOB,
+    SET,
     Conditions,
     Count,
     CrdInfo,
@@ -33,8 +34,10 @@ from plumbob.api.common import (
     Resource,
     RuleGlob,
     Spec,
+    cel,
     column,
     ready_column,
+    unique,
 )
 
 MAX_ENTRIES = 100
@@ -90,7 +93,7 @@ class EntryFields(Spec):
         description="rule ids or globs this entry excepts"
     )
     profiles: Annotated[
-        list[ProfileName], Field(max_length=64, json_schema_extra={"x-kubernetes-list-type": "set"})
+        list[ProfileName], Field(max_length=64, json_schema_extra=SET), AfterValidator(unique)
     ] = Field(default_factory=list, description="only in these profiles; default: every profile")
     resources: Annotated[list[ResourceRef], Field(max_length=64)] = Field(
         default_factory=list, description="only findings about these objects; default: any object"
@@ -119,8 +122,40 @@ class EntryFields(Spec):
         return expiry_instant(self.expires)
 
 
+_CLUSTER_ONLY_MESSAGE = (
+    "a ComplianceException applies only to findings about objects in its own namespace; to except "
+    "node findings or findings in other namespaces, use a ClusterComplianceException"
+)
+
+
+def _refuse_cluster_only_fields(schema: dict[str, Any]) -> None:
+    """Declare the cluster-only fields in the CRD just to refuse them with a helpful message.
+
+    Without this the API server would answer a bare "field not declared in schema".
+    """
+    strings = {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 253}}
+    schema["properties"] |= {
+        "namespaces": strings,
+        "nodes": strings,
+        "nodeSelector": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    }
+    schema["x-kubernetes-validations"] = [
+        cel(f"!has(self.{name})", _CLUSTER_ONLY_MESSAGE, field_path=f".{name}", reason="FieldValueForbidden")
+        for name in ("namespaces", "nodes", "nodeSelector")
+    ]
+
+
 class ExceptionEntry(EntryFields):
     """One accepted deviation for findings in the exception's own namespace."""
+
+    model_config = ConfigDict(json_schema_extra=_refuse_cluster_only_fields)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_cluster_only_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(k in data for k in ("namespaces", "nodes", "nodeSelector")):
+            raise ValueError(_CLUSTER_ONLY_MESSAGE)
+        return data
 
 
 class EntryState(StrEnum):

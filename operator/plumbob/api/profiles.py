@@ -11,13 +11,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from plumbob.api.common import (
     AGE,
     DNS_LABEL,
     MAX_PROFILE_NAME,
     MAX_TEXT,
+    SET,
     Conditions,
     Count,
     CrdInfo,
@@ -35,6 +36,7 @@ from plumbob.api.common import (
     cel,
     column,
     ready_column,
+    unique,
     validations,
 )
 
@@ -160,7 +162,7 @@ class ComplianceProfileSpec(Spec):
         default=None, description="audit only the nodes with these labels; default: all nodes"
     )
     node_roles: Annotated[
-        list[NodeRole], Field(max_length=3, json_schema_extra={"x-kubernetes-list-type": "set"})
+        list[NodeRole], Field(max_length=3, json_schema_extra=SET), AfterValidator(unique)
     ] = Field(
         default_factory=list,
         description="audit only nodes with these roles (from node-role.kubernetes.io/* labels; "

@@ -28,7 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from plumbob.api.common import (
     AGE,
@@ -134,6 +134,15 @@ class ComplianceReportSpec(Spec):
             ),
         )
     )
+
+    @model_validator(mode="after")
+    def _node_results_name_no_objects(self) -> ComplianceReportSpec:
+        if self.node_name is not None and any(r.resource is not None for r in self.results):
+            raise ValueError(
+                "a node report's results are about the node: only the cluster-level report (no "
+                "spec.nodeName) names API objects in results[].resource"
+            )
+        return self
 
 
 class ExceptionRef(Model):

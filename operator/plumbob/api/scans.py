@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from plumbob.api.common import (
     AGE,
@@ -85,6 +85,14 @@ class ComplianceScanSpec(Spec):
             ),
         )
     )
+
+    @model_validator(mode="after")
+    def _schedule_named(self) -> ComplianceScanSpec:
+        if self.trigger is Trigger.SCHEDULE and self.schedule is None:
+            raise ValueError(
+                "a scan with trigger 'schedule' must name the schedule that fired in spec.schedule"
+            )
+        return self
 
 
 class NodeState(StrEnum):

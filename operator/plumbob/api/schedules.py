@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 from croniter import croniter
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from plumbob.api.common import (
     AGE,
+    SET,
     Conditions,
     CrdInfo,
     LabelSelector,
@@ -28,6 +29,7 @@ from plumbob.api.common import (
     cel,
     column,
     ready_column,
+    unique,
     validations,
 )
 
@@ -62,7 +64,8 @@ class ComplianceScheduleSpec(Spec):
     profiles: (
         Annotated[
             list[ProfileName],
-            Field(min_length=1, max_length=100, json_schema_extra={"x-kubernetes-list-type": "set"}),
+            Field(min_length=1, max_length=100, json_schema_extra=SET),
+            AfterValidator(unique),
         ]
         | None
     ) = Field(default=None, description="names of the profiles to scan (or use profileSelector)")
