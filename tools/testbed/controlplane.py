@@ -42,7 +42,8 @@ CONTROLLERS = (
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
-    "podgc-controller",
+    "pod-garbage-collector-controller",
+    "validatingadmissionpolicy-status-controller",
 )
 
 
@@ -57,10 +58,10 @@ def _free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: ask the kernel for SIGTERM when the parent dies."""
+    """Runs in the child between fork and exec: ask the kernel for SIGKILL when the parent dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 @dataclass
