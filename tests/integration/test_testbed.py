@@ -65,6 +65,7 @@ def test_killed_parent_leaves_no_orphans(tmp_path: Path) -> None:
     assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
     parent.send_signal(signal.SIGKILL)
     parent.wait()
+    parent.stdout.close()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
         time.sleep(0.2)
