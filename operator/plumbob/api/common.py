@@ -375,7 +375,7 @@ class Toleration(Spec):
     operator: Literal["Exists", "Equal"] | None = None
     value: LabelValue | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    toleration_seconds: Annotated[int, Field(strict=True)] | None = None
 
     model_config = ConfigDict(
         json_schema_extra=validations(

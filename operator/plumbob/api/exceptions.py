@@ -153,8 +153,9 @@ class ExceptionEntry(EntryFields):
     @model_validator(mode="before")
     @classmethod
     def _no_cluster_only_fields(cls, data: Any) -> Any:
-        if isinstance(data, dict) and any(k in data for k in ("namespaces", "nodes", "nodeSelector")):
-            raise ValueError(_CLUSTER_ONLY_MESSAGE)
+        present = [k for k in ("namespaces", "nodes", "nodeSelector") if isinstance(data, dict) and k in data]
+        if present:
+            raise ValueError(f"{', '.join(present)}: {_CLUSTER_ONLY_MESSAGE}")
         return data
 
 

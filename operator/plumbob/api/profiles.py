@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from plumbob.api.common import (
     AGE,
@@ -70,6 +70,10 @@ BenchmarkVersion = Annotated[
 ]
 
 VariableName = "^[A-Za-z_][A-Za-z0-9_]*$"
+_VARIABLES_MESSAGE = (
+    "variable names are identifiers as used in the benchmark's rules: letters, digits and '_', "
+    "not starting with a digit (for example 'audit_log_maxage')"
+)
 
 
 class Benchmark(Spec):
@@ -150,14 +154,19 @@ class ComplianceProfileSpec(Spec):
         Field(
             max_length=64,
             json_schema_extra=validations(
-                cel(
-                    f"self.all(k, k.matches('{VariableName}'))",
-                    "variable names are identifiers as used in the benchmark's rules: letters, digits "
-                    "and '_', not starting with a digit (for example 'audit_log_maxage')",
-                )
+                cel(f"self.all(k, k.matches('{VariableName}'))", _VARIABLES_MESSAGE)
             ),
         ),
     ] = Field(default_factory=dict, description="overrides of benchmark variables, by name")
+
+    @field_validator("variables")
+    @classmethod
+    def _variable_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(k for k in value if not re.fullmatch(VariableName, k))
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: {_VARIABLES_MESSAGE}")
+        return value
+
     node_selector: LabelSelector | None = Field(
         default=None, description="audit only the nodes with these labels; default: all nodes"
     )

@@ -64,11 +64,11 @@ class ComplianceScanSpec(Spec):
     profile: ProfileName = Field(description="the profile scanned")
     trigger: Trigger
     schedule: ObjectName | None = Field(default=None, description="the schedule that fired, if any")
-    profile_generation: Annotated[int, Field(ge=1)] | None = Field(
+    profile_generation: Annotated[int, Field(strict=True, ge=1)] | None = Field(
         default=None, description="metadata.generation of the profile when the scan was created"
     )
-    max_parallel_nodes: Annotated[int, Field(ge=1, le=1000)] = DEFAULT_MAX_PARALLEL_NODES
-    node_deadline_seconds: Annotated[int, Field(ge=10, le=3600)] = DEFAULT_NODE_DEADLINE_SECONDS
+    max_parallel_nodes: Annotated[int, Field(strict=True, ge=1, le=1000)] = DEFAULT_MAX_PARALLEL_NODES
+    node_deadline_seconds: Annotated[int, Field(strict=True, ge=10, le=3600)] = DEFAULT_NODE_DEADLINE_SECONDS
 
     model_config = ConfigDict(
         json_schema_extra=validations(

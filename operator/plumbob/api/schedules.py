@@ -60,7 +60,9 @@ class ComplianceScheduleSpec(Spec):
     time_zone: (
         Annotated[str, Field(min_length=1, max_length=64), Matching(TIME_ZONE, TIME_ZONE_MESSAGE)] | None
     ) = Field(default=None, description="IANA time zone of the schedule; default UTC")
-    suspend: bool = Field(default=False, description="true: no new scans start; running scans finish")
+    suspend: bool = Field(
+        default=False, strict=True, description="true: no new scans start; running scans finish"
+    )
     profiles: (
         Annotated[
             list[ProfileName],
@@ -72,14 +74,14 @@ class ComplianceScheduleSpec(Spec):
     profile_selector: LabelSelector | None = Field(
         default=None, description="labels of the profiles to scan (or use profiles)"
     )
-    max_parallel_nodes: Annotated[int, Field(ge=1, le=1000)] = Field(
+    max_parallel_nodes: Annotated[int, Field(strict=True, ge=1, le=1000)] = Field(
         default=DEFAULT_MAX_PARALLEL_NODES, description="node audits running at the same time, per scan"
     )
-    node_deadline_seconds: Annotated[int, Field(ge=10, le=3600)] = Field(
+    node_deadline_seconds: Annotated[int, Field(strict=True, ge=10, le=3600)] = Field(
         default=DEFAULT_NODE_DEADLINE_SECONDS,
         description="a node audit still unfinished after this many seconds is recorded as timed out",
     )
-    history_limit: Annotated[int, Field(ge=1, le=100)] = Field(
+    history_limit: Annotated[int, Field(strict=True, ge=1, le=100)] = Field(
         default=DEFAULT_HISTORY_LIMIT, description="completed scans kept per profile; older ones are deleted"
     )
 
