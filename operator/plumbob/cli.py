@@ -45,7 +45,9 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "4 no scored check failed but some could not be evaluated (error)."
         ),
     )
-    p.add_argument("--host-root", default="/", metavar="DIR", help="the node's / (default: /; /host in a pod)")
+    p.add_argument(
+        "--host-root", default="/", metavar="DIR", help="the node's / (default: /; /host in a pod)"
+    )
     p.add_argument("--proc-dir", metavar="DIR", help="the node's /proc (default: HOST_ROOT/proc)")
     p.add_argument("--benchmark", default="cis-1.12", metavar="ID", help="benchmark id (default: cis-1.12)")
     p.add_argument("--rules", nargs="+", metavar="GLOB", help="only these rule ids (globs such as 1.2.*)")
@@ -60,12 +62,13 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
 
     def run(args: argparse.Namespace) -> int:
-        from pathlib import Path
+        # Imported here so that `plumbob --help` stays fast.
+        from pathlib import Path  # noqa: PLC0415
 
-        from plumbob.agent.auditing import AuditError, run_audit
-        from plumbob.benchmarks.catalog import CatalogError, load_benchmark
-        from plumbob.benchmarks.rules import Target
-        from plumbob.reports.rendering import render
+        from plumbob.agent.auditing import AuditError, run_audit  # noqa: PLC0415
+        from plumbob.benchmarks.catalog import CatalogError, load_benchmark  # noqa: PLC0415
+        from plumbob.benchmarks.rules import Target  # noqa: PLC0415
+        from plumbob.reports.rendering import render  # noqa: PLC0415
 
         overrides = {}
         for item in args.set:
@@ -81,7 +84,14 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             return 2
         roles = [Target(r) for r in args.role] if args.role else None
         try:
-            result = run_audit(args.host_root, args.benchmark, args.rules, roles, overrides, args.proc_dir)
+            result = run_audit(
+                args.host_root,
+                benchmark_id=args.benchmark,
+                rule_patterns=args.rules,
+                roles=roles,
+                overrides=overrides,
+                proc_dir=args.proc_dir,
+            )
         except AuditError as exc:
             print(f"plumbob audit: {exc}", file=sys.stderr)
             return 3

@@ -17,17 +17,24 @@ Owners are set with ``os.chown`` to the ids declared in the tree's own ``/etc/pa
 a tree with non-root owners therefore needs root (the test machines run as root).
 """
 
+# Paths in a spec are the node's POSIX strings; os.path on them is deliberate.
+
+# ruff: noqa: PTH101, PTH120
+
 from __future__ import annotations
 
 import copy
 import fnmatch
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from plumbob.benchmarks.catalog import load_benchmark
 from plumbob.benchmarks.rules import (
     AllOf,
     AnyOf,
@@ -204,7 +211,11 @@ class NodeSpec:
                 real.mkdir(parents=True, exist_ok=True)
             else:
                 real.parent.mkdir(parents=True, exist_ok=True)
-                body = entry.content if entry.content is not None else yaml.safe_dump(entry.data, sort_keys=False)
+                body = (
+                    entry.content
+                    if entry.content is not None
+                    else yaml.safe_dump(entry.data, sort_keys=False)
+                )
                 real.write_bytes(body.encode() if isinstance(body, str) else body)
         # modes and owners last, deepest first, so tight directory modes do not get in the way
         for path in sorted(files, key=lambda p: -p.count("/")):
@@ -217,9 +228,11 @@ class NodeSpec:
             if not proc.running:
                 continue
             pids[component.value] = proc.pid
-            cmdline = proc.raw_cmdline if proc.raw_cmdline is not None else b"\0".join(
-                w.encode() for w in proc.argv
-            ) + b"\0"
+            cmdline = (
+                proc.raw_cmdline
+                if proc.raw_cmdline is not None
+                else b"\0".join(w.encode() for w in proc.argv) + b"\0"
+            )
             _write_proc(root, proc.pid, cmdline)
         for pid, raw in self.other_processes.items():
             _write_proc(root, pid, raw)
@@ -244,7 +257,11 @@ def _pod(argv: Sequence[str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": "kube-system", "labels": {"component": name, "tier": "control-plane"}},
+        "metadata": {
+            "name": name,
+            "namespace": "kube-system",
+            "labels": {"component": name, "tier": "control-plane"},
+        },
         "spec": {
             "hostNetwork": True,
             "priorityClassName": "system-node-critical",
@@ -264,7 +281,9 @@ def _kubeconfig(user: str, server: str = "https://10.0.0.10:6443") -> dict[str, 
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "kubernetes", "cluster": {"server": server, "certificate-authority-data": "Q0E="}}],
+        "clusters": [
+            {"name": "kubernetes", "cluster": {"server": server, "certificate-authority-data": "Q0E="}}
+        ],
         "users": [{"name": user, "user": {"client-certificate-data": "Q0VSVA==", "client-key-data": "S0VZ"}}],
         "contexts": [{"name": "default", "context": {"cluster": "kubernetes", "user": user}}],
         "current-context": "default",
@@ -282,14 +301,17 @@ def _node_common(spec: NodeSpec, node_ip: str) -> None:
         Entry(
             0o600,
             content=(
-                "[Service]\nEnvironment=\"KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/"
-                "bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf\"\n"
-                "Environment=\"KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml\"\n"
+                '[Service]\nEnvironment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/'
+                'bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"\n'
+                'Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"\n'
                 "ExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS\n"
             ),
         ),
     )
-    spec.add("/usr/lib/systemd/system/kubelet.service", Entry(0o600, content="[Service]\nExecStart=/usr/bin/kubelet\n"))
+    spec.add(
+        "/usr/lib/systemd/system/kubelet.service",
+        Entry(0o600, content="[Service]\nExecStart=/usr/bin/kubelet\n"),
+    )
     spec.add("/var/lib/kubelet", Entry(0o700))
     spec.add("/var/lib/kubelet/pki", Entry(0o700))
     spec.add("/var/lib/kubelet/pki/kubelet.crt", Entry(0o644, content=PEM_CERT))
@@ -344,7 +366,10 @@ def _node_common(spec: NodeSpec, node_ip: str) -> None:
         ),
     )
     spec.add("/etc/cni/net.d", Entry(0o755))
-    spec.add("/etc/cni/net.d/10-bridge.conflist", Entry(0o600, content='{"cniVersion": "1.0.0", "name": "bridge"}\n'))
+    spec.add(
+        "/etc/cni/net.d/10-bridge.conflist",
+        Entry(0o600, content='{"cniVersion": "1.0.0", "name": "bridge"}\n'),
+    )
     spec.components[Component.KUBELET] = Proc(
         pid=1201,
         argv=[
@@ -379,12 +404,20 @@ def _node_common(spec: NodeSpec, node_ip: str) -> None:
 def control_plane_spec(hostname: str = "cp-1", node_ip: str = "10.0.0.10") -> NodeSpec:
     spec = NodeSpec(kind="control-plane", hostname=hostname)
     _node_common(spec, node_ip)
-    for name in ("ca", "apiserver", "apiserver-kubelet-client", "apiserver-etcd-client", "front-proxy-ca",
-                 "front-proxy-client"):
+    for name in (
+        "ca",
+        "apiserver",
+        "apiserver-kubelet-client",
+        "apiserver-etcd-client",
+        "front-proxy-ca",
+        "front-proxy-client",
+    ):
         spec.add(f"{PKI}/{name}.crt", Entry(0o644, content=PEM_CERT))
         spec.add(f"{PKI}/{name}.key", Entry(0o600, content=PEM_KEY))
     spec.add(f"{PKI}/sa.key", Entry(0o600, content=PEM_KEY))
-    spec.add(f"{PKI}/sa.pub", Entry(0o644, content="-----BEGIN PUBLIC KEY-----\nsa\n-----END PUBLIC KEY-----\n"))
+    spec.add(
+        f"{PKI}/sa.pub", Entry(0o644, content="-----BEGIN PUBLIC KEY-----\nsa\n-----END PUBLIC KEY-----\n")
+    )
     for name in ("ca", "server", "peer", "healthcheck-client"):
         spec.add(f"{PKI}/etcd/{name}.crt", Entry(0o644, content=PEM_CERT))
         spec.add(f"{PKI}/etcd/{name}.key", Entry(0o600, content=PEM_KEY))
@@ -397,7 +430,9 @@ def control_plane_spec(hostname: str = "cp-1", node_ip: str = "10.0.0.10") -> No
         spec.add(f"/etc/kubernetes/{conf}", Entry(0o600, data=_kubeconfig(user)))
     spec.add(
         "/etc/kubernetes/audit-policy.yaml",
-        Entry(0o600, data={"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "Metadata"}]}),
+        Entry(
+            0o600, data={"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "Metadata"}]}
+        ),
     )
     spec.add(
         "/etc/kubernetes/enc/encryption-config.yaml",
@@ -406,7 +441,9 @@ def control_plane_spec(hostname: str = "cp-1", node_ip: str = "10.0.0.10") -> No
             data={
                 "apiVersion": "apiserver.config.k8s.io/v1",
                 "kind": "EncryptionConfiguration",
-                "resources": [{"resources": ["secrets"], "providers": [{"aescbc": {"keys": []}}, {"identity": {}}]}],
+                "resources": [
+                    {"resources": ["secrets"], "providers": [{"aescbc": {"keys": []}}, {"identity": {}}]}
+                ],
             },
         ),
     )
@@ -585,7 +622,9 @@ def _no_kube_proxy(spec: NodeSpec) -> None:
 
 
 def _garbage_kubelet_config(spec: NodeSpec) -> None:
-    spec.files["/var/lib/kubelet/config.yaml"] = Entry(0o600, content="authentication:\n  anonymous: {enabled: fal")
+    spec.files["/var/lib/kubelet/config.yaml"] = Entry(
+        0o600, content="authentication:\n  anonymous: {enabled: fal"
+    )
 
 
 MISCONFIGURATIONS: dict[str, Mutation] = {
@@ -664,8 +703,6 @@ def violating_value(test: Test, current: str | None) -> str | _Remove:
         shift = {Op.GT: 0, Op.GTE: -1, Op.LT: 0, Op.LTE: 1}[op]
         return _number_text(scalar or "", number + shift)
     if op is Op.REGEX:
-        import re
-
         for candidate in ("", BOGUS, "0", "false", "true", "-"):
             if re.search(scalar or "", candidate) is None:
                 return candidate
@@ -728,7 +765,9 @@ def spec_paths(spec: NodeSpec, ref: FileRef) -> list[str]:
 def _target_file(spec: NodeSpec, ref: FileRef) -> str:
     paths = spec_paths(spec, ref)
     if not paths:
-        raise MutationError(f"no file of this {spec.kind} node matches {ref.model_dump(exclude_defaults=True)}")
+        raise MutationError(
+            f"no file of this {spec.kind} node matches {ref.model_dump(exclude_defaults=True)}"
+        )
     path = paths[0]
     if ref.recursive:
         below = [p for p in spec.below(path) if not spec.files[p].is_dir]
@@ -792,14 +831,14 @@ def misconfigure(spec: NodeSpec, names: Iterable[str], benchmark: Benchmark | No
     for name in names:
         if name.startswith("rule:"):
             if benchmark is None:
-                from plumbob.benchmarks.catalog import load_benchmark
-
                 benchmark = load_benchmark("cis-1.12")
             violation_for(benchmark, name.removeprefix("rule:"))(out)
         elif name in MISCONFIGURATIONS:
             MISCONFIGURATIONS[name](out)
         else:
-            raise MutationError(f"unknown misconfiguration {name!r}; known: {', '.join(sorted(MISCONFIGURATIONS))}")
+            raise MutationError(
+                f"unknown misconfiguration {name!r}; known: {', '.join(sorted(MISCONFIGURATIONS))}"
+            )
     return out
 
 

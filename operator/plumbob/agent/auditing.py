@@ -25,6 +25,7 @@ class AuditError(Exception):
 
 def run_audit(
     host_root: str | Path = "/",
+    *,
     benchmark_id: str = DEFAULT_BENCHMARK,
     rule_patterns: Sequence[str] | None = None,
     roles: Iterable[Target] | None = None,

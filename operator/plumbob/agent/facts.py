@@ -15,15 +15,28 @@ Order of work (each step reads only what the selected rules need, when that is c
 Nothing raises for bad node content: problems are recorded in the facts for the checks to report.
 """
 
+# Host paths are POSIX strings of the node, re-rooted under a prefix: os/posixpath on strings
+# is deliberate here (a pathlib.Path would suggest a local path of the agent).
+
+# ruff: noqa: PTH118, PTH119, PTH120, PTH123, PTH208
+
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from plumbob.agent.hostfs import HostRoot
-from plumbob.agent.parsing import ParseError, parse_cmdline, parse_document, parse_kubeconfig, parse_manifest, parse_names
+from plumbob.agent.parsing import (
+    ParseError,
+    parse_cmdline,
+    parse_document,
+    parse_kubeconfig,
+    parse_manifest,
+    parse_names,
+)
 from plumbob.benchmarks.rules import Component, Rule
 from plumbob.engine.components import COMPONENTS, component_of_argv
 from plumbob.engine.evaluation import components_with_settings, files_wanted
@@ -150,10 +163,8 @@ class _Gatherer:
         if self._users is None or self._groups is None:
             self._users, self._groups = {}, {}
             for attr, path in (("_users", "/etc/passwd"), ("_groups", "/etc/group")):
-                try:
+                with contextlib.suppress(OSError):
                     setattr(self, attr, parse_names(self.root.read_bytes(path)))
-                except OSError:
-                    pass
         assert self._users is not None and self._groups is not None
         return self._users, self._groups
 
@@ -238,10 +249,8 @@ def gather_facts(
     partial = NodeFacts(processes=tuple(processes), manifests=tuple(manifests), configs=tuple(configs))
     files, missing, listings, errors = g.files(files_wanted(rules, partial))
     hostname = None
-    try:
+    with contextlib.suppress(OSError):
         hostname = root.read_bytes("/etc/hostname", 256).decode("utf-8", "replace").strip() or None
-    except OSError:
-        pass
     return partial.model_copy(
         update={
             "hostname": hostname,

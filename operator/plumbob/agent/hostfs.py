@@ -12,6 +12,11 @@ Errors::
      └── EscapeError        a path that would leave the root (too many links, odd names)
 """
 
+# Host paths are POSIX strings of the node, re-rooted under a prefix: os/posixpath on strings
+# is deliberate here (a pathlib.Path would suggest a local path of the agent).
+
+# ruff: noqa: PTH100, PTH115, PTH208
+
 from __future__ import annotations
 
 import errno
@@ -95,9 +100,11 @@ class HostRoot:
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "not a regular file", host_path) if stat.S_ISDIR(
-                    st.st_mode
-                ) else OSError(errno.EINVAL, "not a regular file", host_path)
+                raise (
+                    IsADirectoryError(errno.EISDIR, "not a regular file", host_path)
+                    if stat.S_ISDIR(st.st_mode)
+                    else OSError(errno.EINVAL, "not a regular file", host_path)
+                )
             data = os.read(fd, limit + 1)
             chunks = [data]
             while data and sum(map(len, chunks)) <= limit:

@@ -63,7 +63,7 @@ def parse_document(raw: bytes) -> dict[str, JsonValue]:
     """A YAML or JSON document that must be a mapping (kubelet, kube-proxy, etcd config files)."""
     text = _text(raw)
     try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a safe loader
     except (ValueError, yaml.YAMLError, RecursionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ParseError(f"not valid YAML/JSON: {first}") from exc

@@ -49,7 +49,9 @@ def version_table() -> VersionTable:
     return VersionTable.model_validate(yaml.safe_load(text))
 
 
-def benchmark_for(kubernetes_version: str, platform: str = "generic", table: VersionTable | None = None) -> str:
+def benchmark_for(
+    kubernetes_version: str, platform: str = "generic", table: VersionTable | None = None
+) -> str:
     """The benchmark id for a cluster, e.g. ``benchmark_for("v1.33.2")`` → ``"cis-1.12"``."""
     version = _minor(kubernetes_version)
     candidates = [

@@ -3,7 +3,7 @@
 - :mod:`~plumbob.engine.facts`: the input snapshot (:class:`NodeFacts`);
 - :mod:`~plumbob.engine.findings`: the output (:class:`Finding`, :class:`Status`, :class:`Evidence`);
 - :mod:`~plumbob.engine.checks`: one pure check per kind of audit;
-- :mod:`~plumbob.engine.evaluation`: rules × facts → findings, and what to gather for given rules.
+- :mod:`~plumbob.engine.evaluation`: rules x facts → findings, and what to gather for given rules.
 """
 
 from plumbob.engine.evaluation import evaluate, node_roles

@@ -212,6 +212,7 @@ def locate_files(ref: FileRef, facts: NodeFacts) -> Located:
 
 def _file_outcome(
     ref: FileRef,
+    *,
     facts: NodeFacts,
     ctx: Context,
     expected: str,
@@ -230,11 +231,15 @@ def _file_outcome(
         ev = Evidence(subject=looked, source=Source.FILE, location=located.how, found="absent")
         if ctx.missing_file == "fail":
             return Outcome(Status.FAIL, (ev,), f"{looked}: not found on this node, and the rule requires it")
-        return Outcome(Status.NOT_APPLICABLE, (ev,), f"{looked}: not found on this node (allowed by the rule)")
+        return Outcome(
+            Status.NOT_APPLICABLE, (ev,), f"{looked}: not found on this node (allowed by the rule)"
+        )
     bad = [(st, why) for st in located.stats if (why := judge(st)) is not None]
     if bad:
         evidence = tuple(
-            Evidence(subject=st.path, source=Source.FILE, location=located.how, found=shown(st), expected=expected)
+            Evidence(
+                subject=st.path, source=Source.FILE, location=located.how, found=shown(st), expected=expected
+            )
             for st, _ in bad
         )
         reasons = "; ".join(f"{st.path}: {why}" for st, why in bad[:3])
@@ -242,7 +247,9 @@ def _file_outcome(
         return Outcome(Status.FAIL, evidence, reasons + more)
     if len(located.stats) <= _EVIDENCE_CAP:
         evidence = tuple(
-            Evidence(subject=st.path, source=Source.FILE, location=located.how, found=shown(st), expected=expected)
+            Evidence(
+                subject=st.path, source=Source.FILE, location=located.how, found=shown(st), expected=expected
+            )
             for st in located.stats
         )
     else:
@@ -264,9 +271,18 @@ def permissive_file_modes(audit: FileModeAudit, facts: NodeFacts, ctx: Context) 
 
     def judge(st: FileStat) -> str | None:
         extra = st.mode & ~allowed & 0o7777
-        return f"mode {st.mode:04o} allows more than {allowed:04o} (extra bits {extra:04o})" if extra else None
+        return (
+            f"mode {st.mode:04o} allows more than {allowed:04o} (extra bits {extra:04o})" if extra else None
+        )
 
-    return _file_outcome(audit.file, facts, ctx, f"at most {allowed:04o}", judge, lambda st: f"{st.mode:04o}")
+    return _file_outcome(
+        audit.file,
+        facts=facts,
+        ctx=ctx,
+        expected=f"at most {allowed:04o}",
+        judge=judge,
+        shown=lambda st: f"{st.mode:04o}",
+    )
 
 
 def _owner_text(st: FileStat) -> str:
@@ -279,7 +295,7 @@ def foreign_file_owners(audit: FileOwnerAudit, facts: NodeFacts, ctx: Context) -
     def judge(st: FileStat) -> str | None:
         return None if (st.owner, st.group) == (audit.user, audit.group) else f"owned by {_owner_text(st)}"
 
-    return _file_outcome(audit.file, facts, ctx, want, judge, _owner_text)
+    return _file_outcome(audit.file, facts=facts, ctx=ctx, expected=want, judge=judge, shown=_owner_text)
 
 
 # ---- combinations --------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Rules × node facts → findings. Pure: no I/O, no clock.
+"""Rules x node facts → findings. Pure: no I/O, no clock.
 
 For each rule, in order:
 
@@ -67,9 +67,7 @@ def evaluate_rule(rule: Rule, facts: NodeFacts, roles: frozenset[Target]) -> Fin
     return finding(Status.MANUAL, guidance, outcome)
 
 
-def evaluate(
-    rules: Iterable[Rule], facts: NodeFacts, roles: Iterable[Target] | None = None
-) -> list[Finding]:
+def evaluate(rules: Iterable[Rule], facts: NodeFacts, roles: Iterable[Target] | None = None) -> list[Finding]:
     """Evaluate ``rules`` on a node; ``roles`` default to :func:`node_roles` of the facts."""
     role_set = frozenset(roles) if roles is not None else node_roles(facts)
     return [evaluate_rule(rule, facts, role_set) for rule in rules]

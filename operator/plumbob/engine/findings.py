@@ -23,7 +23,7 @@ class Status(StrEnum):
     ``error``: the rule could not be evaluated (unreadable or malformed input), with the reason.
     """
 
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - a status, not a password
     FAIL = "fail"
     MANUAL = "manual"
     NOT_APPLICABLE = "not-applicable"

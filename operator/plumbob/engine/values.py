@@ -141,4 +141,3 @@ def _compare_numbers(found: str, wanted: str, op: Op, expected: str) -> Comparis
         return Comparison(False, expected)  # a non-number never satisfies a numeric bound
     ok = {Op.GT: a > b, Op.GTE: a >= b, Op.LT: a < b, Op.LTE: a <= b}[op]
     return Comparison(ok, expected)
-

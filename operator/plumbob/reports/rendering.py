@@ -31,9 +31,10 @@ _MARK = {
 
 @functools.cache
 def _environment(autoescape: bool) -> jinja2.Environment:
+    # Autoescaping is for the XML template; the text report is plain text, never HTML.
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("plumbob.reports", "templates"),
-        autoescape=autoescape,
+        autoescape=autoescape,  # noqa: S701
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -68,8 +69,10 @@ def render(result: AuditResult, fmt: Format = "text", remediation: Mapping[str, 
                 finding["remediation"] = remediation[finding["rule_id"]]
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "junit":
-        return _environment(True).get_template("junit.xml.j2").render(
-            result=result, counts=result.counts(), remediation=remediation
+        return (
+            _environment(True)
+            .get_template("junit.xml.j2")
+            .render(result=result, counts=result.counts(), remediation=remediation)
         )
     if fmt == "text":
         width = max((len(f.rule_id) for f in result.findings), default=4)
@@ -83,7 +86,9 @@ def render(result: AuditResult, fmt: Format = "text", remediation: Mapping[str, 
             }
             for f in result.findings
         ]
-        return _environment(False).get_template("text.j2").render(
-            result=result, rows=rows, counts=result.counts(), remediation=remediation
+        return (
+            _environment(False)
+            .get_template("text.j2")
+            .render(result=result, rows=rows, counts=result.counts(), remediation=remediation)
         )
     raise ValueError(f"unknown format {fmt!r}")
