@@ -116,7 +116,7 @@ def _apply(cp: ControlPlane, obj: dict[str, Any]) -> Any:
 
 
 def test_scan_spec_is_immutable(cp: ControlPlane, cleanup: list[dict[str, Any]]) -> None:
-    scan = {
+    scan: dict[str, Any] = {
         "apiVersion": "plumbob.dev/v1alpha1",
         "kind": "ComplianceScan",
         "metadata": {"name": "immutable-scan"},
