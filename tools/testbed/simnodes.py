@@ -43,10 +43,15 @@ supported):
 Faults (:class:`Fault`), settable at runtime with :meth:`SimulatedCluster.set_fault`:
 ``crash`` (the container exits 1 at once without running), ``hang`` (it sleeps until killed),
 ``vanish`` (the Node object is deleted when the node's next Pod starts; the node is then gone),
-``notready`` (Ready=False, Lease no longer renewed, new Pods are not started), ``lost`` (nothing is
-written any more: no Lease, no status, no new Pods; note that with no node-lifecycle controller on
-the testbed the Node's Ready condition stays as it was). Setting ``none`` again recovers the node
-(a vanished node is registered again).
+``notready`` (Ready=False with the not-ready taints, Lease no longer renewed, new Pods are not
+started), ``lost`` (the kubelet writes nothing any more: no Lease, no status, no new Pods, no pod
+deletion finalised). Setting ``none`` again recovers the node (a vanished node is registered again).
+
+The testbed runs no node-lifecycle controller, so the simulated cluster also plays its part for its
+own nodes: it removes the ``node.kubernetes.io/not-ready`` taint that admission puts on new Nodes
+once they are Ready, and marks a lost node Ready=Unknown with the ``node.kubernetes.io/unreachable``
+taints once its Lease has expired (``lease_duration_seconds`` after the last renewal). It does not
+evict pods.
 
 CLI for manual use: ``python -m testbed.simnodes --kubeconfig K --nodes 3 --host-root DIR``.
 """
@@ -346,6 +351,8 @@ class _NodeState:
     vanished: bool = False
     ready_since: str = field(default_factory=_now)
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    renewed_at: float = field(default_factory=time.monotonic)
+    lost_marked: bool = False
     pod_seq: int = 0
 
     @property
@@ -531,11 +538,10 @@ class SimulatedCluster:
             st.vanished = False
             self._register(st)
         elif new is Fault.NOTREADY and old is not Fault.NOTREADY:
-            st.ready_since = _now()
-            self._write_node_status(st, ready=False)
+            self._set_health(st, "False")
         elif old in (Fault.NOTREADY, Fault.LOST) and new not in (Fault.NOTREADY, Fault.LOST):
-            st.ready_since = _now()
-            self._write_node_status(st, ready=True)
+            st.lost_marked = False
+            self._set_health(st, "True")
             self._renew_lease(st)
         if st.heartbeats():
             with self._lock:
@@ -575,8 +581,20 @@ class SimulatedCluster:
             return sorted((r.namespace, r.name) for r in self._runs.values() if not r.done)
 
     # ---- nodes and leases -------------------------------------------------------------------------
-    def _conditions(self, st: _NodeState, ready: bool) -> list[Json]:
+    def _conditions(self, st: _NodeState, ready: str) -> list[Json]:
+        """Node conditions; ``ready`` is "True", "False" (notready) or "Unknown" (lost)."""
         now = _now()
+        if ready == "Unknown":  # written in the node-lifecycle controller's place: no heartbeat
+            return [
+                {
+                    "type": t,
+                    "status": "Unknown",
+                    "reason": "NodeStatusUnknown",
+                    "message": "Kubelet stopped posting node status.",
+                    "lastTransitionTime": now,
+                }
+                for t in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
+            ]
         conditions = [
             {
                 "type": t,
@@ -592,13 +610,14 @@ class SimulatedCluster:
                 ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             )
         ]
+        ok = ready == "True"
         conditions.append(
             {
                 "type": "Ready",
-                "status": "True" if ready else "False",
-                "reason": "KubeletReady" if ready else "KubeletNotReady",
+                "status": ready,
+                "reason": "KubeletReady" if ok else "KubeletNotReady",
                 "message": "kubelet is posting ready status"
-                if ready
+                if ok
                 else "container runtime network not ready (simulated fault)",
                 "lastHeartbeatTime": now,
                 "lastTransitionTime": st.ready_since,
@@ -606,7 +625,7 @@ class SimulatedCluster:
         )
         return conditions
 
-    def _node_status(self, st: _NodeState, ready: bool) -> Json:
+    def _node_status(self, st: _NodeState, ready: str) -> Json:
         spec = st.spec
         name_uuid = str(uuid.uuid5(uuid.NAMESPACE_DNS, spec.name))
         return {
@@ -657,8 +676,8 @@ class SimulatedCluster:
                 content_type="application/merge-patch+json",
             )
         st.uid = node["metadata"]["uid"]
-        st.ready_since = _now()
-        self._write_node_status(st, ready=st.fault is not Fault.NOTREADY)
+        st.renewed_at = time.monotonic()
+        self._set_health(st, "False" if st.fault is Fault.NOTREADY else "True")
         lease = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
@@ -687,16 +706,57 @@ class SimulatedCluster:
                 content_type="application/merge-patch+json",
             )
 
-    def _write_node_status(self, st: _NodeState, ready: bool) -> None:
+    def _write_node_status(self, st: _NodeState, ready: str) -> None:
+        body = (
+            self._node_status(st, ready)
+            if ready != "Unknown"
+            else {"status": {"conditions": self._conditions(st, ready)}}
+        )
         self._api.request(
             "PATCH",
             f"/api/v1/nodes/{st.spec.name}/status",
-            self._node_status(st, ready),
+            body,
             content_type="application/strategic-merge-patch+json",
             ok_missing=True,
         )
 
+    def _set_health(self, st: _NodeState, ready: str) -> None:
+        """Write the Ready condition and the taints that go with it.
+
+        There is no node-lifecycle controller on the testbed, so this also plays its part for the
+        simulated nodes: the ``node.kubernetes.io/not-ready`` taint that admission puts on every new
+        Node is removed once it is Ready; a NotReady node gets the not-ready taints, a lost node
+        (its Lease expired) Ready=Unknown and the unreachable taints.
+        """
+        st.ready_since = _now()
+        self._write_node_status(st, ready)
+        taints = st.spec.all_taints()
+        key = {"False": "node.kubernetes.io/not-ready", "Unknown": "node.kubernetes.io/unreachable"}.get(
+            ready
+        )
+        if key:
+            taints += [
+                {"key": key, "effect": "NoSchedule"},
+                {"key": key, "effect": "NoExecute", "timeAdded": _now()},
+            ]
+        self._api.request(
+            "PATCH",
+            f"/api/v1/nodes/{st.spec.name}",
+            {"spec": {"taints": taints}},
+            content_type="application/merge-patch+json",
+            ok_missing=True,
+        )
+
+    def _mark_lost(self, st: _NodeState) -> None:
+        """In the node-lifecycle controller's place: a lost node whose Lease expired becomes Unknown."""
+        if st.fault is not Fault.LOST or st.vanished or st.lost_marked:
+            return
+        if time.monotonic() - st.renewed_at >= self.lease_duration_seconds:
+            st.lost_marked = True
+            self._set_health(st, "Unknown")
+
     def _renew_lease(self, st: _NodeState) -> None:
+        st.renewed_at = time.monotonic()
         path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{st.spec.name}"
         self._api.request(
             "PATCH",
@@ -723,12 +783,13 @@ class SimulatedCluster:
             for st in list(self._nodes.values()):
                 if self._stopping.is_set():
                     return
-                if not st.heartbeats():
-                    continue
                 try:
+                    if not st.heartbeats():
+                        self._mark_lost(st)
+                        continue
                     self._renew_lease(st)
                     if status_due:
-                        self._write_node_status(st, ready=True)
+                        self._write_node_status(st, "True")
                 except Exception as e:
                     log.warning("heartbeat of node %s: %s", st.spec.name, e)
 
