@@ -513,9 +513,9 @@ class SimulatedCluster:
             t.join(timeout=30)
         self._threads.clear()
         if self._started and (self.delete_nodes_on_stop if delete_nodes is None else delete_nodes):
-            for st in self._nodes.values():
-                if not st.vanished:
-                    self._delete_node(st)
+            with ThreadPoolExecutor(min(8, max(1, len(self._nodes)))) as ex:
+                for _ in ex.map(self._delete_node, [st for st in self._nodes.values() if not st.vanished]):
+                    pass
         self._started = False
         self._api.close()
         if self._own_workdir:
