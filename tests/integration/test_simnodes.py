@@ -587,8 +587,9 @@ def test_stop_kills_processes_and_deletes_nodes(control_plane: ControlPlane, nam
 OWNER_SCRIPT = textwrap.dedent("""
     import sys, time
     from testbed.simnodes import SimulatedCluster, SimulatedNode
-    kubeconfig, node, ns = sys.argv[1:4]
-    cluster = SimulatedCluster(kubeconfig, [SimulatedNode(node)], delete_nodes_on_stop=False).start()
+    kubeconfig, node, ns, workdir = sys.argv[1:5]
+    nodes = [SimulatedNode(node)]
+    cluster = SimulatedCluster(kubeconfig, nodes, workdir=workdir, delete_nodes_on_stop=False).start()
     while cluster.process_id(ns, "orphan") is None:
         time.sleep(0.1)
     print(cluster.process_id(ns, "orphan"), flush=True)
@@ -596,11 +597,13 @@ OWNER_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_agents_die_with_their_owner_process(control_plane: ControlPlane, namespace: str) -> None:
+def test_agents_die_with_their_owner_process(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
     node = unique("n")
     env = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
     owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER_SCRIPT, str(control_plane.kubeconfig), node, namespace],
+        [sys.executable, "-c", OWNER_SCRIPT, str(control_plane.kubeconfig), node, namespace, str(tmp_path)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
