@@ -114,8 +114,37 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=run)
 
 
-_REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_register_crds]
-_REGISTRARS.append(_register_audit)
+def _register_operator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("operator", help="run the operator (kopf) against the current cluster")
+    p.add_argument("--peering", help="kopf peering object for HA; default: standalone")
+    p.add_argument("--liveness", help="serve liveness probes, e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("--verbose", action="store_true")
+
+    def run(args: argparse.Namespace) -> int:
+        from plumbob.controller import operating  # noqa: PLC0415 - heavy import
+
+        return operating.run(peering=args.peering, liveness=args.liveness, verbose=args.verbose)
+
+    p.set_defaults(handler=run)
+
+
+def _register_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("agent", help="audit this node and write its ComplianceReport (runs in audit Pods)")
+
+    def run(args: argparse.Namespace) -> int:
+        from plumbob.agent import running  # noqa: PLC0415 - heavy import
+
+        return running.main()
+
+    p.set_defaults(handler=run)
+
+
+_REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _register_crds,
+    _register_audit,
+    _register_operator,
+    _register_agent,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

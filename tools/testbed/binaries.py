@@ -144,9 +144,30 @@ def _build(directory: Path, digest: str, progress: Progress) -> None:
     progress(f"built in {time.monotonic() - started:.0f}s: {', '.join(NAMES)}")
 
 
+HELM_VERSION = "v3.22.0"
+
+
+def ensure_helm(progress: Progress = _say) -> Path:
+    """Helm (for rendering and testing the chart), built with ``go install`` and cached by version."""
+    directory = cache_root() / f"helm-{HELM_VERSION}"
+    helm = directory / "helm"
+    if helm.is_file() and os.access(helm, os.X_OK):
+        return helm
+    go = _go()
+    progress(f"building helm {HELM_VERSION} (a minute or two on a warm Go module cache)")
+    env = {**os.environ, "CGO_ENABLED": "0", "GOBIN": str(directory)}
+    result = subprocess.run(
+        [go, "install", "-trimpath", "-ldflags", "-s -w", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise BuildError(f"go install helm {HELM_VERSION} failed:\n{result.stderr[-3000:]}")
+    return helm
+
+
 if __name__ == "__main__":
     try:
-        paths = ensure_binaries()
+        paths = {**ensure_binaries(), "helm": ensure_helm()}
     except BuildError as exc:
         _say(f"error: {exc}")
         raise SystemExit(1) from None

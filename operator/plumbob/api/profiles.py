@@ -230,6 +230,9 @@ class ComplianceProfileStatus(Model):
         description="percent of decided rules that comply: (pass+excepted)/(pass+excepted+fail+error)",
     )
     drift: DriftCounters | None = None
+    last_rescan: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="value of the plumbob.dev/rescan annotation last acted on"
+    )
     conditions: Conditions = Field(default_factory=list)
 
 

@@ -58,11 +58,14 @@ from plumbob.api.common import (
 
 class EvidenceSource(StrEnum):
     FLAG = "flag"  # a command-line flag of the running process
+    MANIFEST = "manifest"  # a flag in the component's static pod manifest (component not running)
     CONFIG = "config"  # a key in the component's config file
     DEFAULT = "default"  # neither was set: the component's documented default applies
+    UNSET = "unset"  # nothing set it and the component has no documented default
     FILE = "file"  # a file's mode, owner or presence
     PROCESS = "process"  # whether a component runs at all
     API = "api"  # an object read from the Kubernetes API (cluster-level rules)
+    NONE = "none"  # nothing could be read (see the result's reason)
 
 
 EvidenceText = Annotated[str, Field(max_length=MAX_EVIDENCE_TEXT)]
@@ -164,8 +167,31 @@ class ExceptedResult(Model):
     exception: ExceptionRef
 
 
+class Baseline(Model):
+    """Raw results at ``observedGeneration``, kept so the next audit can be compared (drift)."""
+
+    passing: Annotated[list[RuleId], Field(max_length=MAX_RULES)] = Field(default_factory=list)
+    failing: Annotated[list[RuleId], Field(max_length=MAX_RULES)] = Field(default_factory=list)
+
+
+class ReportDrift(Model):
+    """What changed on this node with the latest audit, and the running totals for the node."""
+
+    scan: ObjectName | None = Field(default=None, description="the scan whose audit changed the results")
+    regressions: Annotated[list[RuleId], Field(max_length=MAX_RULES)] = Field(
+        default_factory=list, description="rules gone from pass to fail with that audit"
+    )
+    restorations: Annotated[list[RuleId], Field(max_length=MAX_RULES)] = Field(
+        default_factory=list, description="rules gone from fail to pass with that audit"
+    )
+    regression_total: Count = Field(default=0, description="pass-to-fail changes on this node, ever")
+    restoration_total: Count = Field(default=0, description="fail-to-pass changes on this node, ever")
+
+
 class ComplianceReportStatus(Model):
     observed_generation: int | None = Field(default=None, ge=0)
+    baseline: Baseline | None = None
+    drift: ReportDrift | None = None
     summary: Summary | None = Field(default=None, description="counts after exceptions")
     exceptions: Annotated[list[ExceptedResult], Field(max_length=MAX_RULES)] = Field(
         default_factory=list, description="failing results covered by an active exception entry"

@@ -1,0 +1,180 @@
+"""Agent mode (``python -m plumbob agent``): audit this node, write the results through the API.
+
+Runs in the audit Pod that the operator creates on each node. Input is the environment:
+
+==========================  =====================================================================
+``PLUMBOB_NODE_NAME``       the node (from the Pod's ``spec.nodeName``)
+``PLUMBOB_PROFILE``         the profile being scanned
+``PLUMBOB_SCAN``            the scan this audit belongs to
+``PLUMBOB_TAILORING``       JSON :class:`~plumbob.benchmarks.tailoring.Tailoring`
+``PLUMBOB_HOST_ROOT``       where the host's file system is mounted (``/host``)
+==========================  =====================================================================
+
+The agent writes exactly one object, the node's ``ComplianceReport`` (create, or replace the
+previous one), with one API write. The API server only lets it write the report of its own node
+(a ValidatingAdmissionPolicy compares ``spec.nodeName`` with the node bound to its token).
+
+Exit codes: 0 results written; 3 the audit could not run; 4 the results could not be written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from plumbob.agent.auditing import AuditError, run_audit
+from plumbob.api.common import API_VERSION, LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, report_name
+from plumbob.api.reports import EvidenceSource
+from plumbob.benchmarks.catalog import CatalogError, load_benchmark
+from plumbob.benchmarks.tailoring import Tailoring
+from plumbob.engine.findings import Finding, Source, Status
+
+log = logging.getLogger("plumbob.agent")
+
+EXIT_OK, EXIT_AUDIT, EXIT_WRITE = 0, 3, 4
+_SOURCES = {
+    Source.FLAG: EvidenceSource.FLAG,
+    Source.MANIFEST: EvidenceSource.MANIFEST,
+    Source.CONFIG: EvidenceSource.CONFIG,
+    Source.DEFAULT: EvidenceSource.DEFAULT,
+    Source.UNSET: EvidenceSource.UNSET,
+    Source.FILE: EvidenceSource.FILE,
+    Source.NONE: EvidenceSource.NONE,
+}
+MAX_EVIDENCE, MAX_TEXT = 8, 512
+
+
+def _clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def check_result(finding: Finding, tailoring: Tailoring) -> dict[str, Any]:
+    status, reason = finding.status.value, finding.reason or ""
+    rationale = tailoring.manual_rationale(finding.rule_id)
+    if rationale is not None and finding.status is not Status.NOT_APPLICABLE:
+        status, reason = Status.MANUAL.value, f"tailored to manual by the profile: {rationale}"
+    evidence = []
+    for ev in finding.evidence[:MAX_EVIDENCE]:
+        item: dict[str, Any] = {
+            "source": _SOURCES[ev.source].value,
+            "location": _clip(ev.subject + (f" ({ev.location})" if ev.location else "")),
+        }
+        if ev.found is not None:
+            item["found"] = _clip(ev.found)
+        if ev.expected is not None:
+            item["expected"] = _clip(ev.expected)
+        evidence.append(item)
+    out: dict[str, Any] = {
+        "id": finding.rule_id,
+        "title": _clip(finding.title, 256),
+        "severity": finding.severity,
+        "status": status,
+        "evidence": evidence,
+    }
+    if reason:
+        out["reason"] = _clip(reason, 1024)
+    return out
+
+
+def report_body(
+    *, profile: str, node: str, scan: str, benchmark: str, findings: Sequence[Finding], tailoring: Tailoring
+) -> dict[str, Any]:
+    labels = {LABEL_PROFILE: profile, LABEL_SCAN: scan}
+    if len(node) <= 63:
+        labels[LABEL_NODE] = node
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ComplianceReport",
+        "metadata": {"name": report_name(profile, node), "labels": labels},
+        "spec": {
+            "profile": profile,
+            "nodeName": node,
+            "scan": scan,
+            "benchmark": benchmark,
+            "auditTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "results": [check_result(f, tailoring) for f in findings],
+        },
+    }
+
+
+def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
+    """Audit the node and return the report body (no API calls)."""
+    missing = [k for k in ("PLUMBOB_NODE_NAME", "PLUMBOB_PROFILE", "PLUMBOB_SCAN") if not env.get(k)]
+    if missing:
+        raise AuditError(f"missing environment: {', '.join(missing)}")
+    tailoring = Tailoring.model_validate_json(env.get("PLUMBOB_TAILORING") or '{"benchmark": "cis-1.12"}')
+    try:
+        benchmark = load_benchmark(tailoring.benchmark, tailoring.variables or None)
+    except CatalogError as exc:
+        raise AuditError(str(exc)) from exc
+    rules = tailoring.node_rules(benchmark.rules)
+    result = run_audit(
+        env.get("PLUMBOB_HOST_ROOT") or "/",
+        benchmark_id=tailoring.benchmark,
+        rule_patterns=[r.id for r in rules],
+        overrides=tailoring.variables or None,
+    )
+    return report_body(
+        profile=env["PLUMBOB_PROFILE"], node=env["PLUMBOB_NODE_NAME"], scan=env["PLUMBOB_SCAN"],
+        benchmark=result.benchmark, findings=result.findings, tailoring=tailoring,
+    )
+
+
+def write_report(body: dict[str, Any], env: Mapping[str, str]) -> None:
+    from plumbob.kube import Conflict, Kube, NotFound, api_client  # noqa: PLC0415 - audit needs no client
+
+    kube = Kube(api_client(env))
+    try:
+        for _attempt in range(5):
+            try:
+                current = kube.get_object("compliancereports", body["metadata"]["name"])
+            except NotFound:
+                try:
+                    kube.create_object("compliancereports", body)
+                    return
+                except Conflict:
+                    continue
+            replacement = {**body, "metadata": {**body["metadata"],
+                                                "resourceVersion": current["metadata"]["resourceVersion"]}}
+            if "status" in current:
+                replacement["status"] = current["status"]
+            try:
+                kube.replace_object("compliancereports", replacement)
+                return
+            except Conflict:
+                continue
+        raise RuntimeError("the report kept changing under the agent (5 conflicts)")
+    finally:
+        kube.api.close()
+
+
+def run_agent(argv: Sequence[str], env: Mapping[str, str], cancel: threading.Event | None = None) -> int:
+    """Entry point shared by the CLI and the simulated kubelet's in-process runner."""
+    del argv, cancel  # no options yet; an audit takes milliseconds, so cancellation is not polled
+    try:
+        body = audit_node(env)
+    except AuditError as exc:
+        print(f"plumbob agent: audit could not run: {exc}", file=sys.stderr)
+        return EXIT_AUDIT
+    try:
+        write_report(body, env)
+    except Exception as exc:  # noqa: BLE001 - any failure to write is reported with its reason
+        print(f"plumbob agent: could not write the report: {exc}", file=sys.stderr)
+        return EXIT_WRITE
+    counts: dict[str, int] = {}
+    for r in body["spec"]["results"]:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(f"plumbob agent: {body['metadata']['name']}: {json.dumps(counts, sort_keys=True)}")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_agent(list(argv or []), dict(os.environ))

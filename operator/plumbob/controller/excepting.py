@@ -1,0 +1,143 @@
+"""Exceptions applied to stored results: pure functions of the entries, the results and the clock.
+
+Rules of the game:
+
+- a node finding can only be excepted by a ``ClusterComplianceException``: a namespaced
+  ``ComplianceException`` applies only to findings about objects in its own namespace, and node
+  findings are about no namespace (so a team can never hide a node problem);
+- an entry applies until its expiry instant; after it, it is ``expired`` and excepts nothing;
+- only failing (``fail``) results are excepted; a pass stays a pass, an error stays an error
+  (an exception accepts a deviation, it does not vouch for a check that could not run);
+- an entry that applies but excepts no current result is ``unused``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from plumbob.api.cluster_exceptions import ClusterComplianceException
+from plumbob.api.common import LabelSelector
+from plumbob.api.exceptions import ComplianceException, EntryState
+
+Exception_ = ClusterComplianceException | ComplianceException
+
+
+@dataclass(frozen=True)
+class EntryKey:
+    kind: str
+    namespace: str | None
+    name: str
+    index: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry, flattened with the identity of the list it belongs to."""
+
+    key: EntryKey
+    rules: tuple[str, ...]
+    profiles: tuple[str, ...]
+    nodes: tuple[str, ...]
+    node_selector: LabelSelector | None
+    reason: str
+    owner: str
+    ticket: str | None
+    expires: str
+    expires_at: datetime
+
+    def ref(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "kind": self.key.kind, "name": self.key.name, "entry": self.key.index,
+            "reason": self.reason, "owner": self.owner, "expires": self.expires,
+        }
+        if self.key.namespace:
+            out["namespace"] = self.key.namespace
+        if self.ticket:
+            out["ticket"] = self.ticket
+        return out
+
+
+def flatten(exceptions: Iterable[Exception_]) -> list[Entry]:
+    out: list[Entry] = []
+    for exc in exceptions:
+        kind = exc.kind
+        for i, e in enumerate(exc.spec.entries):
+            nodes = tuple(getattr(e, "nodes", None) or ())
+            selector = getattr(e, "node_selector", None)
+            out.append(Entry(
+                key=EntryKey(kind, exc.metadata.namespace, exc.metadata.name, i),
+                rules=tuple(e.rules), profiles=tuple(e.profiles), nodes=nodes, node_selector=selector,
+                reason=e.reason, owner=e.owner, ticket=e.ticket, expires=e.expires, expires_at=e.expiry(),
+            ))
+    return out
+
+
+def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.match_labels.items()):
+        return False
+    for req in selector.match_expressions:
+        present = req.key in labels
+        if req.operator == "In" and (not present or labels[req.key] not in req.values):
+            return False
+        if req.operator == "NotIn" and present and labels[req.key] in req.values:
+            return False
+        if req.operator == "Exists" and not present:
+            return False
+        if req.operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def covers_node_result(
+    entry: Entry, *, profile: str, node: str, node_labels: Mapping[str, str], rule: str, now: datetime
+) -> bool:
+    """Whether ``entry`` excepts ``rule`` failing on ``node`` in ``profile`` at ``now``."""
+    if entry.key.kind != "ClusterComplianceException" or now >= entry.expires_at:
+        return False
+    if entry.profiles and profile not in entry.profiles:
+        return False
+    if entry.nodes and not any(fnmatch.fnmatchcase(node, pattern) for pattern in entry.nodes):
+        return False
+    if entry.node_selector is not None and not selector_matches(entry.node_selector, node_labels):
+        return False
+    return any(fnmatch.fnmatchcase(rule, pattern) for pattern in entry.rules)
+
+
+@dataclass(frozen=True)
+class Applied:
+    effective: dict[str, str]  # rule id -> status after exceptions
+    excepted: dict[str, Entry]  # rule id -> the entry that excepts it
+
+
+def apply_to_node(
+    results: Mapping[str, str], entries: Iterable[Entry], *, profile: str, node: str,
+    node_labels: Mapping[str, str], now: datetime,
+) -> Applied:
+    effective = dict(results)
+    excepted: dict[str, Entry] = {}
+    candidates = [e for e in entries if e.key.kind == "ClusterComplianceException" and now < e.expires_at]
+    for rule, status in results.items():
+        if status != "fail":
+            continue
+        for entry in candidates:
+            if covers_node_result(
+                entry, profile=profile, node=node, node_labels=node_labels, rule=rule, now=now
+            ):
+                effective[rule] = "excepted"
+                excepted[rule] = entry
+                break
+    return Applied(effective, excepted)
+
+
+def entry_state(entry: Entry, matched: int, now: datetime) -> EntryState:
+    if now >= entry.expires_at:
+        return EntryState.EXPIRED
+    return EntryState.ACTIVE if matched else EntryState.UNUSED
+
+
+def next_expiry(entries: Iterable[Entry], now: datetime) -> datetime | None:
+    upcoming = [e.expires_at for e in entries if e.expires_at > now]
+    return min(upcoming) if upcoming else None

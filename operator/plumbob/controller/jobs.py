@@ -1,0 +1,130 @@
+"""The audit Job for one node: pinned, bounded, owned, and as unprivileged as reading a node allows.
+
+- ``spec.nodeName`` pins the Pod (no scheduler decision; taints are checked by the operator first).
+- ``activeDeadlineSeconds`` bounds the audit, ``backoffLimit`` bounds retries, and
+  ``ttlSecondsAfterFinished`` removes the finished Job; the owner reference to the scan lets the
+  garbage collector remove anything left when the scan goes.
+- The Pod reads the host through read-only hostPath mounts of only the directories the CIS rules
+  inspect, under ``/host``, plus the host's ``/proc`` (with ``hostPID``) to see component flags.
+- It runs as uid 0 because the files it must read are root-owned with mode 600, but with every
+  capability dropped except ``DAC_READ_SEARCH`` (read any file, write none), a read-only root file
+  system, no privilege escalation and the runtime's default seccomp profile.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plumbob.api import ComplianceScan
+from plumbob.api.common import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, Toleration
+from plumbob.benchmarks.tailoring import Tailoring
+from plumbob.controller.digests import ANNOTATION_NODE, LABEL_MANAGED_BY, MANAGER
+from plumbob.controller.scanning import DEFAULT_TOLERATIONS, job_name
+
+HOST_ROOT = "/host"
+# Host paths the CIS node rules read (files and directories), mounted read-only under /host.
+HOST_PATHS = (
+    "/proc",
+    "/etc/kubernetes",
+    "/etc/passwd",
+    "/etc/group",
+    "/var/lib/kubelet",
+    "/var/lib/kube-proxy",
+    "/var/lib/etcd",
+    "/etc/cni/net.d",
+    "/var/lib/cni",
+    "/etc/systemd/system/kubelet.service.d",
+    "/usr/lib/systemd/system/kubelet.service.d",
+    "/lib/systemd/system/kubelet.service.d",
+)
+AGENT_SERVICE_ACCOUNT = "plumbob-agent"
+
+
+def _volume_name(path: str) -> str:
+    return "host" + path.replace("/", "-").replace(".", "-").lower()
+
+
+def audit_job(
+    *,
+    scan: ComplianceScan,
+    node: str,
+    tailoring: Tailoring,
+    tolerations: list[Toleration],
+    namespace: str,
+    image: str,
+    ttl_seconds: int,
+    backoff_limit: int = 1,
+) -> dict[str, Any]:
+    name = job_name(scan.metadata.name, node)
+    labels = {
+        LABEL_SCAN: scan.metadata.name,
+        LABEL_PROFILE: scan.spec.profile,
+        LABEL_MANAGED_BY: MANAGER,
+        "app.kubernetes.io/name": "plumbob",
+        "app.kubernetes.io/component": "agent",
+    }
+    if len(node) <= 63:
+        labels[LABEL_NODE] = node
+    env = [
+        {"name": "PLUMBOB_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "PLUMBOB_PROFILE", "value": scan.spec.profile},
+        {"name": "PLUMBOB_SCAN", "value": scan.metadata.name},
+        {"name": "PLUMBOB_TAILORING", "value": tailoring.model_dump_json()},
+        {"name": "PLUMBOB_HOST_ROOT", "value": HOST_ROOT},
+    ]
+    volumes = [{"name": _volume_name(p), "hostPath": {"path": p}} for p in HOST_PATHS]
+    mounts = [
+        {"name": _volume_name(p), "mountPath": HOST_ROOT + p, "readOnly": True} for p in HOST_PATHS
+    ]
+    all_tolerations = [t.to_dict() for t in (*DEFAULT_TOLERATIONS, *tolerations)]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {ANNOTATION_NODE: node},
+            "ownerReferences": [scan.owner_reference().to_dict()],
+        },
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "activeDeadlineSeconds": scan.spec.node_deadline_seconds,
+            "ttlSecondsAfterFinished": ttl_seconds,
+            "template": {
+                "metadata": {"labels": labels, "annotations": {ANNOTATION_NODE: node}},
+                "spec": {
+                    "nodeName": node,
+                    "restartPolicy": "Never",
+                    "serviceAccountName": AGENT_SERVICE_ACCOUNT,
+                    "automountServiceAccountToken": True,
+                    "hostPID": True,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 5,
+                    "tolerations": all_tolerations,
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "agent",
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["python", "-m", "plumbob", "agent"],
+                        "env": env,
+                        "resources": {
+                            "requests": {"cpu": "50m", "memory": "64Mi"},
+                            "limits": {"memory": "256Mi"},
+                        },
+                        "securityContext": {
+                            "runAsUser": 0,
+                            "runAsNonRoot": False,
+                            "readOnlyRootFilesystem": True,
+                            "allowPrivilegeEscalation": False,
+                            "privileged": False,
+                            "capabilities": {"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]},
+                        },
+                        "volumeMounts": mounts,
+                    }],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }

@@ -1,0 +1,68 @@
+"""When schedules fire: cron expressions in a time zone, as pure functions of an injected clock.
+
+A schedule fires at most once per tick: if the operator was down across several ticks, it runs
+one catch-up scan for the most recent missed tick (like a CronJob with ``concurrencyPolicy:
+Forbid`` and no backlog), never a burst.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
+
+class ScheduleError(ValueError):
+    """The cron expression or time zone cannot be used; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Cron:
+    expression: str
+    zone: ZoneInfo
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first tick strictly after ``moment``, in UTC."""
+        local = moment.astimezone(self.zone)
+        tick: datetime = croniter(self.expression, local).get_next(datetime)
+        return tick.astimezone(UTC)
+
+    def previous_at_or_before(self, moment: datetime) -> datetime:
+        """The latest tick at or before ``moment``, in UTC."""
+        local = moment.astimezone(self.zone) + timedelta(seconds=1)
+        tick: datetime = croniter(self.expression, local).get_prev(datetime)
+        return tick.astimezone(UTC)
+
+
+def parse_cron(expression: str, time_zone: str | None) -> Cron:
+    """Validate and build a :class:`Cron`; raise :class:`ScheduleError` naming the bad part."""
+    zone_name = time_zone or "UTC"
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(f"spec.timeZone {zone_name!r} is not a known IANA time zone") from exc
+    if not croniter.is_valid(expression):
+        raise ScheduleError(
+            f"spec.schedule {expression!r} is not a valid cron expression "
+            "(five fields: minute hour day-of-month month day-of-week, or @hourly/@daily/@weekly)"
+        )
+    try:
+        croniter(expression, datetime.now(zone)).get_next(datetime)
+    except (CroniterBadCronError, CroniterBadDateError) as exc:
+        raise ScheduleError(f"spec.schedule {expression!r} never fires: {exc}") from exc
+    return Cron(expression, zone)
+
+
+def due_tick(cron: Cron, *, last_fired: datetime | None, created: datetime, now: datetime) -> datetime | None:
+    """The tick to fire now, or ``None``.
+
+    A tick is due when it is at or before ``now`` and after both the last fired tick and the
+    schedule's creation (a new schedule does not fire for ticks before it existed).
+    """
+    latest = cron.previous_at_or_before(now)
+    floor = max(created, last_fired) if last_fired else created
+    if latest > floor or (last_fired is None and latest == floor):
+        return latest
+    return None

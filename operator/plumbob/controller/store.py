@@ -1,0 +1,137 @@
+"""The controller's in-memory view of the cluster, fed by watch events, read by the reconciler.
+
+Watch handlers call :meth:`Store.upsert` / :meth:`Store.remove` with raw bodies; the store parses
+each body once (models for Plumbob's own kinds, compact digests for nodes, Jobs and reports) and
+wakes the reconciler when something it cares about changed. An object whose body does not parse
+is kept aside with the error so the reconciler can report it (``Stalled``) instead of crashing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from plumbob.api import (
+    ClusterComplianceException,
+    ComplianceException,
+    ComplianceProfile,
+    ComplianceScan,
+    ComplianceSchedule,
+)
+from plumbob.controller.digests import (
+    JobDigest,
+    NodeDigest,
+    ReportDigest,
+    job_digest,
+    node_digest,
+    report_digest,
+)
+
+Key = tuple[str | None, str]  # (namespace, name)
+
+_MODELS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "complianceprofiles": ComplianceProfile.model_validate,
+    "complianceschedules": ComplianceSchedule.model_validate,
+    "complianceexceptions": ComplianceException.model_validate,
+    "clustercomplianceexceptions": ClusterComplianceException.model_validate,
+    "compliancescans": ComplianceScan.model_validate,
+    "compliancereports": report_digest,
+    "jobs": job_digest,
+    "nodes": node_digest,
+}
+
+
+def _rv(body: dict[str, Any]) -> int:
+    try:
+        return int(body.get("metadata", {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass
+class Invalid:
+    kind: str
+    namespace: str | None
+    name: str
+    uid: str
+    message: str
+
+
+@dataclass
+class Store:
+    objects: dict[str, dict[Key, Any]] = field(default_factory=lambda: {k: {} for k in _MODELS})
+    versions: dict[tuple[str, Key], int] = field(default_factory=dict)
+    invalid: dict[tuple[str, Key], Invalid] = field(default_factory=dict)
+    raw_meta: dict[tuple[str, Key], dict[str, Any]] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    def upsert(self, kind: str, body: dict[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        key: Key = (meta.get("namespace"), meta["name"])
+        rv = _rv(body)
+        with self.lock:
+            if rv and self.versions.get((kind, key), 0) > rv:
+                return  # an older event than what we already hold
+            self.versions[(kind, key)] = rv
+            try:
+                parsed = _MODELS[kind](body)
+            except (ValidationError, ValueError, KeyError, TypeError) as exc:
+                self.objects[kind].pop(key, None)
+                self.invalid[(kind, key)] = Invalid(kind, key[0], key[1], meta.get("uid", ""), str(exc)[:900])
+                self.wake.set()
+                return
+            self.invalid.pop((kind, key), None)
+            if parsed is None:
+                self.objects[kind].pop(key, None)
+                return
+            old = self.objects[kind].get(key)
+            self.objects[kind][key] = parsed
+            if kind in ("nodes",) and old == parsed:
+                return  # heartbeats and other noise: nothing the controller reads changed
+            self.wake.set()
+
+    def remove(self, kind: str, body: dict[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        key: Key = (meta.get("namespace"), meta["name"])
+        with self.lock:
+            self.objects[kind].pop(key, None)
+            self.invalid.pop((kind, key), None)
+            self.versions.pop((kind, key), None)
+            self.wake.set()
+
+    def snapshot(self) -> Snapshot:
+        with self.lock:
+            return Snapshot(
+                profiles={k[1]: v for k, v in self.objects["complianceprofiles"].items()},
+                schedules={k[1]: v for k, v in self.objects["complianceschedules"].items()},
+                exceptions=list(self.objects["complianceexceptions"].values()),
+                cluster_exceptions=list(self.objects["clustercomplianceexceptions"].values()),
+                scans={k[1]: v for k, v in self.objects["compliancescans"].items()},
+                reports={k[1]: v for k, v in self.objects["compliancereports"].items()},
+                jobs={k[1]: v for k, v in self.objects["jobs"].items()},
+                nodes={k[1]: v for k, v in self.objects["nodes"].items()},
+                invalid=list(self.invalid.values()),
+            )
+
+    def put_report(self, digest: ReportDigest) -> None:
+        """Write-through after the controller patched a report's status itself."""
+        with self.lock:
+            self.objects["compliancereports"][(None, digest.name)] = digest
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    profiles: dict[str, ComplianceProfile]
+    schedules: dict[str, ComplianceSchedule]
+    exceptions: list[ComplianceException]
+    cluster_exceptions: list[ClusterComplianceException]
+    scans: dict[str, ComplianceScan]
+    reports: dict[str, ReportDigest]
+    jobs: dict[str, JobDigest]
+    nodes: dict[str, NodeDigest]
+    invalid: list[Invalid]

@@ -1,0 +1,226 @@
+"""The only module that talks to the Kubernetes API server.
+
+Everything else works on pydantic models and plain dicts; this module turns intentions (create
+this Job, patch that status, post this Event) into API calls, counts every write (the scale
+benchmark reports writes per node), and maps API failures onto a small error tree::
+
+    KubeError               anything the API refused or could not answer
+     ├── Conflict           409: already exists, or a resourceVersion precondition failed
+     ├── NotFound           404
+     └── Invalid            422: admission or schema rejected the object (message names the field)
+
+Credentials: a kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``), else in-cluster. The agent can
+point at a service-account directory other than the in-cluster default with
+``PLUMBOB_SERVICEACCOUNT_DIR`` (the simulated kubelet does, since it cannot mount files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from plumbob.api.common import GROUP, VERSION
+
+SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+FIELD_MANAGER = "plumbob"
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Conflict(KubeError):
+    pass
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Invalid(KubeError):
+    pass
+
+
+def _error(exc: ApiException) -> KubeError:
+    message = str(exc.reason)
+    try:
+        body = json.loads(exc.body or "{}")
+        message = str(body.get("message") or message)
+    except (ValueError, AttributeError):
+        pass
+    status = int(exc.status or 0)
+    kind = {409: Conflict, 404: NotFound, 422: Invalid}.get(status, KubeError)
+    return kind(status, message)
+
+
+def api_client(env: Mapping[str, str] | None = None) -> client.ApiClient:
+    """An API client from the environment: service-account dir, in-cluster, or kubeconfig."""
+    env = os.environ if env is None else env
+    sa_dir = env.get("PLUMBOB_SERVICEACCOUNT_DIR")
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if sa_dir or (host and port and Path(SERVICEACCOUNT_DIR, "token").exists() and not env.get("KUBECONFIG")):
+        directory = Path(sa_dir or SERVICEACCOUNT_DIR)
+        cfg = client.Configuration()
+        cfg.host = f"https://{host or 'kubernetes.default.svc'}:{port or '443'}"
+        cfg.ssl_ca_cert = str(directory / "ca.crt")
+        cfg.api_key = {"authorization": "Bearer " + (directory / "token").read_text().strip()}
+        return client.ApiClient(cfg)
+    cfg = client.Configuration()
+    config.load_kube_config(config_file=env.get("KUBECONFIG"), client_configuration=cfg)
+    return client.ApiClient(cfg)
+
+
+class Kube:
+    """Typed access to the few API operations Plumbob performs. Thread-safe."""
+
+    def __init__(self, api: client.ApiClient | None = None) -> None:
+        self.api = api or api_client()
+        self.core = client.CoreV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.version_api = client.VersionApi(self.api)
+        self._lock = threading.Lock()
+        self.writes: Counter[str] = Counter()
+
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.writes[what] += 1
+
+    # ---- plumbob.dev objects -----------------------------------------------------------------
+    def list_objects(self, plural: str, namespace: str | None = None, labels: str | None = None) -> list[Any]:
+        try:
+            if namespace is None:
+                res = self.custom.list_cluster_custom_object(GROUP, VERSION, plural, label_selector=labels)
+            else:
+                res = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, label_selector=labels
+                )
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return list(res.get("items", []))
+
+    def get_object(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        try:
+            if namespace is None:
+                res = self.custom.get_cluster_custom_object(GROUP, VERSION, plural, name)
+            else:
+                res = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return dict(res)
+
+    def create_object(self, plural: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        self._count(f"create {plural}")
+        try:
+            if namespace is None:
+                res = self.custom.create_cluster_custom_object(GROUP, VERSION, plural, body)
+            else:
+                res = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return dict(res)
+
+    def replace_object(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a cluster-scoped object (``metadata.resourceVersion`` guards the write)."""
+        self._count(f"update {plural}")
+        try:
+            res = self.custom.replace_cluster_custom_object(
+                GROUP, VERSION, plural, body["metadata"]["name"], body
+            )
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return dict(res)
+
+    def patch_status(
+        self, plural: str, name: str, status: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        """Merge-patch ``status`` through the status subresource."""
+        self._count(f"status {plural}")
+        body = {"status": status}
+        try:
+            if namespace is None:
+                res = self.custom.patch_cluster_custom_object_status(GROUP, VERSION, plural, name, body)
+            else:
+                res = self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, plural, name, body
+                )
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return dict(res)
+
+    def delete_object(self, plural: str, name: str, namespace: str | None = None) -> None:
+        self._count(f"delete {plural}")
+        try:
+            if namespace is None:
+                self.custom.delete_cluster_custom_object(GROUP, VERSION, plural, name)
+            else:
+                self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error(exc) from exc
+
+    # ---- core objects ------------------------------------------------------------------------
+    def server_version(self) -> str:
+        try:
+            return str(self.version_api.get_code().git_version)
+        except ApiException as exc:
+            raise _error(exc) from exc
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> None:
+        self._count("create jobs")
+        try:
+            self.batch.create_namespaced_job(namespace, body)
+        except ApiException as exc:
+            raise _error(exc) from exc
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self._count("delete jobs")
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error(exc) from exc
+
+    def post_event(
+        self,
+        involved: Mapping[str, str],
+        *,
+        type_: str,
+        reason: str,
+        message: str,
+        namespace: str = "default",
+    ) -> None:
+        """Post a core/v1 Event about ``involved`` (kind, name, uid, apiVersion[, namespace])."""
+        self._count("create events")
+        now = datetime.now(UTC)
+        ns = involved.get("namespace") or namespace
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{involved['name'][:200]}.", "namespace": ns},
+            "involvedObject": {k: v for k, v in involved.items() if v},
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": "plumbob"},
+            "reportingComponent": "plumbob.dev/operator",
+            "reportingInstance": os.environ.get("HOSTNAME", "plumbob"),
+            "firstTimestamp": now.isoformat(),
+            "lastTimestamp": now.isoformat(),
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(ns, body)
+        except ApiException as exc:
+            raise _error(exc) from exc

@@ -1,0 +1,123 @@
+"""Install Plumbob on a testbed control plane and run its operator as a local process.
+
+What a cluster admin does with the chart, done for tests, the demo and the benchmarks:
+
+1. apply the CRDs (``crds/``) and the node-bound admission policy (``crds/policy/``);
+2. render the Helm chart with the operator Deployment disabled (there is no container runtime)
+   and apply it: namespace objects, service accounts, RBAC;
+3. start ``python -m plumbob operator`` as a child process that authenticates with a token of
+   the chart's ``plumbob-operator`` service account, so the chart's RBAC is what it runs under.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from testbed.binaries import ensure_helm
+from testbed.controlplane import ControlPlane, _die_with_parent
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "plumbob-system"
+
+
+def install(cp: ControlPlane, namespace: str = NAMESPACE) -> None:
+    """CRDs, admission policy, namespace, service accounts and RBAC (idempotent)."""
+    cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+    cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "policy"))
+    if cp.kubectl("get", "namespace", namespace, check=False).returncode != 0:
+        cp.kubectl("create", "namespace", namespace)
+    helm = ensure_helm()
+    rendered = subprocess.run(
+        [str(helm), "template", "plumbob", str(REPO / "charts" / "plumbob"), "--namespace", namespace,
+         "--set", "operator.enabled=false", "--set", "nodeBoundReports=false"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered)
+    _wait_policy_ready(cp)
+
+
+def _wait_policy_ready(cp: ControlPlane, timeout: float = 30) -> None:
+    """The apiserver type-checks a new policy before enforcing it; wait until it has."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = cp.kubectl("get", "validatingadmissionpolicy", "plumbob-node-bound-reports", "-o", "json").stdout
+        status = json.loads(out).get("status") or {}
+        if status.get("observedGeneration"):
+            return
+        time.sleep(0.2)
+
+
+def service_account_kubeconfig(cp: ControlPlane, name: str, namespace: str, path: Path) -> Path:
+    token = cp.kubectl(
+        "create", "token", name, "-n", namespace, "--duration=24h"
+    ).stdout.strip()
+    config = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "testbed", "cluster": {"server": cp.server, "certificate-authority": str(cp.ca_file)}}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": name, "context": {"cluster": "testbed", "user": name, "namespace": namespace}}],
+        "current-context": name,
+    }
+    path.write_text(json.dumps(config))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class Operator:
+    process: subprocess.Popen[bytes]
+    log: Path
+    handle: IO[bytes]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: the operator gets no chance to clean up (crash test)."""
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.handle.close()
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def start_operator(
+    cp: ControlPlane, workdir: Path, *, namespace: str = NAMESPACE, job_ttl_seconds: int = 5,
+    extra_env: dict[str, str] | None = None, log_name: str = "operator.log",
+) -> Operator:
+    kubeconfig = service_account_kubeconfig(cp, "plumbob-operator", namespace, workdir / "operator.kubeconfig")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "PLUMBOB_NAMESPACE": namespace,
+        "PLUMBOB_JOB_TTL_SECONDS": str(job_ttl_seconds),
+        "PYTHONPATH": str(REPO / "operator"),
+        **(extra_env or {}),
+    }
+    log = workdir / log_name
+    handle = log.open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plumbob", "operator"], env=env, stdout=handle, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded parent
+    )
+    return Operator(process, log, handle)
