@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from testbed.controlplane import ControlPlane
+from testbed.deploy import crd_names
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,7 +41,7 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
 def crds_installed(control_plane: ControlPlane) -> ControlPlane:
     control_plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     control_plane.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds")
+        "wait", "--for=condition=Established", "--timeout=60s", *crd_names()
     )
     return control_plane
 

@@ -10,29 +10,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2e_support import RUN_LABEL, MakeCluster, NodeSpec, Plumbob
 from testbed.controlplane import ControlPlane
-from testbed.deploy import NAMESPACE, Operator, install, start_operator
+from testbed.deploy import install, start_operator
 from testbed.hosttrees import build_tree
 from testbed.simnodes import SimulatedCluster, SimulatedNode
 
-RUN_LABEL = "plumbob.test/run"
-
-
-@dataclass
-class Plumbob:
-    cp: ControlPlane
-    operator: Operator
-    workdir: Path
-    namespace: str = NAMESPACE
-
-    def restart_operator(self) -> None:
-        self.operator.stop()
-        self.operator = start_operator(self.cp, self.workdir)
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +37,6 @@ def plumbob(crds_installed: ControlPlane, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture
 def run_id() -> str:
     return uuid.uuid4().hex[:6]
-
-
-@dataclass
-class NodeSpec:
-    name: str
-    kind: str = "worker"  # control-plane | worker
-    misconfigurations: list[str] = field(default_factory=list)
-    fault: str = "none"
-
-
-MakeCluster = Callable[..., SimulatedCluster]
 
 
 @pytest.fixture

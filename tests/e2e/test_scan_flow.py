@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import pytest
 from testbed.hosttrees import build_tree
-
-from tests.e2e.conftest import MakeCluster, NodeSpec, Plumbob
-from tests.e2e.helpers import (
-    apply, completed_scan, condition, events, get, items, profile_body, rescan, wait_for,
+from e2e_support import (
+    MakeCluster, NodeSpec, Plumbob, apply, completed_scan, condition, events, get, items, profile_body,
+    rescan, wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +29,7 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
     cluster = make_cluster([
         NodeSpec(cp_node, "control-plane"),
         NodeSpec(good, "worker"),
-        NodeSpec(bad, "worker", ["kubelet-read-only-port"]),
+        NodeSpec(bad, "worker", ["kubelet-always-allow"]),
     ])
     profile = f"flow-{run_id}"
     apply(cp, profile_body(profile, run_id))
@@ -40,7 +39,7 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
     status = first["status"]
     assert status["nodes"]["total"] == 3 and status["nodes"]["done"] == 3, status["nodes"]
     rules = {r["id"]: r for r in status["rules"]}
-    assert rules["4.2.4"]["status"] == "fail" and rules["4.2.4"]["failingNodes"] == [bad]
+    assert rules["4.2.2"]["status"] == "fail" and rules["4.2.2"]["failingNodes"] == [bad]
     assert rules["1.2.16"]["status"] in ("pass", "fail")  # control-plane rule evaluated on the cp node
     jobs = items(cp, "jobs", "-n", plumbob.namespace, "-l", f"plumbob.dev/scan={first['metadata']['name']}")
     assert len(jobs) <= 3

@@ -20,27 +20,36 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from testbed.binaries import ensure_helm
+from testbed.binaries import KUBE_VERSION, ensure_helm
 from testbed.controlplane import ControlPlane, _die_with_parent
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "plumbob-system"
 
 
+def crd_names() -> list[str]:
+    """``crd/<plural>.plumbob.dev`` for every generated CRD file."""
+    return [
+        f"crd/{p.stem.split('_', 1)[1]}.plumbob.dev" for p in sorted((REPO / "crds").glob("plumbob.dev_*.yaml"))
+    ]
+
+
 def install(cp: ControlPlane, namespace: str = NAMESPACE) -> None:
     """CRDs, admission policy, namespace, service accounts and RBAC (idempotent)."""
     cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+    cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", *crd_names())
     cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "policy"))
     if cp.kubectl("get", "namespace", namespace, check=False).returncode != 0:
         cp.kubectl("create", "namespace", namespace)
     helm = ensure_helm()
     rendered = subprocess.run(
         [str(helm), "template", "plumbob", str(REPO / "charts" / "plumbob"), "--namespace", namespace,
-         "--set", "operator.enabled=false", "--set", "nodeBoundReports=false"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered)
+         "--kube-version", KUBE_VERSION, "--set", "operator.enabled=false", "--set", "nodeBoundReports=false"],
+        capture_output=True, text=True, check=False,
+    )
+    if rendered.returncode != 0:
+        raise RuntimeError(f"helm template failed: {rendered.stderr}")
+    cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered.stdout)
     _wait_policy_ready(cp)
 
 

@@ -1,15 +1,46 @@
-"""Small polling and reading helpers for the end-to-end tests."""
+"""Shared pieces of the end-to-end tests: environment handles, polling and reading helpers."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from testbed.controlplane import ControlPlane
+from testbed.deploy import NAMESPACE, Operator, start_operator
+from testbed.simnodes import SimulatedCluster
+
+RUN_LABEL = "plumbob.test/run"
 
 T = TypeVar("T")
+
+
+@dataclass
+class Plumbob:
+    cp: ControlPlane
+    operator: Operator
+    workdir: Path
+    namespace: str = NAMESPACE
+
+    def restart_operator(self) -> None:
+        self.operator.stop()
+        self.operator = start_operator(self.cp, self.workdir)
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    kind: str = "worker"  # control-plane | worker
+    misconfigurations: list[str] = field(default_factory=list)
+    fault: str = "none"
+
+
+MakeCluster = Callable[..., SimulatedCluster]
+
+
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90, interval: float = 0.5) -> T:
