@@ -1,0 +1,174 @@
+"""The audit Job body for one node.
+
+Cases:
+- pinned with ``spec.nodeName`` (no scheduler), named by :func:`job_name`, owned by the scan
+  (controller owner reference with the scan's uid), labelled for the Job watch and the scan;
+- bounded: ``activeDeadlineSeconds`` from the scan, ``backoffLimit``, ``ttlSecondsAfterFinished``,
+  ``restartPolicy: Never``;
+- Pod security: only hostPath volumes, every one mounted read-only under ``/host`` (no other
+  mounts), ``hostPID``, non-privileged, read-only root file system, no privilege escalation,
+  capabilities drop ALL and add only DAC_READ_SEARCH, seccomp RuntimeDefault, no host network/IPC;
+- tolerations: the default control-plane ones plus the profile's;
+- the environment carries node (from the downward API), profile, scan, host root and the
+  tailoring as JSON that parses back to the same :class:`Tailoring`;
+- a node name longer than a label value gets no node label but keeps the annotation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plumbob.api import ComplianceScan
+from plumbob.api.common import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, Toleration
+from plumbob.benchmarks.tailoring import Tailoring
+from plumbob.controller.digests import ANNOTATION_NODE, job_digest
+from plumbob.controller.jobs import HOST_ROOT, audit_job
+from plumbob.controller.scanning import job_name
+
+SCAN = ComplianceScan.model_validate(
+    {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceScan",
+        "metadata": {"name": "cis-20260601-120000", "uid": "scan-uid-1", "generation": 1},
+        "spec": {"profile": "cis", "trigger": "rescan", "maxParallelNodes": 3, "nodeDeadlineSeconds": 120},
+    }
+)
+TAILORING = Tailoring(
+    benchmark="cis-1.12",
+    include=("1", "4.*"),
+    exclude=("4.2.1",),
+    manual={"1.1.2*": "checked by the provider"},
+    variables={"audit_log_maxage": "90"},
+)
+
+
+def build(node: str = "worker-1", tolerations: list[Toleration] | None = None) -> dict[str, Any]:
+    return audit_job(
+        scan=SCAN,
+        node=node,
+        tailoring=TAILORING,
+        tolerations=tolerations or [],
+        namespace="plumbob-system",
+        image="registry.example/plumbob:1",
+        ttl_seconds=300,
+    )
+
+
+def pod_spec(body: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = body["spec"]["template"]["spec"]
+    return spec
+
+
+def container(body: dict[str, Any]) -> dict[str, Any]:
+    [c] = pod_spec(body)["containers"]
+    assert isinstance(c, dict)
+    return c
+
+
+def test_pinned_named_owned() -> None:
+    body = build()
+    assert body["apiVersion"] == "batch/v1"
+    assert body["kind"] == "Job"
+    assert body["metadata"]["name"] == job_name(SCAN.metadata.name, "worker-1")
+    assert body["metadata"]["namespace"] == "plumbob-system"
+    assert pod_spec(body)["nodeName"] == "worker-1"
+    [owner] = body["metadata"]["ownerReferences"]
+    assert owner == {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceScan",
+        "name": SCAN.metadata.name,
+        "uid": "scan-uid-1",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    labels = body["metadata"]["labels"]
+    assert labels[LABEL_SCAN] == SCAN.metadata.name
+    assert labels[LABEL_PROFILE] == "cis"
+    assert labels[LABEL_NODE] == "worker-1"
+    assert labels["app.kubernetes.io/managed-by"] == "plumbob"
+
+
+def test_digest_of_the_body_names_scan_and_node() -> None:
+    digest = job_digest(build("worker-7"))
+    assert digest is not None
+    assert (digest.scan, digest.node, digest.complete, digest.failed_reason) == (
+        SCAN.metadata.name,
+        "worker-7",
+        False,
+        None,
+    )
+
+
+def test_bounded() -> None:
+    spec = build()["spec"]
+    assert spec["activeDeadlineSeconds"] == 120
+    assert spec["backoffLimit"] == 1
+    assert spec["ttlSecondsAfterFinished"] == 300
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_only_read_only_host_path_mounts() -> None:
+    body = build()
+    volumes = {v["name"]: v for v in pod_spec(body)["volumes"]}
+    mounts = container(body)["volumeMounts"]
+    assert volumes, "the audit needs the host"
+    assert all(set(v) == {"name", "hostPath"} for v in volumes.values()), "hostPath volumes only"
+    assert {m["name"] for m in mounts} == set(volumes), "every volume mounted, nothing else"
+    for m in mounts:
+        assert m["readOnly"] is True, m
+        assert m["mountPath"] == HOST_ROOT + volumes[m["name"]]["hostPath"]["path"]
+    paths = {v["hostPath"]["path"] for v in volumes.values()}
+    assert "/proc" in paths
+    assert "/etc/kubernetes" in paths
+    assert "/" not in paths, "never the whole host root"
+    assert not any(p.startswith(("/var/run", "/run")) for p in paths), "no runtime sockets"
+
+
+def test_pod_security() -> None:
+    body = build()
+    spec = pod_spec(body)
+    assert spec["hostPID"] is True
+    assert not spec.get("hostNetwork")
+    assert not spec.get("hostIPC")
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container(body)["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc.get("privileged") in (None, False)
+    assert sc["capabilities"] == {"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]}
+    assert spec["serviceAccountName"] == "plumbob-agent"
+
+
+def test_tolerations_default_plus_profile() -> None:
+    extra = Toleration.model_validate(
+        {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}
+    )
+    tolerations = pod_spec(build(tolerations=[extra]))["tolerations"]
+    assert {
+        "key": "node-role.kubernetes.io/control-plane",
+        "operator": "Exists",
+        "effect": "NoSchedule",
+    } in tolerations
+    assert {"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"} in tolerations
+
+
+def test_env_carries_the_tailoring() -> None:
+    env = {e["name"]: e for e in container(build())["env"]}
+    assert env["PLUMBOB_NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert env["PLUMBOB_PROFILE"]["value"] == "cis"
+    assert env["PLUMBOB_SCAN"]["value"] == SCAN.metadata.name
+    assert env["PLUMBOB_HOST_ROOT"]["value"] == HOST_ROOT
+    assert Tailoring.model_validate_json(env["PLUMBOB_TAILORING"]["value"]) == TAILORING
+    assert container(build())["command"] == ["python", "-m", "plumbob", "agent"]
+
+
+def test_long_node_name_has_no_label_but_the_annotation() -> None:
+    long_node = "ip-10-0-0-1." + "x" * 80 + ".internal"
+    body = build(long_node)
+    assert LABEL_NODE not in body["metadata"]["labels"]
+    assert body["metadata"]["annotations"][ANNOTATION_NODE] == long_node
+    assert pod_spec(body)["nodeName"] == long_node
+    assert len(body["metadata"]["name"]) <= 63
+    digest = job_digest(body)
+    assert digest is not None
+    assert digest.node == long_node
