@@ -1,0 +1,687 @@
+"""The holistic reconcile against a fake API (no cluster) and a fixed clock.
+
+The fake records every call with the method names of :class:`plumbob.kube.Kube`, applies writes
+to its stored bodies (status patches are JSON merge patches, every write bumps resourceVersion)
+and feeds the result back into the store, as the API server and the watch would.
+
+Cases:
+- idempotence: after a scan has run to completion, another pass with the same snapshot writes
+  nothing (no status patch, no create, no event);
+- a schedule whose cron never fires (``0 0 31 2 *``) → Stalled naming spec.schedule, one
+  InvalidSchedule event over several passes; one rejected by the model (``61 * * * *``) →
+  Stalled naming spec.schedule, one Warning event; the other schedule still fires;
+- a due schedule creates one scan per profile and records lastScheduleTime; passes within the
+  same tick create nothing more;
+- the rescan annotation creates exactly one scan and records ``lastRescan``;
+- a fresh report with pass→fail changes posts one ComplianceDrift event per target (profile and
+  Node) listing every changed rule, not one per rule; the next pass posts none; fail→pass posts
+  ComplianceRestored;
+- exception expiry: the result shows ``excepted`` before, ``fail`` at the expiry instant, and
+  ExceptionExpired is posted once;
+- a scan completes when every node is terminal: per-rule aggregation with failingNodes capped at
+  10 and exact counts, nodes done/unschedulable, ScanComplete event, Jobs within max parallel;
+- history pruned to the schedule's limit;
+- profile drift counters are those of the last scan, not a running total.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from plumbob.agent.running import report_body
+from plumbob.benchmarks.tailoring import Tailoring
+from plumbob.controller.reconciler import Reconciler, Settings
+from plumbob.controller.store import Store
+from plumbob.engine.findings import Finding, Status
+from plumbob.kube import Conflict, NotFound
+
+NS = "plumbob-system"
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386 JSON merge patch."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass
+class Clock:
+    now: datetime = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Call:
+    method: str
+    args: tuple[Any, ...]
+
+
+@dataclass
+class FakeKube:
+    """Same method names as :class:`plumbob.kube.Kube`; writes land in ``objects`` and the store."""
+
+    store: Store
+    clock: Clock
+    objects: dict[tuple[str, str | None, str], dict[str, Any]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _rv: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
+    _uid: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # -- helpers for tests
+    def put(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace an object as a user or an agent would, and let the watch see it."""
+        body = copy.deepcopy(body)
+        meta = body.setdefault("metadata", {})
+        key = (plural, meta.get("namespace"), meta["name"])
+        old = self.objects.get(key)
+        meta.setdefault("uid", f"uid-{next(self._uid)}")
+        meta.setdefault("creationTimestamp", iso(self.clock.now))
+        if old is not None:
+            meta["uid"] = old["metadata"]["uid"]
+            meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+            same_spec = old.get("spec") == body.get("spec")
+            meta["generation"] = old["metadata"]["generation"] + (0 if same_spec else 1)
+            body.setdefault("status", old.get("status"))
+            if body["status"] is None:
+                body.pop("status")
+        else:
+            meta.setdefault("generation", 1)
+        meta["resourceVersion"] = str(next(self._rv))
+        self.objects[key] = body
+        self.store.upsert(plural, copy.deepcopy(body))
+        return body
+
+    def writes(self) -> list[Call]:
+        reads = {"list_objects", "get_object", "server_version"}
+        return [c for c in self.calls if c.method not in reads]
+
+    def events_of(self, reason: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["reason"] == reason]
+
+    def status(self, plural: str, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = self.objects[(plural, None, name)].get("status") or {}
+        return out
+
+    # -- the Kube surface
+    def list_objects(self, plural: str, namespace: str | None = None, labels: str | None = None) -> list[Any]:
+        self.calls.append(Call("list_objects", (plural, namespace, labels)))
+        return [
+            copy.deepcopy(b)
+            for (p, ns, _), b in self.objects.items()
+            if p == plural and (namespace is None or ns == namespace)
+        ]
+
+    def get_object(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        self.calls.append(Call("get_object", (plural, name, namespace)))
+        try:
+            return copy.deepcopy(self.objects[(plural, namespace, name)])
+        except KeyError:
+            raise NotFound(404, f"{plural} {name} not found") from None
+
+    def create_object(
+        self, plural: str, body: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        self.calls.append(Call("create_object", (plural, copy.deepcopy(body), namespace)))
+        if (plural, namespace, body["metadata"]["name"]) in self.objects:
+            raise Conflict(409, "already exists")
+        return copy.deepcopy(self.put(plural, body))
+
+    def replace_object(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(Call("replace_object", (plural, copy.deepcopy(body))))
+        return copy.deepcopy(self.put(plural, body))
+
+    def patch_status(
+        self, plural: str, name: str, status: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        self.calls.append(Call("patch_status", (plural, name, copy.deepcopy(status), namespace)))
+        key = (plural, namespace, name)
+        if key not in self.objects:
+            raise NotFound(404, f"{plural} {name} not found")
+        body = self.objects[key]
+        body["status"] = merge(body.get("status") or {}, status)
+        body["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.store.upsert(plural, copy.deepcopy(body))
+        return copy.deepcopy(body)
+
+    def delete_object(self, plural: str, name: str, namespace: str | None = None) -> None:
+        self.calls.append(Call("delete_object", (plural, name, namespace)))
+        body = self.objects.pop((plural, namespace, name), None)
+        if body is not None:
+            self.store.remove(plural, body)
+
+    def server_version(self) -> str:
+        self.calls.append(Call("server_version", ()))
+        return "v1.36.3"
+
+    def create_job(self, namespace: str, body: dict[str, Any]) -> None:
+        self.calls.append(Call("create_job", (namespace, copy.deepcopy(body))))
+        body = copy.deepcopy(body)
+        body["metadata"]["namespace"] = namespace
+        if ("jobs", namespace, body["metadata"]["name"]) in self.objects:
+            raise Conflict(409, "already exists")
+        body["status"] = {"active": 1, "startTime": iso(self.clock.now)}
+        self.put("jobs", body)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.calls.append(Call("delete_job", (namespace, name)))
+        body = self.objects.pop(("jobs", namespace, name), None)
+        if body is not None:
+            self.store.remove("jobs", body)
+
+    def post_event(
+        self,
+        involved: Mapping[str, str],
+        *,
+        type_: str,
+        reason: str,
+        message: str,
+        namespace: str = "default",
+    ) -> None:
+        self.calls.append(Call("post_event", (dict(involved), type_, reason, message)))
+        self.events.append({"involved": dict(involved), "type": type_, "reason": reason, "message": message})
+
+
+@dataclass
+class World:
+    kube: FakeKube
+    store: Store
+    clock: Clock
+    reconciler: Reconciler
+
+    def run(self, passes: int = 1) -> None:
+        for _ in range(passes):
+            self.reconciler.reconcile()
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        return {k[2]: v for k, v in self.kube.objects.items() if k[0] == "jobs"}
+
+    def scans(self) -> dict[str, dict[str, Any]]:
+        return {k[2]: v for k, v in self.kube.objects.items() if k[0] == "compliancescans"}
+
+    def finish_job(self, node: str, *, results: Mapping[str, str], scan: str) -> None:
+        """The agent writes its report, then its Job completes."""
+        self.write_report(node, results=results, scan=scan)
+        [(_name, job)] = [
+            (n, j)
+            for n, j in self.jobs().items()
+            if j["metadata"]["annotations"]["plumbob.dev/node-name"] == node
+            and j["metadata"]["labels"]["plumbob.dev/scan"] == scan
+        ]
+        job = copy.deepcopy(job)
+        job["status"] = {
+            "succeeded": 1,
+            "completionTime": iso(self.clock.now),
+            "conditions": [{"type": "Complete", "status": "True"}],
+        }
+        self.kube.put("jobs", job)
+
+    def write_report(self, node: str, *, results: Mapping[str, str], scan: str, profile: str = "cis") -> None:
+        findings = [
+            Finding(
+                rule_id=r,
+                title=f"rule {r}",
+                severity="high",
+                scored=True,
+                status=Status(s),
+                reason=None if s == "pass" else "because",
+            )
+            for r, s in results.items()
+        ]
+        body = report_body(
+            profile=profile,
+            node=node,
+            scan=scan,
+            benchmark="cis-1.12",
+            findings=findings,
+            tailoring=Tailoring(benchmark="cis-1.12"),
+        )
+        self.kube.put("compliancereports", body)
+
+
+@pytest.fixture
+def world() -> World:
+    store = Store()
+    clock = Clock()
+    kube = FakeKube(store, clock)
+    settings = Settings(
+        namespace=NS, image="plumbob:test", job_ttl_seconds=300, progress_interval=0.0, min_interval=0.0
+    )
+    reconciler = Reconciler(kube, store, settings, clock)  # type: ignore[arg-type]  # a fake Kube
+    return World(kube, store, clock, reconciler)
+
+
+def profile(name: str = "cis", *, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceProfile",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {"benchmark": {"name": "cis-kubernetes", "version": "1.12"}, **spec},
+    }
+
+
+def schedule(name: str = "nightly", cron: str = "0 3 * * *", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceSchedule",
+        "metadata": {"name": name},
+        "spec": {"schedule": cron, "timeZone": "Europe/Berlin", "profiles": ["cis"], **spec},
+    }
+
+
+def node(
+    name: str,
+    *,
+    ready: bool = True,
+    taints: list[dict[str, str]] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"taints": taints or []},
+        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def cluster_exception(expires: str, rules: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ClusterComplianceException",
+        "metadata": {"name": "waivers"},
+        "spec": {
+            "entries": [{"rules": rules, "reason": "pilot", "owner": "sec@example.com", "expires": expires}]
+        },
+    }
+
+
+def rescan(w: World, value: str = "1") -> str:
+    w.kube.put("complianceprofiles", profile(annotations={"plumbob.dev/rescan": value}))
+    w.run()
+    [name] = [
+        n
+        for n, s in w.scans().items()
+        if s["spec"]["trigger"] == "rescan" and s["metadata"]["creationTimestamp"] == iso(w.clock.now)
+    ]
+    return name
+
+
+def complete_scan(w: World, results: Mapping[str, Mapping[str, str]]) -> str:
+    """Run a rescan over the nodes in ``results`` until it completes."""
+    scan = rescan(w, value=iso(w.clock.now))
+    for _ in range(len(results) + 2):
+        for job in list(w.jobs().values()):
+            node_name = job["metadata"]["annotations"]["plumbob.dev/node-name"]
+            if job["metadata"]["labels"]["plumbob.dev/scan"] == scan and not job["status"].get("succeeded"):
+                w.finish_job(node_name, results=results[node_name], scan=scan)
+        w.run()
+        if w.scans()[scan].get("status", {}).get("phase") == "Complete":
+            return scan
+    raise AssertionError(f"scan {scan} did not complete: {w.scans()[scan].get('status')}")
+
+
+# ---- idempotence ------------------------------------------------------------------------------------
+
+
+def test_second_pass_writes_nothing(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule())
+    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["4.2.2"]))
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    complete_scan(
+        w, {"worker-1": {"4.2.1": "pass", "4.2.2": "fail"}, "worker-2": {"4.2.1": "fail", "4.2.2": "pass"}}
+    )
+    w.run(2)  # settle
+    before = len(w.kube.writes())
+    w.run()
+    assert w.kube.writes()[before:] == []
+
+
+def test_passes_on_an_empty_cluster_write_nothing(world: World) -> None:
+    world.run(3)
+    assert world.kube.writes() == []
+
+
+# ---- schedules --------------------------------------------------------------------------------------
+
+
+def test_cron_that_never_fires_stalls_with_one_event(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule("broken", "0 0 31 2 *"))
+    w.run(4)
+    conditions = {c["type"]: c for c in w.kube.status("complianceschedules", "broken")["conditions"]}
+    assert conditions["Stalled"]["status"] == "True"
+    assert "spec.schedule" in conditions["Stalled"]["message"]
+    assert conditions["Ready"]["status"] == "False"
+    events = w.kube.events_of("InvalidSchedule")
+    assert len(events) == 1, events
+    assert events[0]["type"] == "Warning"
+    assert "spec.schedule" in events[0]["message"]
+    assert events[0]["involved"]["name"] == "broken"
+
+
+def test_cron_rejected_by_the_model_stalls_with_one_event(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule("broken", "61 * * * *"))
+    w.kube.put("complianceschedules", schedule("fine", "*/5 * * * *"))
+    w.clock.now += timedelta(minutes=5)
+    w.run(4)
+    conditions = {c["type"]: c for c in w.kube.status("complianceschedules", "broken")["conditions"]}
+    assert conditions["Stalled"]["status"] == "True"
+    assert "spec.schedule" in conditions["Stalled"]["message"]
+    warnings = [e for e in w.kube.events if e["type"] == "Warning" and e["involved"]["name"] == "broken"]
+    assert len(warnings) == 1, warnings
+    assert "spec.schedule" in warnings[0]["message"]
+    assert len(w.scans()) == 1, "the valid schedule is not affected"
+
+
+def test_due_schedule_creates_one_scan_per_tick(world: World) -> None:
+    w = world
+    w.clock.now = datetime(2026, 6, 1, 0, 30, tzinfo=UTC)
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule())  # 03:00 Berlin = 01:00 UTC in summer
+    w.run(2)
+    assert w.scans() == {}
+    status = w.kube.status("complianceschedules", "nightly")
+    assert status["nextScheduleTime"] == "2026-06-01T01:00:00Z"
+    w.clock.now = datetime(2026, 6, 1, 1, 0, 10, tzinfo=UTC)
+    w.run(3)
+    [(name, scan)] = w.scans().items()
+    assert name == "cis-20260601-010000"
+    assert scan["spec"] == {
+        "profile": "cis",
+        "trigger": "schedule",
+        "schedule": "nightly",
+        "maxParallelNodes": 10,
+        "nodeDeadlineSeconds": 300,
+        "profileGeneration": 1,
+    }
+    assert scan["metadata"]["ownerReferences"][0]["kind"] == "ComplianceProfile"
+    status = w.kube.status("complianceschedules", "nightly")
+    assert status["lastScheduleTime"] == "2026-06-01T01:00:00Z"
+    assert status["nextScheduleTime"] == "2026-06-02T01:00:00Z"
+    assert len(w.kube.events_of("ScanCreated")) == 1
+
+
+# ---- rescans ----------------------------------------------------------------------------------------
+
+
+def test_rescan_annotation_creates_exactly_one_scan(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(annotations={"plumbob.dev/rescan": "2026-06-01T12:00"}))
+    w.run(3)
+    creates = [c for c in w.kube.calls if c.method == "create_object" and c.args[0] == "compliancescans"]
+    assert len(creates) == 1
+    [scan] = w.scans().values()
+    assert scan["spec"]["trigger"] == "rescan"
+    assert w.kube.status("complianceprofiles", "cis")["lastRescan"] == "2026-06-01T12:00"
+    w.clock.now += timedelta(seconds=5)
+    w.run(2)
+    assert len(w.scans()) == 1, "the same annotation value is not acted on twice"
+
+
+# ---- drift ------------------------------------------------------------------------------------------
+
+
+def test_drift_posts_one_event_per_target(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.write_report(
+        "worker-1",
+        scan="cis-20260601-110000",
+        results={"4.1.1": "pass", "4.1.2": "pass", "4.1.3": "pass", "4.1.4": "fail"},
+    )
+    w.run(2)
+    assert w.kube.events_of("ComplianceDrift") == []
+    assert w.kube.status("compliancereports", "cis.worker-1")["baseline"]["passing"] == [
+        "4.1.1",
+        "4.1.2",
+        "4.1.3",
+    ]
+    w.clock.now += timedelta(hours=1)
+    w.write_report(
+        "worker-1",
+        scan="cis-20260601-120000",
+        results={"4.1.1": "fail", "4.1.2": "fail", "4.1.3": "pass", "4.1.4": "pass"},
+    )
+    w.run(3)
+    drift = w.kube.events_of("ComplianceDrift")
+    assert sorted(e["involved"]["kind"] for e in drift) == ["ComplianceProfile", "Node"]
+    assert all(e["type"] == "Warning" and "4.1.1" in e["message"] and "4.1.2" in e["message"] for e in drift)
+    restored = w.kube.events_of("ComplianceRestored")
+    assert sorted(e["involved"]["kind"] for e in restored) == ["ComplianceProfile", "Node"]
+    assert all("4.1.4" in e["message"] for e in restored)
+    status = w.kube.status("compliancereports", "cis.worker-1")
+    assert status["drift"]["regressions"] == ["4.1.1", "4.1.2"]
+    assert status["drift"]["restorations"] == ["4.1.4"]
+    assert status["observedGeneration"] == 2
+
+
+# ---- exceptions -------------------------------------------------------------------------------------
+
+
+def test_exception_expiry_flips_back_to_fail_with_one_event(world: World) -> None:
+    w = world
+    expiry = T0 + timedelta(hours=1)
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.kube.put("clustercomplianceexceptions", cluster_exception(iso(expiry), ["4.2.*"]))
+    w.write_report("worker-1", scan="cis-20260601-110000", results={"4.2.1": "fail", "4.2.2": "pass"})
+    w.run(2)
+    status = w.kube.status("compliancereports", "cis.worker-1")
+    assert [e["rule"] for e in status["exceptions"]] == ["4.2.1"]
+    assert status["summary"]["excepted"] == 1
+    assert status["summary"]["fail"] == 0
+    exc = w.kube.status("clustercomplianceexceptions", "waivers")
+    assert exc["entries"][0]["state"] == "active"
+    assert exc["nextExpiry"] == iso(expiry)
+    w.clock.now = expiry
+    w.run(3)
+    status = w.kube.status("compliancereports", "cis.worker-1")
+    assert status["exceptions"] == []
+    assert status["summary"]["fail"] == 1
+    assert status["summary"]["excepted"] == 0
+    exc = w.kube.status("clustercomplianceexceptions", "waivers")
+    assert exc["entries"][0]["state"] == "expired"
+    assert exc["summary"] == {"total": 1, "active": 0, "unused": 0, "expired": 1}
+    expired = w.kube.events_of("ExceptionExpired")
+    assert len(expired) == 1
+    assert expired[0]["involved"]["kind"] == "ClusterComplianceException"
+
+
+def test_unused_entry_is_reported(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["9.9.9"]))
+    w.write_report("worker-1", scan="cis-20260601-110000", results={"4.2.1": "fail"})
+    w.run(2)
+    exc = w.kube.status("clustercomplianceexceptions", "waivers")
+    assert exc["entries"] == [
+        {"index": 0, "state": "unused", "matched": 0, "expiresAt": "2027-01-02T00:00:00Z"}
+    ]
+
+
+# ---- scans ------------------------------------------------------------------------------------------
+
+
+def test_scan_completes_with_capped_aggregation(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    nodes = [f"worker-{i:02d}" for i in range(12)]
+    for n in nodes:
+        w.kube.put("nodes", node(n))
+    w.kube.put("nodes", node("tainted", taints=[{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]))
+    w.kube.put("nodes", node("sick", ready=False))
+    w.clock.now += timedelta(minutes=1)
+    results = {
+        n: {"4.2.1": "fail", "4.2.2": "pass" if i % 2 else "fail", "4.2.3": "pass"}
+        for i, n in enumerate(nodes)
+    }
+    scan = complete_scan(w, results)
+    status = w.scans()[scan]["status"]
+    assert status["phase"] == "Complete"
+    progress = status["nodes"]
+    assert (progress["total"], progress["done"], progress["unschedulable"]) == (14, 12, 2)
+    assert {(p["node"], p["reason"]) for p in progress["problems"]} == {
+        ("tainted", "UntoleratedTaint"),
+        ("sick", "NodeNotReady"),
+    }
+    rules = {r["id"]: r for r in status["rules"]}
+    assert rules["4.2.1"]["status"] == "fail"
+    assert rules["4.2.1"]["failCount"] == 12
+    assert rules["4.2.1"]["failingNodes"] == nodes[:10]
+    assert (rules["4.2.2"]["failCount"], rules["4.2.2"]["passCount"]) == (6, 6)
+    assert rules["4.2.3"] | {"failingNodes": []} == rules["4.2.3"]
+    assert rules["4.2.3"]["status"] == "pass"
+    assert status["summary"]["fail"] == 2
+    assert status["summary"]["pass"] == 1
+    assert len(w.kube.events_of("ScanComplete")) == 1
+    assert not any(
+        j["spec"]["template"]["spec"]["nodeName"] in ("tainted", "sick") for j in w.jobs().values()
+    )
+    w.run()  # the profile follows the scan's status on the next pass (woken by the scan's watch event)
+    profile_status = w.kube.status("complianceprofiles", "cis")
+    assert profile_status["lastScan"]["name"] == scan
+    assert profile_status["summary"]["fail"] == 2
+
+
+def test_max_parallel_respected(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule(maxParallelNodes=2))
+    for i in range(5):
+        w.kube.put("nodes", node(f"worker-{i}"))
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    assert w.scans()[scan]["spec"]["maxParallelNodes"] == 2
+    w.run(3)
+    assert len(w.jobs()) == 2
+    first = sorted(j["metadata"]["annotations"]["plumbob.dev/node-name"] for j in w.jobs().values())
+    assert first == ["worker-0", "worker-1"]
+    w.finish_job("worker-0", results={"4.2.1": "pass"}, scan=scan)
+    w.run(3)
+    assert len(w.jobs()) == 3, "one slot freed, one Job started"
+    running = [j for j in w.jobs().values() if not j["status"].get("succeeded")]
+    assert len(running) == 2
+    creates = [c for c in w.kube.calls if c.method == "create_job"]
+    assert len(creates) == 3, "no Job created twice"
+
+
+def test_history_pruned_to_the_limit(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule(historyLimit=2))
+    w.kube.put("nodes", node("worker-1"))
+    scans = []
+    for _ in range(4):
+        w.clock.now += timedelta(minutes=10)
+        scans.append(complete_scan(w, {"worker-1": {"4.2.1": "pass"}}))
+        w.run()
+    assert sorted(w.scans()) == sorted(scans[-2:])
+    deletes = [c.args[1] for c in w.kube.calls if c.method == "delete_object"]
+    assert sorted(deletes) == sorted(scans[:2]), "each old scan deleted once"
+
+
+def test_profile_drift_counts_the_last_scan_not_a_running_total(world: World) -> None:
+    # docs/reference/api.md: "drift counts the last scan against the one before it, not a running total".
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.clock.now += timedelta(minutes=1)
+    complete_scan(w, {"worker-1": {"4.2.1": "pass", "4.2.2": "pass"}})
+    w.clock.now += timedelta(minutes=10)
+    complete_scan(w, {"worker-1": {"4.2.1": "fail", "4.2.2": "pass"}})
+    w.run()
+    assert w.kube.status("complianceprofiles", "cis")["drift"]["regressions"] == 1
+    w.clock.now += timedelta(minutes=10)
+    complete_scan(w, {"worker-1": {"4.2.1": "fail", "4.2.2": "fail"}})
+    w.run()
+    assert w.kube.status("complianceprofiles", "cis")["drift"]["regressions"] == 1
+    w.clock.now += timedelta(minutes=10)
+    complete_scan(w, {"worker-1": {"4.2.1": "fail", "4.2.2": "fail"}})
+    w.run()
+    assert w.kube.status("complianceprofiles", "cis")["drift"]["regressions"] == 0
+
+
+def test_node_deleted_mid_scan_is_recorded(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    w.run()
+    assert len(w.jobs()) == 2
+    gone = w.kube.objects.pop(("nodes", None, "worker-2"))
+    w.store.remove("nodes", gone)
+    w.run(2)
+    assert not any(j["spec"]["template"]["spec"]["nodeName"] == "worker-2" for j in w.jobs().values()), (
+        "the Job of a deleted node is removed"
+    )
+    w.finish_job("worker-1", results={"4.2.1": "pass"}, scan=scan)
+    w.run(3)
+    status = w.scans()[scan]["status"]
+    assert status["phase"] == "Complete"
+    assert (status["nodes"]["total"], status["nodes"]["done"], status["nodes"]["failed"]) == (2, 1, 1)
+    assert [(p["node"], p["reason"]) for p in status["nodes"]["problems"]] == [("worker-2", "NodeDeleted")]
+
+
+def test_stalled_schedule_announces_no_next_scan(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule())
+    w.run()
+    assert "nextScheduleTime" in w.kube.status("complianceschedules", "nightly")
+    w.kube.put("complianceschedules", schedule(cron="0 0 31 2 *"))
+    w.run(2)
+    status = w.kube.status("complianceschedules", "nightly")
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Stalled"] == "True"
+    assert status.get("nextScheduleTime") is None, "a stalled schedule must not announce a next scan"
+
+
+def test_schedule_broken_again_after_a_fix_stalls_again(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule(cron="61 * * * *"))
+    w.run(2)
+    stalled = {c["type"]: c["status"] for c in w.kube.status("complianceschedules", "nightly")["conditions"]}
+    assert stalled["Stalled"] == "True"
+    w.kube.put("complianceschedules", schedule())
+    w.run(2)
+    fixed = {c["type"]: c["status"] for c in w.kube.status("complianceschedules", "nightly")["conditions"]}
+    assert fixed["Stalled"] == "False"
+    w.kube.put("complianceschedules", schedule(cron="61 * * * *"))
+    w.run(2)
+    again = {c["type"]: c["status"] for c in w.kube.status("complianceschedules", "nightly")["conditions"]}
+    assert again["Stalled"] == "True", "the second breakage is reported too"
+    warnings = [e for e in w.kube.events if e["type"] == "Warning" and e["involved"]["name"] == "nightly"]
+    assert len(warnings) == 2
