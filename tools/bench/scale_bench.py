@@ -1,0 +1,618 @@
+"""Operator scale benchmark: one whole scan of N simulated nodes on a fresh testbed.
+
+For each requested node count (default 100 and 1000) and repetition:
+
+1. a fresh control plane (``testbed.controlplane``) with a raised controller-manager QPS and an
+   apiserver **audit log** that records, at level ``Metadata``, every request made by the
+   operator's and the agents' service accounts (nothing else is logged);
+2. Plumbob installed (CRDs, policy, chart RBAC) and the operator started as a child process under
+   the chart's ``plumbob-operator`` service account (``testbed.deploy``);
+3. N simulated nodes with in-process agents (1 control-plane node + N-1 workers), sharing ONE
+   control-plane fixture tree and ONE worker fixture tree, labelled with the run's label;
+4. a ``ComplianceProfile`` selecting them and a ``ComplianceSchedule`` (yearly cron that does not
+   fire during the run; ``maxParallelNodes`` 100 by default) that names the profile, so the rescan
+   uses the schedule's parallelism;
+5. the trigger: the ``plumbob.dev/rescan`` annotation on the profile.
+
+Measured:
+
+- **time to complete**: wall time from just before the annotation is written to the first poll
+  (every 0.5 s) that shows the profile status with ``lastScan.completionTime``, ``Ready=True`` and a
+  ``summary``;
+- **operator peak RSS**: ``VmHWM`` of the operator process from ``/proc/<pid>/status`` (the kernel's
+  high-water mark, read at the end) and the maximum ``VmRSS`` seen by a 0.25 s poller;
+- **operator writes per node**: the apiserver audit log, ``stage == ResponseComplete`` events whose
+  ``user.username`` is ``system:serviceaccount:plumbob-system:plumbob-operator`` and whose verb is
+  create/update/patch/delete/deletecollection, from the trigger until the end of the settle period
+  (``--settle`` seconds after completion, so late writes caused by the scan are counted too),
+  divided by N. The audit log is written by the apiserver itself (blocking log backend), so it
+  counts every request the operator actually sent, including refused ones (409/422), whichever
+  client library made it. ``apiserver_request_total`` from ``/metrics`` is not used: it has no
+  user label, so the simulated kubelets' and agents' writes could not be told apart;
+- **largest object**: every ``plumbob.dev`` object (scans, reports, profiles, schedules) listed
+  as admin after the settle period, size of each item's compact JSON.
+
+Usage: ``python tools/bench/scale_bench.py [--nodes 100 1000] [--repeat-small 3]``.
+Exit code 0 unless the benchmark itself crashes; missed goals are reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+for _p in (str(REPO / "tools"), str(REPO / "operator")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from testbed.controlplane import ControlPlane  # noqa: E402
+from testbed.deploy import NAMESPACE, install, start_operator  # noqa: E402
+from testbed.hosttrees import build_tree  # noqa: E402
+from testbed.simnodes import SimulatedCluster, SimulatedNode  # noqa: E402
+
+GROUP_PATH = "/apis/plumbob.dev/v1alpha1"
+OPERATOR_USER = f"system:serviceaccount:{NAMESPACE}:plumbob-operator"
+AGENT_USER = f"system:serviceaccount:{NAMESPACE}:plumbob-agent"
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+RUN_LABEL = "plumbob.bench/run"
+PROFILE = "bench"
+SCHEDULE = "bench"
+
+# goals (issue 4)
+GOAL_SECONDS_1000 = 300.0
+GOAL_RSS_MB = 300.0
+GOAL_WRITES_PER_NODE = 5.0
+GOAL_OBJECT_BYTES = 512 * 1024
+
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "users": [OPERATOR_USER, AGENT_USER]},
+        {"level": "None"},
+    ],
+}
+
+
+def say(msg: str) -> None:
+    print(f"[scale] {time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class RunResult:
+    nodes: int
+    seconds: float | None = None  # trigger -> profile status complete; None: did not complete
+    timed_out: bool = False
+    progress: str = ""
+    rss_hwm_mb: float = 0.0
+    rss_max_polled_mb: float = 0.0
+    writes_scan: int = 0  # trigger .. completion + settle
+    writes_until_complete: int = 0
+    writes_total: int = 0  # operator start .. end
+    writes_refused: int = 0  # of writes_scan, non-2xx answers
+    writes_by_kind: Counter[str] = field(default_factory=Counter)
+    reads_scan: Counter[str] = field(default_factory=Counter)
+    agent_writes: int = 0
+    largest_object: tuple[int, str] = (0, "")
+    sizes_by_kind: dict[str, tuple[int, int]] = field(default_factory=dict)  # kind -> (count, max bytes)
+    scan_status: dict[str, Any] = field(default_factory=dict)
+    operator_warnings: int = 0
+    operator_log_tail: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def writes_per_node(self) -> float:
+        return self.writes_scan / max(1, self.nodes)
+
+
+class _QuietAgents:
+    """sys.stdout wrapper dropping the in-process agents' one-line success messages
+    (``plumbob agent: <report>: {...}``, 1000 of them at 1000 nodes); failures still show."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.local = threading.local()
+
+    def write(self, text: str) -> int:
+        if text.startswith("plumbob agent: ") and ": {" in text:
+            self.local.dropped = True
+            return len(text)
+        if text == "\n" and getattr(self.local, "dropped", False):
+            self.local.dropped = False
+            return 1
+        self.local.dropped = False
+        return int(self.stream.write(text))
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+# ---- process memory -----------------------------------------------------------------------------
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class RssPoller(threading.Thread):
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        super().__init__(name="rss-poller", daemon=True)
+        self.pid, self.interval = pid, interval
+        self.max_kb = 0
+        self.hwm_kb = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        self.max_kb = max(self.max_kb, _status_kb(self.pid, "VmRSS"))
+        self.hwm_kb = max(self.hwm_kb, _status_kb(self.pid, "VmHWM"))
+
+    def stop(self) -> None:
+        self.sample()
+        self._halt.set()
+        self.join(5)
+
+
+# ---- audit log ----------------------------------------------------------------------------------
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    if not path.exists():
+        return events
+    with path.open() as f:
+        for line in f:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("stage") == "ResponseComplete":
+                events.append(ev)
+    return events
+
+
+def _what(ev: dict[str, Any]) -> str:
+    ref = ev.get("objectRef") or {}
+    res = ref.get("resource", "?")
+    if ref.get("subresource"):
+        res += "/" + ref["subresource"]
+    return f"{ev.get('verb')} {res}"
+
+
+# ---- API helpers ---------------------------------------------------------------------------------
+def _get(cp: ControlPlane, path: str) -> Any:
+    try:
+        return cp.request("GET", path)
+    except Exception:
+        return None
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return {}
+
+
+def _profile_done(profile: dict[str, Any] | None) -> bool:
+    if not profile:
+        return False
+    status = profile.get("status") or {}
+    return bool(
+        (status.get("lastScan") or {}).get("completionTime")
+        and _condition(profile, "Ready").get("status") == "True"
+        and status.get("summary")
+    )
+
+
+def _wait(what: str, probe: Any, timeout: float, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def measure_sizes(cp: ControlPlane, result: RunResult) -> None:
+    for plural in ("compliancescans", "compliancereports", "complianceprofiles", "complianceschedules"):
+        listing = cp.request("GET", f"{GROUP_PATH}/{plural}")
+        items = listing.get("items") or []
+        biggest = 0
+        for item in items:
+            size = len(json.dumps(item, separators=(",", ":")).encode())
+            biggest = max(biggest, size)
+            if size > result.largest_object[0]:
+                result.largest_object = (size, f"{plural}/{item['metadata']['name']}")
+        result.sizes_by_kind[plural] = (len(items), biggest)
+
+
+# ---- one run -------------------------------------------------------------------------------------
+def run_once(
+    n: int,
+    trees: dict[str, Path],
+    *,
+    max_parallel_nodes: int,
+    kcm_qps: int,
+    timeout: float,
+    settle: float,
+    agent_threads: int,
+    keep: Path | None = None,
+) -> RunResult:
+    result = RunResult(nodes=n)
+    wd = Path(tempfile.mkdtemp(prefix=f"plumbob-scale-{n}-"))
+    policy = wd / "audit-policy.json"
+    policy.write_text(json.dumps(AUDIT_POLICY))
+    audit_log = wd / "audit.log"
+    cp: ControlPlane | None = None
+    operator = None
+    cluster: SimulatedCluster | None = None
+    poller: RssPoller | None = None
+    t_phase = time.monotonic()
+
+    def phase(name: str) -> None:
+        nonlocal t_phase
+        now = time.monotonic()
+        result.phases[name] = now - t_phase
+        t_phase = now
+
+    try:
+        cp = ControlPlane.start(
+            wd / "cp",
+            kcm_qps=kcm_qps,
+            progress=say,
+            extra_apiserver_args=[
+                f"--audit-policy-file={policy}",
+                f"--audit-log-path={audit_log}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
+                "--audit-log-maxsize=0",
+            ],
+        )
+        phase("control plane")
+        install(cp)
+        phase("install")
+        operator = start_operator(cp, wd, job_ttl_seconds=5)
+        poller = RssPoller(operator.process.pid)
+        poller.start()
+        t_operator = time.time()
+        run_id = f"n{n}"
+        nodes = [
+            SimulatedNode(
+                name=("cp-" if i == 0 else "w-") + f"{i:04d}",
+                role="control-plane" if i == 0 else "worker",
+                host_root=trees["control-plane" if i == 0 else "worker"],
+                labels={RUN_LABEL: run_id},
+            )
+            for i in range(n)
+        ]
+        say(f"registering {n} simulated nodes")
+        cluster = SimulatedCluster(
+            cp.kubeconfig,
+            nodes,
+            runner="inprocess",
+            ca_file=cp.ca_file,
+            workdir=wd / "simnodes",
+            max_parallel=agent_threads,
+            lease_interval=10.0,
+            node_status_interval=60.0,
+            delete_nodes_on_stop=False,
+        )
+        cluster.start()
+        phase("nodes registered")
+        cp.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps(
+                {
+                    "apiVersion": "plumbob.dev/v1alpha1",
+                    "kind": "ComplianceProfile",
+                    "metadata": {"name": PROFILE},
+                    "spec": {
+                        "benchmark": {"name": "cis-kubernetes", "version": "auto"},
+                        "nodeSelector": {"matchLabels": {RUN_LABEL: run_id}},
+                    },
+                }
+            ),
+        )
+        cp.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input=json.dumps(
+                {
+                    "apiVersion": "plumbob.dev/v1alpha1",
+                    "kind": "ComplianceSchedule",
+                    "metadata": {"name": SCHEDULE},
+                    "spec": {
+                        "schedule": "0 0 1 1 *",
+                        "timeZone": "UTC",
+                        "profiles": [PROFILE],
+                        "maxParallelNodes": max_parallel_nodes,
+                        "nodeDeadlineSeconds": 600,
+                        "historyLimit": 5,
+                    },
+                }
+            ),
+        )
+        # the operator must have seen both before the trigger, or the rescan would use defaults
+        _wait(
+            "the operator to take up the schedule",
+            lambda: (
+                (s := _get(cp, f"{GROUP_PATH}/complianceschedules/{SCHEDULE}"))
+                and (s.get("status") or {}).get("profiles") == [PROFILE]
+            ),
+            120,
+        )
+        _wait(
+            "the operator to take up the profile",
+            lambda: (
+                (p := _get(cp, f"{GROUP_PATH}/complianceprofiles/{PROFILE}"))
+                and (p.get("status") or {}).get("observedGeneration")
+            ),
+            120,
+        )
+        time.sleep(2)  # let the first passes settle, so the trigger starts from quiet
+        phase("profile + schedule ready")
+
+        say(f"trigger: rescan annotation on profile {PROFILE} ({n} nodes)")
+        t0 = time.time()
+        cp.kubectl("annotate", "--overwrite", "complianceprofile", PROFILE, "plumbob.dev/rescan=bench-1")
+        deadline = time.monotonic() + timeout
+        last_note = 0.0
+        t_done: float | None = None
+        while time.monotonic() < deadline:
+            prof = _get(cp, f"{GROUP_PATH}/complianceprofiles/{PROFILE}")
+            if _profile_done(prof):
+                t_done = time.time()
+                break
+            if not operator.alive():
+                raise RuntimeError(f"the operator exited:\n{operator.tail(60)}")
+            if time.monotonic() - last_note > 15:
+                last_note = time.monotonic()
+                scans = (_get(cp, f"{GROUP_PATH}/compliancescans") or {}).get("items") or []
+                nodes_st = ((scans[0].get("status") or {}).get("nodes") or {}) if scans else {}
+                shown = json.dumps({k: v for k, v in nodes_st.items() if k != "problems"})
+                say(f"  {time.time() - t0:6.1f}s: scan nodes {shown}, RSS {poller.max_kb / 1024:.0f} MB")
+            time.sleep(0.5)
+        phase("scan")
+        if t_done is None:
+            result.timed_out = True
+            scans = (_get(cp, f"{GROUP_PATH}/compliancescans") or {}).get("items") or []
+            nodes_st = ((scans[0].get("status") or {}).get("nodes") or {}) if scans else {}
+            result.progress = json.dumps({k: v for k, v in nodes_st.items() if k != "problems"})
+            say(f"not complete after {timeout:.0f}s: {result.progress}")
+        else:
+            result.seconds = t_done - t0
+            say(f"complete in {result.seconds:.1f}s; settling {settle:.0f}s")
+        time.sleep(settle)
+        t_end = time.time()
+        poller.stop()
+        result.rss_hwm_mb = poller.hwm_kb / 1024
+        result.rss_max_polled_mb = poller.max_kb / 1024
+        measure_sizes(cp, result)
+        scans = (_get(cp, f"{GROUP_PATH}/compliancescans") or {}).get("items") or []
+        if scans:
+            st = scans[0].get("status") or {}
+            result.scan_status = {
+                "phase": st.get("phase"),
+                "nodes": {k: v for k, v in (st.get("nodes") or {}).items() if k != "problems"},
+                "summary": st.get("summary"),
+                "start": st.get("startTime"),
+                "completion": st.get("completionTime"),
+            }
+        phase("settle + sizes")
+
+        # writes from the audit log
+        events = read_audit(audit_log)
+        for ev in events:
+            user = (ev.get("user") or {}).get("username")
+            ts = _ts(ev.get("requestReceivedTimestamp") or ev["stageTimestamp"])
+            write = ev.get("verb") in WRITE_VERBS
+            if user == AGENT_USER and write and t0 <= ts <= t_end:
+                result.agent_writes += 1
+            if user != OPERATOR_USER:
+                continue
+            if write and ts >= t_operator:
+                result.writes_total += 1
+            if not t0 <= ts <= t_end:
+                continue
+            if write:
+                result.writes_scan += 1
+                result.writes_by_kind[_what(ev)] += 1
+                if t_done is None or ts <= t_done:
+                    result.writes_until_complete += 1
+                code = int((ev.get("responseStatus") or {}).get("code") or 0)
+                if not 200 <= code < 300:
+                    result.writes_refused += 1
+            else:
+                result.reads_scan[_what(ev)] += 1
+    finally:
+        if poller is not None and poller.is_alive():
+            poller.stop()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.stop(delete_nodes=False)
+        if operator is not None:
+            text = operator.log.read_text(errors="replace") if operator.log.exists() else ""
+            result.operator_warnings = sum(
+                1 for line in text.splitlines() if " WARNING " in line or " ERROR " in line
+            )
+            result.operator_log_tail = "\n".join(text.splitlines()[-15:])
+            operator.stop()
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(OSError):
+                    shutil.copy(operator.log, keep / f"operator-{n}-{int(time.time())}.log")
+        if cp is not None:
+            cp.stop()
+        shutil.rmtree(wd, ignore_errors=True)
+    return result
+
+
+# ---- report --------------------------------------------------------------------------------------
+def _mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+
+def describe_run(r: RunResult) -> str:
+    lines = [
+        f"  {r.nodes} nodes: "
+        + (f"{r.seconds:.1f}s" if r.seconds is not None else f"NOT COMPLETE ({r.progress})")
+        + f", RSS peak {r.rss_hwm_mb:.0f} MB (polled max {r.rss_max_polled_mb:.0f}),"
+        f" operator writes {r.writes_scan} during scan+settle ({r.writes_per_node:.2f}/node;"
+        f" {r.writes_until_complete} until complete; {r.writes_refused} refused),"
+        f" {r.writes_total} since operator start; agent writes {r.agent_writes};"
+        f" largest object {r.largest_object[0] / 1024:.1f} KiB ({r.largest_object[1]})"
+    ]
+    lines.append(
+        "    operator writes by kind: " + ", ".join(f"{k}={v}" for k, v in r.writes_by_kind.most_common())
+    )
+    if r.reads_scan:
+        lines.append("    operator reads: " + ", ".join(f"{k}={v}" for k, v in r.reads_scan.most_common(8)))
+    lines.append(
+        "    objects (count, max KiB): "
+        + ", ".join(f"{k}=({c}, {b / 1024:.1f})" for k, (c, b) in r.sizes_by_kind.items())
+    )
+    lines.append(f"    scan: {json.dumps(r.scan_status)}")
+    lines.append("    phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in r.phases.items()))
+    lines.append(f"    operator log: {r.operator_warnings} warning/error lines")
+    return "\n".join(lines)
+
+
+def summarise(results: dict[int, list[RunResult]], audit_ms: dict[str, float] | None = None) -> str:
+    out = ["", "== operator scale benchmark =="]
+    for n, runs in sorted(results.items()):
+        out.append(f"-- {n} nodes, {len(runs)} run(s)")
+        out.extend(describe_run(r) for r in runs)
+    out.append("")
+    header = f"{'figure':<46}{'value':>18}  {'goal':<22}{'':>5}"
+    out += [header, "-" * len(header)]
+
+    def row(name: str, value: str, goal: str, ok: bool | None) -> None:
+        out.append(f"{name:<46}{value:>18}  {goal:<22}{_mark(ok):>5}")
+
+    for n, runs in sorted(results.items()):
+        times = [r.seconds for r in runs if r.seconds is not None]
+        label = f"median of {len(runs)}" if len(runs) > 1 else "1 run"
+        if len(times) == len(runs):
+            med = statistics.median(times)
+            value = f"{med:.1f} s"
+            ok: bool | None = med < GOAL_SECONDS_1000 if n >= 1000 else None
+        else:
+            value, ok = f"incomplete ({len(times)}/{len(runs)})", (False if n >= 1000 else None)
+        row(
+            f"{n} nodes: trigger -> profile complete ({label})",
+            value,
+            "< 300 s (1000 nodes)" if n >= 1000 else "(informative)",
+            ok,
+        )
+        rss = statistics.median(r.rss_hwm_mb for r in runs)
+        row(f"{n} nodes: operator peak RSS (VmHWM)", f"{rss:.0f} MB", "< 300 MB", rss < GOAL_RSS_MB)
+        wpn = statistics.median(r.writes_per_node for r in runs)
+        row(
+            f"{n} nodes: operator writes per node per scan", f"{wpn:.2f}", "<= 5", wpn <= GOAL_WRITES_PER_NODE
+        )
+        big = max(r.largest_object[0] for r in runs)
+        row(
+            f"{n} nodes: largest plumbob.dev object",
+            f"{big / 1024:.1f} KiB",
+            "<= 512 KiB",
+            big <= GOAL_OBJECT_BYTES,
+        )
+    if audit_ms:
+        for kind, ms in audit_ms.items():
+            row(f"node audit in-process, {kind} (median)", f"{ms:.1f} ms", "< 50 ms", ms < 50)
+    out.append("")
+    out.append(
+        "How: time = wall clock from the rescan annotation to the first 0.5 s poll showing "
+        "lastScan.completionTime, Ready=True and a summary on the profile; RSS = VmHWM of the operator "
+        "process (/proc/<pid>/status); writes = apiserver audit log (level Metadata), ResponseComplete "
+        f"events of user {OPERATOR_USER} with verb create/update/patch/delete, from the trigger "
+        "to the end of the settle period, divided by N; object size = compact JSON of each "
+        "plumbob.dev item listed as admin after the scan."
+    )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None, audit_ms: dict[str, float] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--repeat-small", type=int, default=3, help="repetitions of runs below 1000 nodes")
+    parser.add_argument("--repeat-large", type=int, default=1, help="repetitions of runs of 1000+ nodes")
+    parser.add_argument("--max-parallel-nodes", type=int, default=100)
+    parser.add_argument("--kcm-qps", type=int, default=500)
+    parser.add_argument("--agent-threads", type=int, default=8, help="simulated kubelet pod threads")
+    parser.add_argument("--timeout", type=float, default=None, help="per scan; default max(300, 0.9 s x N)")
+    parser.add_argument("--settle", type=float, default=10.0)
+    parser.add_argument("--keep-logs", type=Path, default=None, help="copy operator logs here")
+    args = parser.parse_args(argv)
+
+    results: dict[int, list[RunResult]] = {}
+    if not isinstance(sys.stdout, _QuietAgents):
+        sys.stdout = _QuietAgents(sys.stdout)
+    with tempfile.TemporaryDirectory(prefix="plumbob-scale-trees-") as tmp:
+        trees = {kind: build_tree(Path(tmp) / kind, kind).root for kind in ("control-plane", "worker")}
+        for n in args.nodes:
+            repeat = args.repeat_small if n < 1000 else args.repeat_large
+            for i in range(repeat):
+                say(f"=== {n} nodes, run {i + 1}/{repeat}")
+                r = run_once(
+                    n,
+                    trees,
+                    max_parallel_nodes=args.max_parallel_nodes,
+                    kcm_qps=args.kcm_qps,
+                    timeout=args.timeout or max(300.0, 0.9 * n),
+                    settle=args.settle,
+                    agent_threads=args.agent_threads,
+                    keep=args.keep_logs,
+                )
+                results.setdefault(n, []).append(r)
+                print(describe_run(r), flush=True)
+                if r.operator_warnings:
+                    print(
+                        "    operator log tail:\n"
+                        + "\n".join("      " + x for x in r.operator_log_tail.splitlines()),
+                        flush=True,
+                    )
+    print(summarise(results, audit_ms), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception:
+        traceback.print_exc()
+        raise SystemExit(2) from None
