@@ -421,7 +421,10 @@ class Demo:
         if self.operator is not None:
             steps.append(("operator", self.operator.stop))
         if self.cluster is not None:
-            steps.append(("simulated nodes", self.cluster.stop))
+            # The control plane goes next, and with it every Node object: no need to delete them one by
+            # one (after a Ctrl-C in the terminal, etcd has already stopped and each delete would hang).
+            cluster = self.cluster
+            steps.append(("simulated nodes", lambda: cluster.stop(delete_nodes=False)))
         if self.cp is not None:
             steps.append(("control plane", self.cp.stop))
         for what, stop in steps:
