@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import shutil
 import signal
@@ -415,18 +416,26 @@ class Demo:
             return None
         return keep
 
-    def cleanup(self) -> None:
+    def cleanup(self, interrupted: bool = False) -> None:
+        """Stop the operator, the simulated nodes and the control plane, and remove the work directory.
+
+        A Ctrl-C in the terminal reaches every process of the demo at once: etcd stops at the same
+        moment as the demo, so requests to the apiserver would hang until they time out. After an
+        interrupt the control plane therefore goes first, which makes every pending request fail
+        at once, and the simulated kubelet's complaints about that are not shown.
+        """
         print("\n== cleaning up: operator, simulated nodes, control plane", flush=True)
         steps: list[tuple[str, Callable[[], None]]] = []
         if self.operator is not None:
             steps.append(("operator", self.operator.stop))
         if self.cluster is not None:
-            # The control plane goes next, and with it every Node object: no need to delete them one by
-            # one (after a Ctrl-C in the terminal, etcd has already stopped and each delete would hang).
+            # The control plane goes with every Node object: no need to delete them one by one.
             cluster = self.cluster
             steps.append(("simulated nodes", lambda: cluster.stop(delete_nodes=False)))
         if self.cp is not None:
-            steps.append(("control plane", self.cp.stop))
+            steps.insert(0 if interrupted else len(steps), ("control plane", self.cp.stop))
+        if interrupted:
+            logging.getLogger("testbed.simnodes").setLevel(logging.CRITICAL)
         for what, stop in steps:
             try:
                 stop()
@@ -488,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             if saved is not None:
                 print(f"   logs saved in {saved}", file=sys.stderr, flush=True)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abort the clean-up
-        demo.cleanup()
+        demo.cleanup(interrupted=code == 130)
     return code
 
 
