@@ -114,6 +114,7 @@ class RunResult:
     operator_warnings: int = 0
     operator_log_tail: str = ""
     phases: dict[str, float] = field(default_factory=dict)
+    profile: str = ""
 
     @property
     def writes_per_node(self) -> float:
@@ -255,6 +256,73 @@ def measure_sizes(cp: ControlPlane, result: RunResult) -> None:
         result.sizes_by_kind[plural] = (len(items), biggest)
 
 
+# ---- in-process profile of the reconciler ------------------------------------------------------------
+def profile_reconcile(cp: ControlPlane, passes: int = 3) -> str:
+    """cProfile ``Reconciler.reconcile`` in this process against the same testbed, after the scan.
+
+    The store is fed from lists (as kopf's watches would feed it), then ``passes`` reconciles run
+    under cProfile. A pass after completion does the same per-report work a pass during the scan
+    does (report statuses, exception matching, profile aggregation), without the Job creations.
+    """
+    import cProfile  # noqa: PLC0415
+    import io  # noqa: PLC0415
+    import pstats  # noqa: PLC0415
+
+    from kubernetes import client as kclient  # noqa: PLC0415
+    from kubernetes import config as kconfig  # noqa: PLC0415
+
+    from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER  # noqa: PLC0415
+    from plumbob.controller.reconciler import Reconciler, Settings  # noqa: PLC0415
+    from plumbob.controller.store import Store  # noqa: PLC0415
+    from plumbob.kube import Kube  # noqa: PLC0415
+
+    cfg = kclient.Configuration()
+    kconfig.load_kube_config(config_file=str(cp.kubeconfig), client_configuration=cfg)  # type: ignore[no-untyped-call]
+    kube = Kube(kclient.ApiClient(cfg))
+    store = Store()
+    t = time.perf_counter()
+    lists = {
+        plural: (cp.request("GET", f"{GROUP_PATH}/{plural}").get("items") or [])
+        for plural in (
+            "complianceprofiles",
+            "complianceschedules",
+            "complianceexceptions",
+            "clustercomplianceexceptions",
+            "compliancescans",
+            "compliancereports",
+        )
+    }
+    lists["nodes"] = cp.request("GET", "/api/v1/nodes").get("items") or []
+    lists["jobs"] = (
+        cp.request("GET", f"/apis/batch/v1/jobs?labelSelector={LABEL_MANAGED_BY}%3D{MANAGER}").get("items")
+        or []
+    )
+    t_list = time.perf_counter() - t
+    t = time.perf_counter()
+    for plural, items in lists.items():
+        for item in items:
+            store.upsert(plural, item)
+    t_feed = time.perf_counter() - t
+    rec = Reconciler(kube, store, Settings(namespace=NAMESPACE, job_ttl_seconds=5))
+    prof = cProfile.Profile()
+    times = []
+    for _ in range(passes):
+        t = time.perf_counter()
+        prof.enable()
+        rec.reconcile()
+        prof.disable()
+        times.append(time.perf_counter() - t)
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
+    counts = {k: len(v) for k, v in lists.items()}
+    head = (
+        f"reconciler profile: objects {counts}; list {t_list:.2f}s, store feed (parse) {t_feed:.2f}s; "
+        f"reconcile passes {', '.join(f'{x:.2f}s' for x in times)}; writes by the in-process "
+        f"reconciler: {dict(kube.writes) or 'none'}"
+    )
+    return head + "\n" + "\n".join(out.getvalue().splitlines()[:60])
+
+
 # ---- one run -------------------------------------------------------------------------------------
 def run_once(
     n: int,
@@ -266,6 +334,7 @@ def run_once(
     settle: float,
     agent_threads: int,
     keep: Path | None = None,
+    profile: bool = False,
 ) -> RunResult:
     result = RunResult(nodes=n)
     wd = Path(tempfile.mkdtemp(prefix=f"plumbob-scale-{n}-"))
@@ -431,6 +500,9 @@ def run_once(
                 "completion": st.get("completionTime"),
             }
         phase("settle + sizes")
+        if profile:
+            result.profile = profile_reconcile(cp)
+            phase("profile")
 
         # writes from the audit log
         events = read_audit(audit_log)
@@ -574,6 +646,11 @@ def main(argv: list[str] | None = None, audit_ms: dict[str, float] | None = None
     parser.add_argument("--agent-threads", type=int, default=8, help="simulated kubelet pod threads")
     parser.add_argument("--timeout", type=float, default=None, help="per scan; default max(300, 0.9 s x N)")
     parser.add_argument("--settle", type=float, default=10.0)
+    parser.add_argument(
+        "--profile-reconcile",
+        action="store_true",
+        help="after the first scan of the largest N, cProfile Reconciler.reconcile in-process",
+    )
     parser.add_argument("--keep-logs", type=Path, default=None, help="copy operator logs here")
     args = parser.parse_args(argv)
 
@@ -595,9 +672,12 @@ def main(argv: list[str] | None = None, audit_ms: dict[str, float] | None = None
                     settle=args.settle,
                     agent_threads=args.agent_threads,
                     keep=args.keep_logs,
+                    profile=args.profile_reconcile and n == max(args.nodes) and i == 0,
                 )
                 results.setdefault(n, []).append(r)
                 print(describe_run(r), flush=True)
+                if r.profile:
+                    print(r.profile, flush=True)
                 if r.operator_warnings:
                     print(
                         "    operator log tail:\n"
