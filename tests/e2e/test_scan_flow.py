@@ -71,6 +71,9 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
     assert len(drift_node) == 1 and "4.2.1" in drift_node[0]["message"]
     drift_profile = events(cp, "ComplianceDrift", profile, "ComplianceProfile")
     assert len(drift_profile) == 1 and good in drift_profile[0]["message"]
+    prof = wait_for("profile drift counters", lambda: (p := get(cp, "complianceprofile", profile))
+                    and p["status"]["drift"].get("regressions") == 1 and p)
+    assert prof["status"]["drift"]["lastRegressionTime"]
 
     # fix it again
     build_tree(cluster.node(good).host_root, "worker", [], hostname=good)  # type: ignore[arg-type]
@@ -79,9 +82,9 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
         cp, profile, {first["metadata"]["name"], second["metadata"]["name"]}), 120)
     restored = wait_for("ComplianceRestored on the node", lambda: events(cp, "ComplianceRestored", good, "Node"))
     assert "4.2.1" in restored[0]["message"]
-    prof = get(cp, "complianceprofile", profile)
-    assert prof is not None and prof["status"]["drift"]["regressions"] >= 1
-    assert prof["status"]["drift"]["restorations"] >= 1
+    prof = wait_for("profile drift counters of the last scan", lambda: (p := get(cp, "complianceprofile", profile))
+                    and p["status"]["drift"].get("restorations") == 1 and p)
+    assert prof["status"]["drift"]["regressions"] == 0
 
     # no leftovers: finished Jobs go after their TTL, and their Pods with them
     wait_for("audit Jobs to be cleaned up", lambda: not items(

@@ -42,6 +42,7 @@ class Entry:
     profiles: tuple[str, ...]
     nodes: tuple[str, ...]
     node_selector: LabelSelector | None
+    namespaced_scope: bool  # the entry names namespaces or resources: it is about API objects only
     reason: str
     owner: str
     ticket: str | None
@@ -67,9 +68,11 @@ def flatten(exceptions: Iterable[Exception_]) -> list[Entry]:
         for i, e in enumerate(exc.spec.entries):
             nodes = tuple(getattr(e, "nodes", None) or ())
             selector = getattr(e, "node_selector", None)
+            scoped = bool(getattr(e, "namespaces", None) or e.resources)
             out.append(Entry(
                 key=EntryKey(kind, exc.metadata.namespace, exc.metadata.name, i),
                 rules=tuple(e.rules), profiles=tuple(e.profiles), nodes=nodes, node_selector=selector,
+                namespaced_scope=scoped,
                 reason=e.reason, owner=e.owner, ticket=e.ticket, expires=e.expires, expires_at=e.expiry(),
             ))
     return out
@@ -95,7 +98,7 @@ def covers_node_result(
     entry: Entry, *, profile: str, node: str, node_labels: Mapping[str, str], rule: str, now: datetime
 ) -> bool:
     """Whether ``entry`` excepts ``rule`` failing on ``node`` in ``profile`` at ``now``."""
-    if entry.key.kind != "ClusterComplianceException" or now >= entry.expires_at:
+    if entry.key.kind != "ClusterComplianceException" or now >= entry.expires_at or entry.namespaced_scope:
         return False
     if entry.profiles and profile not in entry.profiles:
         return False

@@ -249,7 +249,8 @@ class Reconciler:
             try:
                 cron = parse_cron(sched.spec.schedule, sched.spec.time_zone)
             except ScheduleError as exc:
-                new = {"observedGeneration": meta.generation, "conditions": [c.to_dict() for c in _conditions(
+                new = {"observedGeneration": meta.generation, "nextScheduleTime": None,
+                       "conditions": [c.to_dict() for c in _conditions(
                     conds, meta.generation, now, {
                         "Ready": (False, "InvalidSchedule", str(exc)),
                         "Stalled": (True, "InvalidSchedule", str(exc)),
@@ -302,8 +303,9 @@ class Reconciler:
             handled = profile.status.last_rescan if profile.status else None
             if not wanted or wanted == handled:
                 continue
-            if self._running_scan(snap, profile.metadata.name) is None:
-                self.create_scan(snap, profile, trigger="rescan", started=now)
+            if self._running_scan(snap, profile.metadata.name) is not None:
+                continue  # acted on once the running scan completes
+            self.create_scan(snap, profile, trigger="rescan", started=now)
             self._patch("complianceprofiles", profile.metadata.name,
                         profile.status.to_dict() if profile.status else {}, {"lastRescan": wanted})
 
@@ -442,9 +444,18 @@ class Reconciler:
             snap.nodes.values(), selector=profile.spec.node_selector,
             roles=[r.value for r in profile.spec.node_roles], scan_created=meta.creation_timestamp, jobs=jobs,
         )
+        # Nodes already judged Failed/TimedOut/Unschedulable stay in the scan even once their Node
+        # and Job are gone (a node deleted mid-scan must be reported, not forgotten).
+        earlier = {
+            p.node: scanning.NodeVerdict(p.state, p.reason, p.message)
+            for p in (scan.status.nodes.problems if scan.status and scan.status.nodes else [])
+        }
         verdicts = {}
-        for node_name in targets:
+        for node_name in sorted(set(targets) | set(earlier)):
             report = reports_by_node.get((profile.metadata.name, node_name))
+            if node_name in earlier and node_name not in snap.nodes and node_name not in jobs:
+                verdicts[node_name] = earlier[node_name]
+                continue
             verdicts[node_name] = scanning.node_verdict(
                 node_name, node=snap.nodes.get(node_name), job=jobs.get(node_name), report=report,
                 scan=name, tolerations=list(profile.spec.tolerations), now=now,
@@ -509,7 +520,9 @@ class Reconciler:
                 "Ready": (False, "Running", message), "Reconciling": (True, "Running", message),
                 "Stalled": (False, "Running", message)})]
             last = self._last_progress.get(name, 0.0)
-            if time.monotonic() - last < self.settings.progress_interval and current.get("phase"):
+            known = {p.get("node") for p in (current.get("nodes") or {}).get("problems", [])}
+            new_problem = any(p["node"] not in known for p in problems)
+            if time.monotonic() - last < self.settings.progress_interval and current.get("phase") and not new_problem:
                 return self.settings.progress_interval
         if self._patch("compliancescans", name, current, new):
             self._last_progress[name] = time.monotonic()
@@ -632,6 +645,7 @@ class Reconciler:
                     "completionTime": _iso(ls.completion_time) if ls else None,
                 }.items() if v is not None}
             compliant: tuple[bool, str, str] = (False, "NotScanned", "no completed scan yet")
+            agg: dict[str, Any] = {}
             if last_done is not None:
                 of_scan = [r for r in reports if r.scan == last_done.metadata.name]
                 agg = self._aggregate(snap, of_scan, entries, now)
@@ -645,14 +659,17 @@ class Reconciler:
                     (True, "NoFailures", "every audited rule passes or is excepted") if not failing else
                     (False, "RulesFailing", f"{len(failing)} rule(s) failing: {', '.join(failing[:10])}")
                 )
+            # Drift counters: what the latest completed scan changed against the one before it.
+            last_drift = agg.get("drift") or {}
             new["drift"] = {
-                "regressions": sum(int((r.status.get("drift") or {}).get("regressionTotal", 0)) for r in reports),
-                "restorations": sum(int((r.status.get("drift") or {}).get("restorationTotal", 0)) for r in reports),
+                "regressions": int(last_drift.get("regressionCount", 0)),
+                "restorations": int(last_drift.get("restorationCount", 0)),
             }
             if status and status.drift and status.drift.last_regression_time:
                 new["drift"]["lastRegressionTime"] = _iso(status.drift.last_regression_time)
-            if status and status.drift and new["drift"]["regressions"] > status.drift.regressions:
-                new["drift"]["lastRegressionTime"] = _iso(now)
+            done_at = last_done.status.completion_time if last_done and last_done.status else None
+            if new["drift"]["regressions"] and done_at is not None:
+                new["drift"]["lastRegressionTime"] = _iso(done_at)
             running = latest is not None and latest.status is not None and latest.status.phase not in (
                 ScanPhase.COMPLETE, ScanPhase.FAILED) or (latest is not None and latest.status is None)
             wanted = {
@@ -721,21 +738,24 @@ class Reconciler:
 
     # ---- invalid objects ---------------------------------------------------------------------
     def _invalid(self, snap: Snapshot) -> None:
+        # Forget objects that became valid or were deleted, so breaking them again is reported again.
+        self._stalled_events &= {(b.kind, b.namespace or "", b.name) for b in snap.invalid}
         for bad in snap.invalid:
             key = (bad.kind, bad.namespace or "", bad.name)
             if key in self._stalled_events or bad.kind in ("jobs", "nodes", "compliancereports"):
                 continue
             self._stalled_events.add(key)
+            reason = "InvalidSchedule" if bad.kind == "complianceschedules" else "InvalidSpec"
             kind = {"complianceprofiles": "ComplianceProfile", "complianceschedules": "ComplianceSchedule",
                     "complianceexceptions": "ComplianceException",
                     "clustercomplianceexceptions": "ClusterComplianceException",
                     "compliancescans": "ComplianceScan"}.get(bad.kind, bad.kind)
             involved = {"apiVersion": "plumbob.dev/v1alpha1", "kind": kind, "name": bad.name, "uid": bad.uid,
                         "namespace": bad.namespace or ""}
-            self._event(involved, "Warning", "InvalidSpec", bad.message)
+            self._event(involved, "Warning", reason, bad.message)
             now = self.clock()
-            cond = _conditions([], None, now, {"Stalled": (True, "InvalidSpec", bad.message[:1000]),
-                                               "Ready": (False, "InvalidSpec", "the spec cannot be used")})
+            cond = _conditions([], None, now, {"Stalled": (True, reason, bad.message[:1000]),
+                                               "Ready": (False, reason, "the spec cannot be used")})
             try:
                 self.kube.patch_status(bad.kind, bad.name, {"conditions": [c.to_dict() for c in cond]},
                                        bad.namespace)

@@ -24,16 +24,45 @@ class Cron:
     zone: ZoneInfo
 
     def next_after(self, moment: datetime) -> datetime:
-        """The first tick strictly after ``moment``, in UTC."""
+        """The first tick strictly after ``moment``, in UTC.
+
+        When a DST fall-back repeats an hour, a schedule with fixed hours fires at the first of
+        the two identical wall-clock times only (as cron does); one with a wildcard hour fires
+        every real hour.
+        """
         local = moment.astimezone(self.zone)
         tick: datetime = croniter(self.expression, local).get_next(datetime)
-        return tick.astimezone(UTC)
+        tick = tick.astimezone(UTC)
+        if self._fixed_hours and self._is_repeat(tick):
+            return self.next_after(tick)
+        return tick
+
+    @property
+    def _fixed_hours(self) -> bool:
+        fields = croniter.expand(self.expression)[0]
+        return len(fields) > 1 and fields[1] != ["*"]
+
+    def _is_repeat(self, tick: datetime) -> bool:
+        wall = tick.astimezone(self.zone).replace(tzinfo=None)
+        first = wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
+        return first < tick
 
     def previous_at_or_before(self, moment: datetime) -> datetime:
-        """The latest tick at or before ``moment``, in UTC."""
+        """The latest tick at or before ``moment``, in UTC.
+
+        Found by walking forward with :meth:`next_after` from a tick well before ``moment``, so
+        the two always agree (croniter's backwards search is unreliable across a DST fall-back).
+        """
         local = moment.astimezone(self.zone) + timedelta(seconds=1)
-        tick: datetime = croniter(self.expression, local).get_prev(datetime)
-        return tick.astimezone(UTC)
+        tick: datetime = croniter(self.expression, local).get_prev(datetime).astimezone(UTC)
+        if tick > moment or (self._fixed_hours and self._is_repeat(tick)):  # start from well before
+            seed = moment.astimezone(self.zone) - timedelta(days=2)
+            tick = croniter(self.expression, seed).get_prev(datetime).astimezone(UTC)
+        while True:
+            following = self.next_after(tick)
+            if following > moment:
+                return tick
+            tick = following
 
 
 def parse_cron(expression: str, time_zone: str | None) -> Cron:
