@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from testbed.controlplane import ControlPlane
 from testbed.deploy import crd_names
 
@@ -40,9 +41,7 @@ def namespace(control_plane: ControlPlane) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def crds_installed(control_plane: ControlPlane) -> ControlPlane:
     control_plane.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    control_plane.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", *crd_names()
-    )
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *crd_names())
     return control_plane
 
 
@@ -57,5 +56,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _skipped and exitstatus == 0:
-        print(f"\nerror: {len(_skipped)} test(s) skipped; skips count as failures here:", *_skipped, sep="\n  ")
+        print(
+            f"\nerror: {len(_skipped)} test(s) skipped; skips count as failures here:", *_skipped, sep="\n  "
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

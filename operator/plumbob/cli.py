@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from plumbob import __version__
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -28,7 +30,7 @@ def _register_crds(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("--check", action="store_true", help="exit 1 if the files in --output-dir differ")
 
     def run(args: argparse.Namespace) -> int:
-        from plumbob.api import crdgen
+        from plumbob.api import crdgen  # noqa: PLC0415 - loaded only when the subcommand runs
 
         return crdgen.main(output_dir=args.output_dir, check=args.check)
 
@@ -151,8 +153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from plumbob import __version__
-
         print(__version__)
         return 0
     handler: Handler | None = getattr(args, "handler", None)

@@ -4,10 +4,10 @@ Everything else works on pydantic models and plain dicts; this module turns inte
 this Job, patch that status, post this Event) into API calls, counts every write (the scale
 benchmark reports writes per node), and maps API failures onto a small error tree::
 
-    KubeError               anything the API refused or could not answer
-     ├── Conflict           409: already exists, or a resourceVersion precondition failed
-     ├── NotFound           404
-     └── Invalid            422: admission or schema rejected the object (message names the field)
+    KubeError                    anything the API refused or could not answer
+     ├── ConflictError           409: already exists, or a resourceVersion precondition failed
+     ├── NotFoundError           404
+     └── InvalidError            422: admission or schema rejected the object (message names the field)
 
 Credentials: a kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``), else in-cluster. The agent can
 point at a service-account directory other than the in-cluster default with
@@ -40,15 +40,15 @@ class KubeError(Exception):
         self.status = status
 
 
-class Conflict(KubeError):
+class ConflictError(KubeError):
     pass
 
 
-class NotFound(KubeError):
+class NotFoundError(KubeError):
     pass
 
 
-class Invalid(KubeError):
+class InvalidError(KubeError):
     pass
 
 
@@ -60,7 +60,7 @@ def _error(exc: ApiException) -> KubeError:
     except (ValueError, AttributeError):
         pass
     status = int(exc.status or 0)
-    kind = {409: Conflict, 404: NotFound, 422: Invalid}.get(status, KubeError)
+    kind = {409: ConflictError, 404: NotFoundError, 422: InvalidError}.get(status, KubeError)
     return kind(status, message)
 
 
@@ -120,7 +120,9 @@ class Kube:
             raise _error(exc) from exc
         return dict(res)
 
-    def create_object(self, plural: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+    def create_object(
+        self, plural: str, body: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
         self._count(f"create {plural}")
         try:
             if namespace is None:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from e2e_support import RUN_LABEL, MakeCluster, NodeSpec, Plumbob
+
 from testbed.controlplane import ControlPlane
 from testbed.deploy import install, start_operator
 from testbed.hosttrees import build_tree
 from testbed.simnodes import SimulatedCluster, SimulatedNode
-
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,7 @@ def run_id() -> str:
 
 
 @pytest.fixture
-def make_cluster(
-    plumbob: Plumbob, run_id: str, tmp_path: Path
-) -> Iterator[MakeCluster]:
+def make_cluster(plumbob: Plumbob, run_id: str, tmp_path: Path) -> Iterator[MakeCluster]:
     clusters: list[SimulatedCluster] = []
 
     def make(specs: list[NodeSpec], runner: str = "subprocess") -> SimulatedCluster:
@@ -50,11 +48,22 @@ def make_cluster(
         for spec in specs:
             root = tmp_path / "hosts" / spec.name
             build_tree(root, spec.kind, spec.misconfigurations, hostname=spec.name)
-            nodes.append(SimulatedNode(
-                name=spec.name, role=spec.kind, host_root=root, labels={RUN_LABEL: run_id}, fault=spec.fault,
-            ))
-        cluster = SimulatedCluster(plumbob.cp.kubeconfig, nodes, runner=runner, ca_file=plumbob.cp.ca_file,
-                                   workdir=tmp_path / "simnodes")
+            nodes.append(
+                SimulatedNode(
+                    name=spec.name,
+                    role=spec.kind,
+                    host_root=root,
+                    labels={RUN_LABEL: run_id},
+                    fault=spec.fault,
+                )
+            )
+        cluster = SimulatedCluster(
+            plumbob.cp.kubeconfig,
+            nodes,
+            runner=runner,
+            ca_file=plumbob.cp.ca_file,
+            workdir=tmp_path / "simnodes",
+        )
         cluster.start()
         clusters.append(cluster)
         return cluster

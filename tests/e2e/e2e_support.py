@@ -41,8 +41,6 @@ class NodeSpec:
 MakeCluster = Callable[..., SimulatedCluster]
 
 
-
-
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 90, interval: float = 0.5) -> T:
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -64,12 +62,16 @@ def items(cp: ControlPlane, kind: str, *args: str) -> list[dict[str, Any]]:
     return list(json.loads(cp.kubectl("get", kind, "-o", "json", *args).stdout)["items"])
 
 
-def events(cp: ControlPlane, reason: str, name: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+def events(
+    cp: ControlPlane, reason: str, name: str | None = None, kind: str | None = None
+) -> list[dict[str, Any]]:
     out = []
     for ev in items(cp, "events", "-A"):
         inv = ev.get("involvedObject") or {}
-        if ev.get("reason") == reason and (name is None or inv.get("name") == name) and (
-            kind is None or inv.get("kind") == kind
+        if (
+            ev.get("reason") == reason
+            and (name is None or inv.get("name") == name)
+            and (kind is None or inv.get("kind") == kind)
         ):
             out.append(ev)
     return out
@@ -105,8 +107,10 @@ def rescan(cp: ControlPlane, profile: str, value: str) -> None:
 
 def completed_scan(cp: ControlPlane, profile: str, exclude: set[str] = frozenset()) -> dict[str, Any] | None:  # type: ignore[assignment]
     for scan in items(cp, "compliancescans"):
-        if scan["spec"]["profile"] == profile and scan["metadata"]["name"] not in exclude and (
-            (scan.get("status") or {}).get("phase") == "Complete"
+        if (
+            scan["spec"]["profile"] == profile
+            and scan["metadata"]["name"] not in exclude
+            and ((scan.get("status") or {}).get("phase") == "Complete")
         ):
             return scan
     return None

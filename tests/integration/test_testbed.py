@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from testbed.controlplane import ControlPlane
 
 pytestmark = pytest.mark.integration

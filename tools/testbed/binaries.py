@@ -84,7 +84,12 @@ def _go() -> str:
         )
     out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False).stdout
     parts = out.strip().removeprefix("go").split(".")
-    if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit() and (int(parts[0]), int(parts[1])) < (1, 26):
+    if (
+        len(parts) >= 2
+        and parts[0].isdigit()
+        and parts[1].isdigit()
+        and (int(parts[0]), int(parts[1])) < (1, 26)
+    ):
         raise BuildError(f"{out.strip()} is too old: Kubernetes {KUBE_VERSION} needs Go 1.26 or newer.")
     return go
 
@@ -100,7 +105,11 @@ def _build(directory: Path, digest: str, progress: Progress) -> None:
     progress("a first build downloads ~1.5 GB of Go modules and compiles for 10-20 minutes on 2 cores")
     listing = subprocess.run(
         [go, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./cmd/..."],
-        cwd=MODULE_DIR, env=env, capture_output=True, text=True, check=False,
+        cwd=MODULE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if listing.returncode != 0:
         raise BuildError(
@@ -109,14 +118,16 @@ def _build(directory: Path, digest: str, progress: Progress) -> None:
         )
     total = max(1, sum(1 for line in listing.stdout.splitlines() if line.strip()))
     version = KUBE_VERSION.removeprefix("v").split(".")
-    ldflags = " ".join([
-        "-s -w",
-        f"-X k8s.io/component-base/version.gitVersion={KUBE_VERSION}",
-        f"-X k8s.io/component-base/version.gitMajor={version[0]}",
-        f"-X k8s.io/component-base/version.gitMinor={version[1]}",
-        "-X k8s.io/component-base/version.gitTreeState=clean",
-        f"-X k8s.io/client-go/pkg/version.gitVersion={KUBE_VERSION}",
-    ])
+    ldflags = " ".join(
+        [
+            "-s -w",
+            f"-X k8s.io/component-base/version.gitVersion={KUBE_VERSION}",
+            f"-X k8s.io/component-base/version.gitMajor={version[0]}",
+            f"-X k8s.io/component-base/version.gitMinor={version[1]}",
+            "-X k8s.io/component-base/version.gitTreeState=clean",
+            f"-X k8s.io/client-go/pkg/version.gitVersion={KUBE_VERSION}",
+        ]
+    )
     cmd = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(partial) + "/", "./cmd/..."]
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -126,8 +137,8 @@ def _build(directory: Path, digest: str, progress: Progress) -> None:
     done = 0
     tail: list[str] = []
     last_report = 0.0
-    for line in proc.stdout:
-        line = line.rstrip()
+    for raw in proc.stdout:
+        line = raw.rstrip()
         tail = [*tail[-40:], line]
         if line and " " not in line:
             done += 1
@@ -158,7 +169,10 @@ def ensure_helm(progress: Progress = _say) -> Path:
     env = {**os.environ, "CGO_ENABLED": "0", "GOBIN": str(directory)}
     result = subprocess.run(
         [go, "install", "-trimpath", "-ldflags", "-s -w", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"],
-        env=env, capture_output=True, text=True, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise BuildError(f"go install helm {HELM_VERSION} failed:\n{result.stderr[-3000:]}")

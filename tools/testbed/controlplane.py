@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from testbed.binaries import ensure_binaries
 
-ADMIN_TOKEN = "plumbob-testbed-admin"  # noqa: S105 - a loopback-only test credential
+ADMIN_TOKEN = "plumbob-testbed-admin"  # a loopback-only test credential
 CONTROLLERS = (
     "job-controller",
     "cronjob-controller",
@@ -140,65 +140,74 @@ class ControlPlane:
 
         say(f"starting etcd on 127.0.0.1:{self.etcd_port}")
         etcd_url = f"http://127.0.0.1:{self.etcd_port}"
-        self._spawn("etcd", [
-            str(self.binaries["etcd"]),
-            "--name=testbed",
-            f"--data-dir={wd / 'etcd-data'}",
-            f"--listen-client-urls={etcd_url}",
-            f"--advertise-client-urls={etcd_url}",
-            f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
-            f"--initial-cluster=testbed=http://127.0.0.1:{peer_port}",
-            "--unsafe-no-fsync",
-            "--quota-backend-bytes=4294967296",
-            "--log-level=warn",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                str(self.binaries["etcd"]),
+                "--name=testbed",
+                f"--data-dir={wd / 'etcd-data'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+                f"--initial-cluster=testbed=http://127.0.0.1:{peer_port}",
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes=4294967296",
+                "--log-level=warn",
+            ],
+        )
         self._wait("etcd", lambda: _http_ok(f"{etcd_url}/health"), 60)
 
         say(f"starting kube-apiserver on {self.server}")
-        self._spawn("kube-apiserver", [
-            str(self.binaries["kube-apiserver"]),
-            f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={self.api_port}",
-            f"--cert-dir={wd / 'apiserver-certs'}",
-            f"--token-auth-file={wd / 'tokens.csv'}",
-            "--authorization-mode=Node,RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={wd / 'sa.pub'}",
-            f"--service-account-signing-key-file={wd / 'sa.key'}",
-            "--service-cluster-ip-range=10.0.0.0/24",
-            "--allow-privileged=true",
-            "--enable-admission-plugins=NodeRestriction",
-            "--profiling=false",
-            "--anonymous-auth=false",
-            "--max-requests-inflight=800",
-            "--max-mutating-requests-inflight=400",
-            "--v=0",
-            *extra,
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.binaries["kube-apiserver"]),
+                f"--etcd-servers={etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--cert-dir={wd / 'apiserver-certs'}",
+                f"--token-auth-file={wd / 'tokens.csv'}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={wd / 'sa.pub'}",
+                f"--service-account-signing-key-file={wd / 'sa.key'}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--enable-admission-plugins=NodeRestriction",
+                "--profiling=false",
+                "--anonymous-auth=false",
+                "--max-requests-inflight=800",
+                "--max-mutating-requests-inflight=400",
+                "--v=0",
+                *extra,
+            ],
+        )
         self._wait("kube-apiserver", self._apiserver_ready, 120)
         self._write_kubeconfig()
 
         say("starting kube-controller-manager")
-        self._spawn("kube-controller-manager", [
-            str(self.binaries["kube-controller-manager"]),
-            f"--kubeconfig={self.kubeconfig}",
-            f"--authentication-kubeconfig={self.kubeconfig}",
-            f"--authorization-kubeconfig={self.kubeconfig}",
-            "--leader-elect=false",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={self.kcm_port}",
-            f"--service-account-private-key-file={wd / 'sa.key'}",
-            f"--root-ca-file={self.ca_file}",
-            "--use-service-account-credentials=false",
-            f"--controllers={','.join(CONTROLLERS)}",
-            f"--kube-api-qps={kcm_qps}",
-            f"--kube-api-burst={kcm_qps * 2}",
-            "--concurrent-job-syncs=20",
-            "--v=0",
-        ])
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.binaries["kube-controller-manager"]),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.kcm_port}",
+                f"--service-account-private-key-file={wd / 'sa.key'}",
+                f"--root-ca-file={self.ca_file}",
+                "--use-service-account-credentials=false",
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--kube-api-qps={kcm_qps}",
+                f"--kube-api-burst={kcm_qps * 2}",
+                "--concurrent-job-syncs=20",
+                "--v=0",
+            ],
+        )
         self._wait("kube-controller-manager", self._kcm_ready, 60)
         say(f"control plane ready; KUBECONFIG={self.kubeconfig}")
 
@@ -227,12 +236,20 @@ class ControlPlane:
 
     # ---- helpers for callers -----------------------------------------------------------------
     def kubectl(
-        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,  # noqa: A002 - same keyword as subprocess.run, used by every caller
+        timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
         """Run the testbed's kubectl against this control plane."""
         result = subprocess.run(
             [str(self.binaries["kubectl"]), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input, capture_output=True, text=True, timeout=timeout, check=False,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and result.returncode != 0:
             raise subprocess.CalledProcessError(
@@ -243,10 +260,10 @@ class ControlPlane:
     def request(self, method: str, path: str, body: Any = None, token: str = ADMIN_TOKEN) -> Any:
         """A raw JSON request to the apiserver (for tests that want no client library)."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.server + path, data=data, method=method)  # noqa: S310
+        req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {token}")
         req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, context=self.ssl_context(), timeout=30) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, context=self.ssl_context(), timeout=30) as resp:
             return json.loads(resp.read() or b"null")
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -262,8 +279,12 @@ class ControlPlane:
         log = self.workdir / f"{name}.log"
         handle = log.open("wb")
         popen = subprocess.Popen(
-            argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=self.workdir, preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads forked here
+            argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads forked here
         )
         self.procs[name] = _Proc(name, popen, log, handle)
 
@@ -282,9 +303,9 @@ class ControlPlane:
         if not self.ca_file.exists():
             return False
         try:
-            req = urllib.request.Request(f"{self.server}/readyz")  # noqa: S310
+            req = urllib.request.Request(f"{self.server}/readyz")
             req.add_header("Authorization", f"Bearer {ADMIN_TOKEN}")
-            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=5) as r:  # noqa: S310
+            with urllib.request.urlopen(req, context=self.ssl_context(), timeout=5) as r:
                 return bool(r.status == 200)
         except (OSError, urllib.error.URLError, ssl.SSLError):
             return False
@@ -310,8 +331,12 @@ class ControlPlane:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "testbed", "cluster": {
-                "server": self.server, "certificate-authority": str(self.ca_file)}}],
+            "clusters": [
+                {
+                    "name": "testbed",
+                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
+                }
+            ],
             "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
             "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": "admin"}}],
             "current-context": "testbed",
@@ -322,7 +347,7 @@ class ControlPlane:
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, context=context, timeout=5) as r:  # noqa: S310
+        with urllib.request.urlopen(url, context=context, timeout=5) as r:
             return bool(r.status == 200)
     except (OSError, urllib.error.URLError):
         return False

@@ -30,7 +30,8 @@ NAMESPACE = "plumbob-system"
 def crd_names() -> list[str]:
     """``crd/<plural>.plumbob.dev`` for every generated CRD file."""
     return [
-        f"crd/{p.stem.split('_', 1)[1]}.plumbob.dev" for p in sorted((REPO / "crds").glob("plumbob.dev_*.yaml"))
+        f"crd/{p.stem.split('_', 1)[1]}.plumbob.dev"
+        for p in sorted((REPO / "crds").glob("plumbob.dev_*.yaml"))
     ]
 
 
@@ -43,9 +44,23 @@ def install(cp: ControlPlane, namespace: str = NAMESPACE) -> None:
         cp.kubectl("create", "namespace", namespace)
     helm = ensure_helm()
     rendered = subprocess.run(
-        [str(helm), "template", "plumbob", str(REPO / "charts" / "plumbob"), "--namespace", namespace,
-         "--kube-version", KUBE_VERSION, "--set", "operator.enabled=false", "--set", "nodeBoundReports=false"],
-        capture_output=True, text=True, check=False,
+        [
+            str(helm),
+            "template",
+            "plumbob",
+            str(REPO / "charts" / "plumbob"),
+            "--namespace",
+            namespace,
+            "--kube-version",
+            KUBE_VERSION,
+            "--set",
+            "operator.enabled=false",
+            "--set",
+            "nodeBoundReports=false",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if rendered.returncode != 0:
         raise RuntimeError(f"helm template failed: {rendered.stderr}")
@@ -57,7 +72,9 @@ def _wait_policy_ready(cp: ControlPlane, timeout: float = 30) -> None:
     """The apiserver type-checks a new policy before enforcing it; wait until it has."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = cp.kubectl("get", "validatingadmissionpolicy", "plumbob-node-bound-reports", "-o", "json").stdout
+        out = cp.kubectl(
+            "get", "validatingadmissionpolicy", "plumbob-node-bound-reports", "-o", "json"
+        ).stdout
         status = json.loads(out).get("status") or {}
         if status.get("observedGeneration"):
             return
@@ -65,12 +82,13 @@ def _wait_policy_ready(cp: ControlPlane, timeout: float = 30) -> None:
 
 
 def service_account_kubeconfig(cp: ControlPlane, name: str, namespace: str, path: Path) -> Path:
-    token = cp.kubectl(
-        "create", "token", name, "-n", namespace, "--duration=24h"
-    ).stdout.strip()
+    token = cp.kubectl("create", "token", name, "-n", namespace, "--duration=24h").stdout.strip()
     config = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "testbed", "cluster": {"server": cp.server, "certificate-authority": str(cp.ca_file)}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "testbed", "cluster": {"server": cp.server, "certificate-authority": str(cp.ca_file)}}
+        ],
         "users": [{"name": name, "user": {"token": token}}],
         "contexts": [{"name": name, "context": {"cluster": "testbed", "user": name, "namespace": namespace}}],
         "current-context": name,
@@ -111,10 +129,17 @@ class Operator:
 
 
 def start_operator(
-    cp: ControlPlane, workdir: Path, *, namespace: str = NAMESPACE, job_ttl_seconds: int = 5,
-    extra_env: dict[str, str] | None = None, log_name: str = "operator.log",
+    cp: ControlPlane,
+    workdir: Path,
+    *,
+    namespace: str = NAMESPACE,
+    job_ttl_seconds: int = 5,
+    extra_env: dict[str, str] | None = None,
+    log_name: str = "operator.log",
 ) -> Operator:
-    kubeconfig = service_account_kubeconfig(cp, "plumbob-operator", namespace, workdir / "operator.kubeconfig")
+    kubeconfig = service_account_kubeconfig(
+        cp, "plumbob-operator", namespace, workdir / "operator.kubeconfig"
+    )
     env = {
         **os.environ,
         "KUBECONFIG": str(kubeconfig),
@@ -126,7 +151,11 @@ def start_operator(
     log = workdir / log_name
     handle = log.open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "plumbob", "operator"], env=env, stdout=handle, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded parent
+        [sys.executable, "-m", "plumbob", "operator"],
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded parent
     )
     return Operator(process, log, handle)

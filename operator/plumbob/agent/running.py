@@ -123,33 +123,39 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
         overrides=tailoring.variables or None,
     )
     return report_body(
-        profile=env["PLUMBOB_PROFILE"], node=env["PLUMBOB_NODE_NAME"], scan=env["PLUMBOB_SCAN"],
-        benchmark=result.benchmark, findings=result.findings, tailoring=tailoring,
+        profile=env["PLUMBOB_PROFILE"],
+        node=env["PLUMBOB_NODE_NAME"],
+        scan=env["PLUMBOB_SCAN"],
+        benchmark=result.benchmark,
+        findings=result.findings,
+        tailoring=tailoring,
     )
 
 
 def write_report(body: dict[str, Any], env: Mapping[str, str]) -> None:
-    from plumbob.kube import Conflict, Kube, NotFound, api_client  # noqa: PLC0415 - audit needs no client
+    from plumbob.kube import ConflictError, Kube, NotFoundError, api_client  # noqa: PLC0415 - audit needs no client
 
     kube = Kube(api_client(env))
     try:
         for _attempt in range(5):
             try:
                 current = kube.get_object("compliancereports", body["metadata"]["name"])
-            except NotFound:
+            except NotFoundError:
                 try:
                     kube.create_object("compliancereports", body)
                     return
-                except Conflict:
+                except ConflictError:
                     continue
-            replacement = {**body, "metadata": {**body["metadata"],
-                                                "resourceVersion": current["metadata"]["resourceVersion"]}}
+            replacement = {
+                **body,
+                "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
+            }
             if "status" in current:
                 replacement["status"] = current["status"]
             try:
                 kube.replace_object("compliancereports", replacement)
                 return
-            except Conflict:
+            except ConflictError:
                 continue
         raise RuntimeError("the report kept changing under the agent (5 conflicts)")
     finally:
@@ -166,7 +172,7 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], cancel: threading.Eve
         return EXIT_AUDIT
     try:
         write_report(body, env)
-    except Exception as exc:  # noqa: BLE001 - any failure to write is reported with its reason
+    except Exception as exc:  # any failure to write is reported with its reason
         print(f"plumbob agent: could not write the report: {exc}", file=sys.stderr)
         return EXIT_WRITE
     counts: dict[str, int] = {}

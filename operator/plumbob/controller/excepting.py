@@ -51,8 +51,12 @@ class Entry:
 
     def ref(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "kind": self.key.kind, "name": self.key.name, "entry": self.key.index,
-            "reason": self.reason, "owner": self.owner, "expires": self.expires,
+            "kind": self.key.kind,
+            "name": self.key.name,
+            "entry": self.key.index,
+            "reason": self.reason,
+            "owner": self.owner,
+            "expires": self.expires,
         }
         if self.key.namespace:
             out["namespace"] = self.key.namespace
@@ -69,12 +73,21 @@ def flatten(exceptions: Iterable[Exception_]) -> list[Entry]:
             nodes = tuple(getattr(e, "nodes", None) or ())
             selector = getattr(e, "node_selector", None)
             scoped = bool(getattr(e, "namespaces", None) or e.resources)
-            out.append(Entry(
-                key=EntryKey(kind, exc.metadata.namespace, exc.metadata.name, i),
-                rules=tuple(e.rules), profiles=tuple(e.profiles), nodes=nodes, node_selector=selector,
-                namespaced_scope=scoped,
-                reason=e.reason, owner=e.owner, ticket=e.ticket, expires=e.expires, expires_at=e.expiry(),
-            ))
+            out.append(
+                Entry(
+                    key=EntryKey(kind, exc.metadata.namespace, exc.metadata.name, i),
+                    rules=tuple(e.rules),
+                    profiles=tuple(e.profiles),
+                    nodes=nodes,
+                    node_selector=selector,
+                    namespaced_scope=scoped,
+                    reason=e.reason,
+                    owner=e.owner,
+                    ticket=e.ticket,
+                    expires=e.expires,
+                    expires_at=e.expiry(),
+                )
+            )
     return out
 
 
@@ -116,8 +129,13 @@ class Applied:
 
 
 def apply_to_node(
-    results: Mapping[str, str], entries: Iterable[Entry], *, profile: str, node: str,
-    node_labels: Mapping[str, str], now: datetime,
+    results: Mapping[str, str],
+    entries: Iterable[Entry],
+    *,
+    profile: str,
+    node: str,
+    node_labels: Mapping[str, str],
+    now: datetime,
 ) -> Applied:
     effective = dict(results)
     excepted: dict[str, Entry] = {}

@@ -73,9 +73,7 @@ def audit_job(
         {"name": "PLUMBOB_HOST_ROOT", "value": HOST_ROOT},
     ]
     volumes = [{"name": _volume_name(p), "hostPath": {"path": p}} for p in HOST_PATHS]
-    mounts = [
-        {"name": _volume_name(p), "mountPath": HOST_ROOT + p, "readOnly": True} for p in HOST_PATHS
-    ]
+    mounts = [{"name": _volume_name(p), "mountPath": HOST_ROOT + p, "readOnly": True} for p in HOST_PATHS]
     all_tolerations = [t.to_dict() for t in (*DEFAULT_TOLERATIONS, *tolerations)]
     return {
         "apiVersion": "batch/v1",
@@ -103,26 +101,28 @@ def audit_job(
                     "terminationGracePeriodSeconds": 5,
                     "tolerations": all_tolerations,
                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{
-                        "name": "agent",
-                        "image": image,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": ["python", "-m", "plumbob", "agent"],
-                        "env": env,
-                        "resources": {
-                            "requests": {"cpu": "50m", "memory": "64Mi"},
-                            "limits": {"memory": "256Mi"},
-                        },
-                        "securityContext": {
-                            "runAsUser": 0,
-                            "runAsNonRoot": False,
-                            "readOnlyRootFilesystem": True,
-                            "allowPrivilegeEscalation": False,
-                            "privileged": False,
-                            "capabilities": {"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]},
-                        },
-                        "volumeMounts": mounts,
-                    }],
+                    "containers": [
+                        {
+                            "name": "agent",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["python", "-m", "plumbob", "agent"],
+                            "env": env,
+                            "resources": {
+                                "requests": {"cpu": "50m", "memory": "64Mi"},
+                                "limits": {"memory": "256Mi"},
+                            },
+                            "securityContext": {
+                                "runAsUser": 0,
+                                "runAsNonRoot": False,
+                                "readOnlyRootFilesystem": True,
+                                "allowPrivilegeEscalation": False,
+                                "privileged": False,
+                                "capabilities": {"drop": ["ALL"], "add": ["DAC_READ_SEARCH"]},
+                            },
+                            "volumeMounts": mounts,
+                        }
+                    ],
                     "volumes": volumes,
                 },
             },

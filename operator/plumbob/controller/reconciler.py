@@ -55,7 +55,7 @@ from plumbob.controller.digests import ReportDigest
 from plumbob.controller.jobs import audit_job
 from plumbob.controller.schedules import ScheduleError, due_tick, parse_cron
 from plumbob.controller.store import Snapshot, Store
-from plumbob.kube import Conflict, Invalid, Kube, KubeError
+from plumbob.kube import ConflictError, InvalidError, Kube, KubeError
 
 log = logging.getLogger("plumbob.controller")
 Clock = Callable[[], datetime]
@@ -72,22 +72,35 @@ def _iso(moment: datetime | None) -> str | None:
 @dataclass
 class Settings:
     namespace: str = field(default_factory=lambda: os.environ.get("PLUMBOB_NAMESPACE", "plumbob-system"))
-    image: str = field(default_factory=lambda: os.environ.get("PLUMBOB_AGENT_IMAGE", "ghcr.io/plumbob/plumbob:0.1.0"))
-    job_ttl_seconds: int = field(default_factory=lambda: int(os.environ.get("PLUMBOB_JOB_TTL_SECONDS", "300")))
+    image: str = field(
+        default_factory=lambda: os.environ.get("PLUMBOB_AGENT_IMAGE", "ghcr.io/plumbob/plumbob:0.1.0")
+    )
+    job_ttl_seconds: int = field(
+        default_factory=lambda: int(os.environ.get("PLUMBOB_JOB_TTL_SECONDS", "300"))
+    )
     progress_interval: float = 2.0  # seconds between progress writes of a running scan
     min_interval: float = 0.3  # seconds between reconciles (batches bursts of events)
 
 
 def _conditions(
-    current: list[Condition], generation: int | None, now: datetime,
+    current: list[Condition],
+    generation: int | None,
+    now: datetime,
     wanted: Mapping[str, tuple[bool, str, str]],
 ) -> list[Condition]:
     out = list(current)
     for type_, (ok, reason, message) in wanted.items():
-        out = set_condition(out, Condition(
-            type=type_, status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
-            reason=reason, message=message, last_transition_time=now, observed_generation=generation,
-        ))
+        out = set_condition(
+            out,
+            Condition(
+                type=type_,
+                status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+                observed_generation=generation,
+            ),
+        )
     return out
 
 
@@ -98,7 +111,9 @@ def _same(current: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, store: Store, settings: Settings | None = None, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, kube: Kube, store: Store, settings: Settings | None = None, clock: Clock = utcnow
+    ) -> None:
         self.kube = kube
         self.store = store
         self.settings = settings or Settings()
@@ -169,11 +184,21 @@ class Reconciler:
 
     @staticmethod
     def _ref(obj: ComplianceProfile | ComplianceSchedule | ComplianceScan) -> dict[str, str]:
-        return {"apiVersion": obj.api_version, "kind": obj.kind, "name": obj.metadata.name,
-                "uid": obj.metadata.uid or ""}
+        return {
+            "apiVersion": obj.api_version,
+            "kind": obj.kind,
+            "name": obj.metadata.name,
+            "uid": obj.metadata.uid or "",
+        }
 
-    def _patch(self, plural: str, name: str, current: Mapping[str, Any] | None, new: dict[str, Any],
-               namespace: str | None = None) -> bool:
+    def _patch(
+        self,
+        plural: str,
+        name: str,
+        current: Mapping[str, Any] | None,
+        new: dict[str, Any],
+        namespace: str | None = None,
+    ) -> bool:
         if _same(current, new):
             return False
         try:
@@ -197,33 +222,47 @@ class Reconciler:
         if selector is None:
             return []
         return sorted(
-            name for name, p in snap.profiles.items()
+            name
+            for name, p in snap.profiles.items()
             if excepting.selector_matches(selector, p.metadata.labels)
         )
 
-    def create_scan(self, snap: Snapshot, profile: ComplianceProfile, *, trigger: str,
-                    started: datetime, schedule: ComplianceSchedule | None = None) -> str | None:
+    def create_scan(
+        self,
+        snap: Snapshot,
+        profile: ComplianceProfile,
+        *,
+        trigger: str,
+        started: datetime,
+        schedule: ComplianceSchedule | None = None,
+    ) -> str | None:
         sched = schedule or self._schedule_for(snap, profile)
         name = scan_name(profile.metadata.name, started)
         spec: dict[str, Any] = {
             "profile": profile.metadata.name,
             "trigger": trigger,
             "maxParallelNodes": sched.spec.max_parallel_nodes if sched else DEFAULT_MAX_PARALLEL_NODES,
-            "nodeDeadlineSeconds": sched.spec.node_deadline_seconds if sched else DEFAULT_NODE_DEADLINE_SECONDS,
+            "nodeDeadlineSeconds": sched.spec.node_deadline_seconds
+            if sched
+            else DEFAULT_NODE_DEADLINE_SECONDS,
         }
         if profile.metadata.generation:
             spec["profileGeneration"] = profile.metadata.generation
         if trigger == "schedule" and sched is not None:
             spec["schedule"] = sched.metadata.name
         body = {
-            "apiVersion": profile.api_version, "kind": "ComplianceScan",
-            "metadata": {"name": name, "labels": {"plumbob.dev/profile": profile.metadata.name},
-                         "ownerReferences": [profile.owner_reference().to_dict()]},
+            "apiVersion": profile.api_version,
+            "kind": "ComplianceScan",
+            "metadata": {
+                "name": name,
+                "labels": {"plumbob.dev/profile": profile.metadata.name},
+                "ownerReferences": [profile.owner_reference().to_dict()],
+            },
             "spec": spec,
         }
         try:
             created = self.kube.create_object("compliancescans", body)
-        except Conflict:
+        except ConflictError:
             return None  # this tick's scan exists already: the trigger was handled before
         except KubeError as exc:
             log.warning("could not create scan for %s: %s", profile.metadata.name, exc)
@@ -249,13 +288,27 @@ class Reconciler:
             try:
                 cron = parse_cron(sched.spec.schedule, sched.spec.time_zone)
             except ScheduleError as exc:
-                new = {"observedGeneration": meta.generation, "nextScheduleTime": None,
-                       "conditions": [c.to_dict() for c in _conditions(
-                    conds, meta.generation, now, {
-                        "Ready": (False, "InvalidSchedule", str(exc)),
-                        "Stalled": (True, "InvalidSchedule", str(exc)),
-                        "Reconciling": (False, "InvalidSchedule", "nothing to do until the schedule is fixed"),
-                    })]}
+                new = {
+                    "observedGeneration": meta.generation,
+                    "nextScheduleTime": None,
+                    "conditions": [
+                        c.to_dict()
+                        for c in _conditions(
+                            conds,
+                            meta.generation,
+                            now,
+                            {
+                                "Ready": (False, "InvalidSchedule", str(exc)),
+                                "Stalled": (True, "InvalidSchedule", str(exc)),
+                                "Reconciling": (
+                                    False,
+                                    "InvalidSchedule",
+                                    "nothing to do until the schedule is fixed",
+                                ),
+                            },
+                        )
+                    ],
+                }
                 if self._patch("complianceschedules", meta.name, current, new):
                     self._event(self._ref(sched), "Warning", "InvalidSchedule", str(exc))
                 continue
@@ -272,14 +325,20 @@ class Reconciler:
                             continue
                         running = self._running_scan(snap, name)
                         if running:
-                            self._event(self._ref(sched), "Normal", "ScanSkipped",
-                                        f"{name}: scan {running} is still running")
+                            self._event(
+                                self._ref(sched),
+                                "Normal",
+                                "ScanSkipped",
+                                f"{name}: scan {running} is still running",
+                            )
                             continue
                         self.create_scan(snap, profile, trigger="schedule", started=tick, schedule=sched)
                     last = tick
             nxt = cron.next_after(now)
             wait = min(wait, max(0.05, (nxt - now).total_seconds()))
-            message = f"next scan at {_iso(nxt)}" if not sched.spec.suspend else "suspended: no new scans start"
+            message = (
+                f"next scan at {_iso(nxt)}" if not sched.spec.suspend else "suspended: no new scans start"
+            )
             if missing:
                 message += f"; profiles not found: {', '.join(missing)}"
             new = {
@@ -287,11 +346,19 @@ class Reconciler:
                 "lastScheduleTime": _iso(last),
                 "nextScheduleTime": None if sched.spec.suspend else _iso(nxt),
                 "profiles": [p for p in profiles if p in snap.profiles],
-                "conditions": [c.to_dict() for c in _conditions(conds, meta.generation, now, {
-                    "Ready": (True, "Suspended" if sched.spec.suspend else "Scheduled", message),
-                    "Stalled": (False, "Valid", "the schedule is valid"),
-                    "Reconciling": (False, "Idle", "waiting for the next tick"),
-                })],
+                "conditions": [
+                    c.to_dict()
+                    for c in _conditions(
+                        conds,
+                        meta.generation,
+                        now,
+                        {
+                            "Ready": (True, "Suspended" if sched.spec.suspend else "Scheduled", message),
+                            "Stalled": (False, "Valid", "the schedule is valid"),
+                            "Reconciling": (False, "Idle", "waiting for the next tick"),
+                        },
+                    )
+                ],
             }
             self._patch("complianceschedules", meta.name, current, new)
         return wait
@@ -306,8 +373,12 @@ class Reconciler:
             if self._running_scan(snap, profile.metadata.name) is not None:
                 continue  # acted on once the running scan completes
             self.create_scan(snap, profile, trigger="rescan", started=now)
-            self._patch("complianceprofiles", profile.metadata.name,
-                        profile.status.to_dict() if profile.status else {}, {"lastRescan": wanted})
+            self._patch(
+                "complianceprofiles",
+                profile.metadata.name,
+                profile.status.to_dict() if profile.status else {},
+                {"lastRescan": wanted},
+            )
 
     # ---- 3. reports --------------------------------------------------------------------------
     def _reports(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> None:
@@ -316,8 +387,12 @@ class Reconciler:
                 continue
             node = snap.nodes.get(report.node)
             applied = excepting.apply_to_node(
-                report.results, entries, profile=report.profile, node=report.node,
-                node_labels=node.labels if node else {}, now=now,
+                report.results,
+                entries,
+                profile=report.profile,
+                node=report.node,
+                node_labels=node.labels if node else {},
+                now=now,
             )
             self._report_status(snap, report, applied)
 
@@ -361,16 +436,26 @@ class Reconciler:
             lifted = sorted(old_excepted - set(applied.excepted))
             if self._patch("compliancereports", report.name, None if fresh else status, new):
                 merged = {**status, **new}
-                self.store.put_report(ReportDigest(
-                    name=report.name, uid=report.uid, profile=report.profile, node=report.node,
-                    scan=report.scan, generation=report.generation, results=report.results,
-                    severities=report.severities, observed_generation=report.generation, status=merged,
-                ))
+                self.store.put_report(
+                    ReportDigest(
+                        name=report.name,
+                        uid=report.uid,
+                        profile=report.profile,
+                        node=report.node,
+                        scan=report.scan,
+                        generation=report.generation,
+                        results=report.results,
+                        severities=report.severities,
+                        observed_generation=report.generation,
+                        status=merged,
+                    )
+                )
                 if not fresh and (newly or lifted):
                     self._exception_events(snap, report, newly, lifted)
 
-    def _drift_events(self, snap: Snapshot, report: ReportDigest, regressions: list[str],
-                      restorations: list[str]) -> None:
+    def _drift_events(
+        self, snap: Snapshot, report: ReportDigest, regressions: list[str], restorations: list[str]
+    ) -> None:
         profile = snap.profiles.get(report.profile)
         node = snap.nodes.get(report.node or "")
         targets = []
@@ -389,16 +474,26 @@ class Reconciler:
             for target in targets:
                 self._event(target, type_, reason, message)
 
-    def _exception_events(self, snap: Snapshot, report: ReportDigest, newly: list[str], lifted: list[str]) -> None:
+    def _exception_events(
+        self, snap: Snapshot, report: ReportDigest, newly: list[str], lifted: list[str]
+    ) -> None:
         profile = snap.profiles.get(report.profile)
         if profile is None:
             return
         if newly:
-            self._event(self._ref(profile), "Normal", "ResultsExcepted",
-                        f"node {report.node}: {', '.join(newly[:20])} now excepted")
+            self._event(
+                self._ref(profile),
+                "Normal",
+                "ResultsExcepted",
+                f"node {report.node}: {', '.join(newly[:20])} now excepted",
+            )
         if lifted:
-            self._event(self._ref(profile), "Warning", "ExceptionLifted",
-                        f"node {report.node}: {', '.join(lifted[:20])} no longer excepted (fail again)")
+            self._event(
+                self._ref(profile),
+                "Warning",
+                "ExceptionLifted",
+                f"node {report.node}: {', '.join(lifted[:20])} no longer excepted (fail again)",
+            )
 
     # ---- 4. scans ----------------------------------------------------------------------------
     def _scans(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> float:
@@ -413,14 +508,22 @@ class Reconciler:
             phase = scan.status.phase if scan.status else None
             if phase in (ScanPhase.COMPLETE, ScanPhase.FAILED):
                 continue
-            wait = min(wait, self._scan(snap, scan, by_scan.get(scan.metadata.name, {}),
-                                        reports_by_node, entries, now))
+            wait = min(
+                wait,
+                self._scan(snap, scan, by_scan.get(scan.metadata.name, {}), reports_by_node, entries, now),
+            )
         self._prune(snap)
         return wait
 
-    def _scan(self, snap: Snapshot, scan: ComplianceScan, jobs: dict[str, Any],
-              reports_by_node: Mapping[tuple[str, str], ReportDigest], entries: list[excepting.Entry],
-              now: datetime) -> float:
+    def _scan(  # noqa: PLR0917 - private step with one caller, which passes all six
+        self,
+        snap: Snapshot,
+        scan: ComplianceScan,
+        jobs: dict[str, Any],
+        reports_by_node: Mapping[tuple[str, str], ReportDigest],
+        entries: list[excepting.Entry],
+        now: datetime,
+    ) -> float:
         name, meta = scan.metadata.name, scan.metadata
         current = scan.status.to_dict() if scan.status else {}
         conds = list(scan.status.conditions) if scan.status else []
@@ -431,18 +534,34 @@ class Reconciler:
                 raise CatalogError(f"profile {scan.spec.profile} does not exist")
             tailoring = self.resolve(profile)
         except CatalogError as exc:
-            new = {"observedGeneration": meta.generation, "phase": ScanPhase.FAILED.value,
-                   "startTime": _iso(start), "completionTime": _iso(now),
-                   "conditions": [c.to_dict() for c in _conditions(conds, meta.generation, now, {
-                       "Ready": (False, "CannotResolve", str(exc)),
-                       "Stalled": (True, "CannotResolve", str(exc)),
-                       "Reconciling": (False, "CannotResolve", "the scan cannot run")})]}
+            new = {
+                "observedGeneration": meta.generation,
+                "phase": ScanPhase.FAILED.value,
+                "startTime": _iso(start),
+                "completionTime": _iso(now),
+                "conditions": [
+                    c.to_dict()
+                    for c in _conditions(
+                        conds,
+                        meta.generation,
+                        now,
+                        {
+                            "Ready": (False, "CannotResolve", str(exc)),
+                            "Stalled": (True, "CannotResolve", str(exc)),
+                            "Reconciling": (False, "CannotResolve", "the scan cannot run"),
+                        },
+                    )
+                ],
+            }
             if self._patch("compliancescans", name, current, new) and profile is not None:
                 self._event(self._ref(profile), "Warning", "ScanFailed", f"scan {name}: {exc}")
             return 30.0
         targets = scanning.target_nodes(
-            snap.nodes.values(), selector=profile.spec.node_selector,
-            roles=[r.value for r in profile.spec.node_roles], scan_created=meta.creation_timestamp, jobs=jobs,
+            snap.nodes.values(),
+            selector=profile.spec.node_selector,
+            roles=[r.value for r in profile.spec.node_roles],
+            scan_created=meta.creation_timestamp,
+            jobs=jobs,
         )
         # Nodes already judged Failed/TimedOut/Unschedulable stay in the scan even once their Node
         # and Job are gone (a node deleted mid-scan must be reported, not forgotten).
@@ -457,18 +576,27 @@ class Reconciler:
                 verdicts[node_name] = earlier[node_name]
                 continue
             verdicts[node_name] = scanning.node_verdict(
-                node_name, node=snap.nodes.get(node_name), job=jobs.get(node_name), report=report,
-                scan=name, tolerations=list(profile.spec.tolerations), now=now,
+                node_name,
+                node=snap.nodes.get(node_name),
+                job=jobs.get(node_name),
+                report=report,
+                scan=name,
+                tolerations=list(profile.spec.tolerations),
+                now=now,
             )
         for node_name in scanning.pods_to_start(verdicts, scan.spec.max_parallel_nodes):
             body = audit_job(
-                scan=scan, node=node_name, tailoring=tailoring, tolerations=list(profile.spec.tolerations),
-                namespace=self.settings.namespace, image=self.settings.image,
+                scan=scan,
+                node=node_name,
+                tailoring=tailoring,
+                tolerations=list(profile.spec.tolerations),
+                namespace=self.settings.namespace,
+                image=self.settings.image,
                 ttl_seconds=self.settings.job_ttl_seconds,
             )
             try:
                 self.kube.create_job(self.settings.namespace, body)
-            except Conflict:
+            except ConflictError:
                 pass  # created by an earlier pass whose event has not arrived yet
             except KubeError as exc:
                 log.warning("could not create audit Job for %s on %s: %s", name, node_name, exc)
@@ -486,57 +614,95 @@ class Reconciler:
         done = all(v.state in scanning.TERMINAL for v in verdicts.values())
         problems = [
             {"node": n, "state": v.state.value, "reason": v.reason, "message": v.message}
-            for n, v in sorted(verdicts.items()) if v.state in (NodeState.FAILED, NodeState.TIMED_OUT,
-                                                                NodeState.UNSCHEDULABLE)
+            for n, v in sorted(verdicts.items())
+            if v.state in (NodeState.FAILED, NodeState.TIMED_OUT, NodeState.UNSCHEDULABLE)
         ][:MAX_NODE_PROBLEMS]
         nodes = {
-            "total": len(verdicts), "pending": counts[NodeState.PENDING], "running": counts[NodeState.RUNNING],
-            "done": counts[NodeState.DONE], "failed": counts[NodeState.FAILED],
-            "timedOut": counts[NodeState.TIMED_OUT], "unschedulable": counts[NodeState.UNSCHEDULABLE],
+            "total": len(verdicts),
+            "pending": counts[NodeState.PENDING],
+            "running": counts[NodeState.RUNNING],
+            "done": counts[NodeState.DONE],
+            "failed": counts[NodeState.FAILED],
+            "timedOut": counts[NodeState.TIMED_OUT],
+            "unschedulable": counts[NodeState.UNSCHEDULABLE],
             "problems": problems,
         }
         new: dict[str, Any] = {
             "observedGeneration": meta.generation,
             "phase": (ScanPhase.COMPLETE if done else ScanPhase.RUNNING).value,
             "startTime": _iso(start),
-            "benchmark": {"id": tailoring.benchmark, "name": "cis-kubernetes",
-                          "version": tailoring.benchmark.removeprefix("cis-"),
-                          "platform": profile.spec.benchmark.platform.value},
+            "benchmark": {
+                "id": tailoring.benchmark,
+                "name": "cis-kubernetes",
+                "version": tailoring.benchmark.removeprefix("cis-"),
+                "platform": profile.spec.benchmark.platform.value,
+            },
             "nodes": nodes,
         }
         message = f"{counts[NodeState.DONE]}/{len(verdicts)} nodes audited"
         if done:
             done_reports = [
-                r for n, v in verdicts.items() if v.state is NodeState.DONE
+                r
+                for n, v in verdicts.items()
+                if v.state is NodeState.DONE
                 and (r := reports_by_node.get((profile.metadata.name, n))) is not None
             ]
             new |= self._aggregate(snap, done_reports, entries, now)
             new["completionTime"] = _iso(now)
-            new["conditions"] = [c.to_dict() for c in _conditions(conds, meta.generation, now, {
-                "Ready": (True, "Complete", message), "Reconciling": (False, "Complete", message),
-                "Stalled": (False, "Complete", message)})]
+            new["conditions"] = [
+                c.to_dict()
+                for c in _conditions(
+                    conds,
+                    meta.generation,
+                    now,
+                    {
+                        "Ready": (True, "Complete", message),
+                        "Reconciling": (False, "Complete", message),
+                        "Stalled": (False, "Complete", message),
+                    },
+                )
+            ]
         else:
-            new["conditions"] = [c.to_dict() for c in _conditions(conds, meta.generation, now, {
-                "Ready": (False, "Running", message), "Reconciling": (True, "Running", message),
-                "Stalled": (False, "Running", message)})]
+            new["conditions"] = [
+                c.to_dict()
+                for c in _conditions(
+                    conds,
+                    meta.generation,
+                    now,
+                    {
+                        "Ready": (False, "Running", message),
+                        "Reconciling": (True, "Running", message),
+                        "Stalled": (False, "Running", message),
+                    },
+                )
+            ]
             last = self._last_progress.get(name, 0.0)
             known = {p.get("node") for p in (current.get("nodes") or {}).get("problems", [])}
             new_problem = any(p["node"] not in known for p in problems)
-            if time.monotonic() - last < self.settings.progress_interval and current.get("phase") and not new_problem:
+            if (
+                time.monotonic() - last < self.settings.progress_interval
+                and current.get("phase")
+                and not new_problem
+            ):
                 return self.settings.progress_interval
         if self._patch("compliancescans", name, current, new):
             self._last_progress[name] = time.monotonic()
             if done:
                 self._last_progress.pop(name, None)
                 summary = new.get("summary", {})
-                self._event(self._ref(profile), "Normal", "ScanComplete",
-                            f"scan {name}: {message}; {summary.get('fail', 0)} rule(s) failing, "
-                            f"{nodes['failed'] + nodes['timedOut']} node(s) failed, "
-                            f"{nodes['unschedulable']} unschedulable")
+                self._event(
+                    self._ref(profile),
+                    "Normal",
+                    "ScanComplete",
+                    f"scan {name}: {message}; {summary.get('fail', 0)} rule(s) failing, "
+                    f"{nodes['failed'] + nodes['timedOut']} node(s) failed, "
+                    f"{nodes['unschedulable']} unschedulable",
+                )
         return 1.0 if not done else 30.0
 
-    def _aggregate(self, snap: Snapshot, reports: Iterable[ReportDigest], entries: list[excepting.Entry],
-                   now: datetime) -> dict[str, Any]:
+    def _aggregate(
+        self, snap: Snapshot, reports: Iterable[ReportDigest], entries: list[excepting.Entry], now: datetime
+    ) -> dict[str, Any]:
         per_rule: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         severities: dict[str, str] = {}
         regressions: dict[str, list[str]] = defaultdict(list)
@@ -544,8 +710,12 @@ class Reconciler:
         for report in reports:
             node = snap.nodes.get(report.node or "")
             applied = excepting.apply_to_node(
-                report.results, entries, profile=report.profile, node=report.node or "",
-                node_labels=node.labels if node else {}, now=now,
+                report.results,
+                entries,
+                profile=report.profile,
+                node=report.node or "",
+                node_labels=node.labels if node else {},
+                now=now,
             )
             for rule, status in applied.effective.items():
                 per_rule[rule][status].append(report.node or "")
@@ -563,9 +733,12 @@ class Reconciler:
             agg = aggregate_status([ResultStatus(s) for s in by_status])
             statuses.append(agg)
             entry: dict[str, Any] = {
-                "id": rule, "status": agg.value,
-                "passCount": len(by_status.get("pass", [])), "failCount": len(by_status.get("fail", [])),
-                "errorCount": len(by_status.get("error", [])), "exceptedCount": len(by_status.get("excepted", [])),
+                "id": rule,
+                "status": agg.value,
+                "passCount": len(by_status.get("pass", [])),
+                "failCount": len(by_status.get("fail", [])),
+                "errorCount": len(by_status.get("error", [])),
+                "exceptedCount": len(by_status.get("excepted", [])),
                 "manualCount": len(by_status.get("manual", [])),
                 "notApplicableCount": len(by_status.get("not-applicable", [])),
                 "failingNodes": sorted(by_status.get("fail", []))[:MAX_NODE_NAMES],
@@ -575,8 +748,10 @@ class Reconciler:
             rules.append(entry)
 
         def entries_of(changes: dict[str, list[str]]) -> list[dict[str, Any]]:
-            return [{"rule": r, "count": len(n), "nodes": sorted(n)[:MAX_NODE_NAMES]}
-                    for r, n in sorted(changes.items(), key=lambda kv: _rule_key(kv[0]))]
+            return [
+                {"rule": r, "count": len(n), "nodes": sorted(n)[:MAX_NODE_NAMES]}
+                for r, n in sorted(changes.items(), key=lambda kv: _rule_key(kv[0]))
+            ]
 
         return {
             "rules": rules,
@@ -615,16 +790,29 @@ class Reconciler:
             try:
                 tailoring = self.resolve(profile)
             except CatalogError as exc:
-                new = {"observedGeneration": meta.generation, "conditions": [c.to_dict() for c in _conditions(
-                    conds, meta.generation, now, {
-                        "Ready": (False, "CannotResolve", str(exc)),
-                        "Stalled": (True, "CannotResolve", str(exc)),
-                        "Reconciling": (False, "CannotResolve", "fix the profile to continue")})]}
+                new = {
+                    "observedGeneration": meta.generation,
+                    "conditions": [
+                        c.to_dict()
+                        for c in _conditions(
+                            conds,
+                            meta.generation,
+                            now,
+                            {
+                                "Ready": (False, "CannotResolve", str(exc)),
+                                "Stalled": (True, "CannotResolve", str(exc)),
+                                "Reconciling": (False, "CannotResolve", "fix the profile to continue"),
+                            },
+                        )
+                    ],
+                }
                 if self._patch("complianceprofiles", meta.name, current, new):
                     self._event(self._ref(profile), "Warning", "CannotResolve", str(exc))
                 continue
-            scans = sorted((s for s in snap.scans.values() if s.spec.profile == meta.name),
-                           key=lambda s: s.metadata.creation_timestamp or now)
+            scans = sorted(
+                (s for s in snap.scans.values() if s.spec.profile == meta.name),
+                key=lambda s: s.metadata.creation_timestamp or now,
+            )
             latest = scans[-1] if scans else None
             completed = [s for s in scans if s.status and s.status.phase is ScanPhase.COMPLETE]
             last_done = completed[-1] if completed else None
@@ -632,18 +820,24 @@ class Reconciler:
             new: dict[str, Any] = {"observedGeneration": meta.generation}
             bench = load_benchmark(tailoring.benchmark, tailoring.variables or None)
             new["resolvedBenchmark"] = {
-                "id": bench.id, "name": "cis-kubernetes", "version": bench.version,
+                "id": bench.id,
+                "name": "cis-kubernetes",
+                "version": bench.version,
                 "platform": profile.spec.benchmark.platform.value,
                 "kubernetesVersion": self.kubernetes_version(),
                 "rules": len(tailoring.node_rules(bench.rules)),
             }
             if latest is not None:
                 ls = latest.status
-                new["lastScan"] = {k: v for k, v in {
-                    "name": latest.metadata.name,
-                    "startTime": _iso(ls.start_time) if ls else None,
-                    "completionTime": _iso(ls.completion_time) if ls else None,
-                }.items() if v is not None}
+                new["lastScan"] = {
+                    k: v
+                    for k, v in {
+                        "name": latest.metadata.name,
+                        "startTime": _iso(ls.start_time) if ls else None,
+                        "completionTime": _iso(ls.completion_time) if ls else None,
+                    }.items()
+                    if v is not None
+                }
             compliant: tuple[bool, str, str] = (False, "NotScanned", "no completed scan yet")
             agg: dict[str, Any] = {}
             if last_done is not None:
@@ -656,8 +850,9 @@ class Reconciler:
                     new["score"] = score
                 failing = [r["id"] for r in agg["rules"] if r["status"] == "fail"]
                 compliant = (
-                    (True, "NoFailures", "every audited rule passes or is excepted") if not failing else
-                    (False, "RulesFailing", f"{len(failing)} rule(s) failing: {', '.join(failing[:10])}")
+                    (True, "NoFailures", "every audited rule passes or is excepted")
+                    if not failing
+                    else (False, "RulesFailing", f"{len(failing)} rule(s) failing: {', '.join(failing[:10])}")
                 )
             # Drift counters: what the latest completed scan changed against the one before it.
             last_drift = agg.get("drift") or {}
@@ -670,13 +865,18 @@ class Reconciler:
             done_at = last_done.status.completion_time if last_done and last_done.status else None
             if new["drift"]["regressions"] and done_at is not None:
                 new["drift"]["lastRegressionTime"] = _iso(done_at)
-            running = latest is not None and latest.status is not None and latest.status.phase not in (
-                ScanPhase.COMPLETE, ScanPhase.FAILED) or (latest is not None and latest.status is None)
+            running = (
+                latest is not None
+                and latest.status is not None
+                and latest.status.phase not in (ScanPhase.COMPLETE, ScanPhase.FAILED)
+            ) or (latest is not None and latest.status is None)
             wanted = {
-                "Reconciling": (True, "Scanning", f"scan {latest.metadata.name} is running") if running and latest
+                "Reconciling": (True, "Scanning", f"scan {latest.metadata.name} is running")
+                if running and latest
                 else (False, "Idle", "no scan running"),
                 "Stalled": (False, "Resolved", f"benchmark {tailoring.benchmark}"),
-                "Ready": (True, "Scanned", f"last completed scan {last_done.metadata.name}") if last_done
+                "Ready": (True, "Scanned", f"last completed scan {last_done.metadata.name}")
+                if last_done
                 else (False, "NotScanned", "waiting for the first scan to complete"),
                 "Compliant": compliant,
             }
@@ -691,8 +891,12 @@ class Reconciler:
                 continue
             node = snap.nodes.get(report.node)
             applied = excepting.apply_to_node(
-                report.results, entries, profile=report.profile, node=report.node,
-                node_labels=node.labels if node else {}, now=now,
+                report.results,
+                entries,
+                profile=report.profile,
+                node=report.node,
+                node_labels=node.labels if node else {},
+                now=now,
             )
             for entry in applied.excepted.values():
                 matched[entry.key] += 1
@@ -702,38 +906,75 @@ class Reconciler:
             wait = max(0.05, (nxt - now).total_seconds())
         for exc_obj in [*snap.cluster_exceptions, *snap.exceptions]:
             meta = exc_obj.metadata
-            mine = [e for e in entries if e.key.kind == exc_obj.kind and e.key.name == meta.name
-                    and e.key.namespace == meta.namespace]
+            mine = [
+                e
+                for e in entries
+                if e.key.kind == exc_obj.kind
+                and e.key.name == meta.name
+                and e.key.namespace == meta.namespace
+            ]
             states = [(e, excepting.entry_state(e, matched[e.key], now)) for e in mine]
             current = exc_obj.status.to_dict() if exc_obj.status else {}
             before = {s.index: s.state for s in exc_obj.status.entries} if exc_obj.status else {}
             conds = list(exc_obj.status.conditions) if exc_obj.status else []
             counts = {s: sum(1 for _, st in states if st is s) for s in EntryState}
             upcoming = excepting.next_expiry(mine, now)
-            message = f"{counts[EntryState.ACTIVE]} active, {counts[EntryState.UNUSED]} unused, " \
-                      f"{counts[EntryState.EXPIRED]} expired"
+            message = (
+                f"{counts[EntryState.ACTIVE]} active, {counts[EntryState.UNUSED]} unused, "
+                f"{counts[EntryState.EXPIRED]} expired"
+            )
             new = {
                 "observedGeneration": meta.generation,
-                "summary": {"total": len(states), "active": counts[EntryState.ACTIVE],
-                            "unused": counts[EntryState.UNUSED], "expired": counts[EntryState.EXPIRED]},
-                "entries": [{"index": e.key.index, "state": st.value, "matched": matched[e.key],
-                             "expiresAt": _iso(e.expires_at)} for e, st in states],
+                "summary": {
+                    "total": len(states),
+                    "active": counts[EntryState.ACTIVE],
+                    "unused": counts[EntryState.UNUSED],
+                    "expired": counts[EntryState.EXPIRED],
+                },
+                "entries": [
+                    {
+                        "index": e.key.index,
+                        "state": st.value,
+                        "matched": matched[e.key],
+                        "expiresAt": _iso(e.expires_at),
+                    }
+                    for e, st in states
+                ],
                 "nextExpiry": _iso(upcoming),
-                "conditions": [c.to_dict() for c in _conditions(conds, meta.generation, now, {
-                    "Ready": (True, "Applied", message), "Stalled": (False, "Valid", "entries are valid"),
-                    "Reconciling": (False, "Applied", message)})],
+                "conditions": [
+                    c.to_dict()
+                    for c in _conditions(
+                        conds,
+                        meta.generation,
+                        now,
+                        {
+                            "Ready": (True, "Applied", message),
+                            "Stalled": (False, "Valid", "entries are valid"),
+                            "Reconciling": (False, "Applied", message),
+                        },
+                    )
+                ],
             }
             if new["nextExpiry"] is None:
                 new["nextExpiry"] = None
             ns = meta.namespace
             if self._patch(f"{exc_obj.kind.lower()}s", meta.name, current, new, ns):
-                involved = {"apiVersion": exc_obj.api_version, "kind": exc_obj.kind, "name": meta.name,
-                            "uid": meta.uid or "", "namespace": ns or ""}
+                involved = {
+                    "apiVersion": exc_obj.api_version,
+                    "kind": exc_obj.kind,
+                    "name": meta.name,
+                    "uid": meta.uid or "",
+                    "namespace": ns or "",
+                }
                 for e, st in states:
                     if st is EntryState.EXPIRED and before.get(e.key.index) not in (None, EntryState.EXPIRED):
-                        self._event(involved, "Warning", "ExceptionExpired",
-                                    f"entry {e.key.index} ({', '.join(e.rules)}; owner {e.owner}) expired at "
-                                    f"{_iso(e.expires_at)}: the results it excepted count as failures again")
+                        self._event(
+                            involved,
+                            "Warning",
+                            "ExceptionExpired",
+                            f"entry {e.key.index} ({', '.join(e.rules)}; owner {e.owner}) expired at "
+                            f"{_iso(e.expires_at)}: the results it excepted count as failures again",
+                        )
         return wait
 
     # ---- invalid objects ---------------------------------------------------------------------
@@ -746,23 +987,38 @@ class Reconciler:
                 continue
             self._stalled_events.add(key)
             reason = "InvalidSchedule" if bad.kind == "complianceschedules" else "InvalidSpec"
-            kind = {"complianceprofiles": "ComplianceProfile", "complianceschedules": "ComplianceSchedule",
-                    "complianceexceptions": "ComplianceException",
-                    "clustercomplianceexceptions": "ClusterComplianceException",
-                    "compliancescans": "ComplianceScan"}.get(bad.kind, bad.kind)
-            involved = {"apiVersion": "plumbob.dev/v1alpha1", "kind": kind, "name": bad.name, "uid": bad.uid,
-                        "namespace": bad.namespace or ""}
+            kind = {
+                "complianceprofiles": "ComplianceProfile",
+                "complianceschedules": "ComplianceSchedule",
+                "complianceexceptions": "ComplianceException",
+                "clustercomplianceexceptions": "ClusterComplianceException",
+                "compliancescans": "ComplianceScan",
+            }.get(bad.kind, bad.kind)
+            involved = {
+                "apiVersion": "plumbob.dev/v1alpha1",
+                "kind": kind,
+                "name": bad.name,
+                "uid": bad.uid,
+                "namespace": bad.namespace or "",
+            }
             self._event(involved, "Warning", reason, bad.message)
             now = self.clock()
-            cond = _conditions([], None, now, {"Stalled": (True, reason, bad.message[:1000]),
-                                               "Ready": (False, reason, "the spec cannot be used")})
+            cond = _conditions(
+                [],
+                None,
+                now,
+                {
+                    "Stalled": (True, reason, bad.message[:1000]),
+                    "Ready": (False, reason, "the spec cannot be used"),
+                },
+            )
             try:
-                self.kube.patch_status(bad.kind, bad.name, {"conditions": [c.to_dict() for c in cond]},
-                                       bad.namespace)
-            except (KubeError, Invalid) as exc:
+                self.kube.patch_status(
+                    bad.kind, bad.name, {"conditions": [c.to_dict() for c in cond]}, bad.namespace
+                )
+            except (KubeError, InvalidError) as exc:
                 log.warning("could not mark %s %s stalled: %s", kind, bad.name, exc)
 
 
 def _rule_key(rule: str) -> tuple[int | str, ...]:
     return tuple(int(p) if p.isdigit() else p for p in rule.split("."))
-

@@ -75,15 +75,20 @@ def tolerated(taint: Taint, tolerations: Iterable[Toleration]) -> bool:
 
 def unschedulable_reason(node: NodeDigest, tolerations: Sequence[Toleration]) -> NodeVerdict | None:
     if not node.ready:
-        return NodeVerdict(NodeState.UNSCHEDULABLE, "NodeNotReady", "the node is not Ready: no audit Pod can run")
+        return NodeVerdict(
+            NodeState.UNSCHEDULABLE, "NodeNotReady", "the node is not Ready: no audit Pod can run"
+        )
     all_tolerations = (*DEFAULT_TOLERATIONS, *tolerations)
     for taint in node.taints:
         if taint.effect in ("NoSchedule", "NoExecute") and not tolerated(taint, all_tolerations):
-            shown = f"{taint.key}={taint.value}:{taint.effect}" if taint.value else f"{taint.key}:{taint.effect}"
+            shown = (
+                f"{taint.key}={taint.value}:{taint.effect}" if taint.value else f"{taint.key}:{taint.effect}"
+            )
             return NodeVerdict(
                 NodeState.UNSCHEDULABLE,
                 "UntoleratedTaint",
-                f"taint {shown} is not tolerated; add a toleration to the profile's spec.tolerations to audit it",
+                f"taint {shown} is not tolerated; "
+                "add a toleration to the profile's spec.tolerations to audit it",
             )
     return None
 
@@ -94,28 +99,43 @@ def job_name(scan: str, node: str) -> str:
 
 
 def target_nodes(
-    nodes: Iterable[NodeDigest], *, selector: LabelSelector | None, roles: Sequence[str],
-    scan_created: datetime | None, jobs: Mapping[str, JobDigest],
+    nodes: Iterable[NodeDigest],
+    *,
+    selector: LabelSelector | None,
+    roles: Sequence[str],
+    scan_created: datetime | None,
+    jobs: Mapping[str, JobDigest],
 ) -> list[str]:
     targets = {
-        n.name for n in nodes
-        if selects(n, selector, roles) and (scan_created is None or n.created is None or n.created <= scan_created)
+        n.name
+        for n in nodes
+        if selects(n, selector, roles)
+        and (scan_created is None or n.created is None or n.created <= scan_created)
     }
     return sorted(targets | set(jobs))
 
 
 def node_verdict(
-    node_name: str, *, node: NodeDigest | None, job: JobDigest | None, report: ReportDigest | None,
-    scan: str, tolerations: Sequence[Toleration], now: datetime,
+    node_name: str,
+    *,
+    node: NodeDigest | None,
+    job: JobDigest | None,
+    report: ReportDigest | None,
+    scan: str,
+    tolerations: Sequence[Toleration],
+    now: datetime,
 ) -> NodeVerdict:
     if report is not None and report.scan == scan:
         return NodeVerdict(NodeState.DONE)
     if job is not None:
         if job.failed_reason == "DeadlineExceeded":
-            return NodeVerdict(NodeState.TIMED_OUT, "DeadlineExceeded", "the audit did not finish before its deadline")
+            return NodeVerdict(
+                NodeState.TIMED_OUT, "DeadlineExceeded", "the audit did not finish before its deadline"
+            )
         if job.failed_reason is not None:
             return NodeVerdict(
-                NodeState.FAILED, "AgentFailed",
+                NodeState.FAILED,
+                "AgentFailed",
                 f"the audit Job failed ({job.failed_reason}): {job.failed_message}"[:500],
             )
         if node is None:

@@ -40,7 +40,7 @@ from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.reconciler import Reconciler, Settings
 from plumbob.controller.store import Store
 from plumbob.engine.findings import Finding, Status
-from plumbob.kube import Conflict, NotFound
+from plumbob.kube import ConflictError, NotFoundError
 
 NS = "plumbob-system"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -138,14 +138,14 @@ class FakeKube:
         try:
             return copy.deepcopy(self.objects[(plural, namespace, name)])
         except KeyError:
-            raise NotFound(404, f"{plural} {name} not found") from None
+            raise NotFoundError(404, f"{plural} {name} not found") from None
 
     def create_object(
         self, plural: str, body: dict[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
         self.calls.append(Call("create_object", (plural, copy.deepcopy(body), namespace)))
         if (plural, namespace, body["metadata"]["name"]) in self.objects:
-            raise Conflict(409, "already exists")
+            raise ConflictError(409, "already exists")
         return copy.deepcopy(self.put(plural, body))
 
     def replace_object(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +158,7 @@ class FakeKube:
         self.calls.append(Call("patch_status", (plural, name, copy.deepcopy(status), namespace)))
         key = (plural, namespace, name)
         if key not in self.objects:
-            raise NotFound(404, f"{plural} {name} not found")
+            raise NotFoundError(404, f"{plural} {name} not found")
         body = self.objects[key]
         body["status"] = merge(body.get("status") or {}, status)
         body["metadata"]["resourceVersion"] = str(next(self._rv))
@@ -180,7 +180,7 @@ class FakeKube:
         body = copy.deepcopy(body)
         body["metadata"]["namespace"] = namespace
         if ("jobs", namespace, body["metadata"]["name"]) in self.objects:
-            raise Conflict(409, "already exists")
+            raise ConflictError(409, "already exists")
         body["status"] = {"active": 1, "startTime": iso(self.clock.now)}
         self.put("jobs", body)
 
