@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -64,6 +64,11 @@ def _error(exc: ApiException) -> KubeError:
     return kind(status, message)
 
 
+def _as_dict(res: object) -> dict[str, Any]:
+    """A custom-objects response (typed ``object`` by the client; it is the decoded JSON object)."""
+    return dict(cast("Mapping[str, Any]", res))
+
+
 def api_client(env: Mapping[str, str] | None = None) -> client.ApiClient:
     """An API client from the environment: service-account dir, in-cluster, or kubeconfig."""
     env = os.environ if env is None else env
@@ -77,7 +82,9 @@ def api_client(env: Mapping[str, str] | None = None) -> client.ApiClient:
         cfg.api_key = {"authorization": "Bearer " + (directory / "token").read_text().strip()}
         return client.ApiClient(cfg)
     cfg = client.Configuration()
-    config.load_kube_config(config_file=env.get("KUBECONFIG"), client_configuration=cfg)
+    config.load_kube_config(  # type: ignore[no-untyped-call]  # kubernetes.config is not annotated
+        config_file=env.get("KUBECONFIG"), client_configuration=cfg
+    )
     return client.ApiClient(cfg)
 
 
@@ -108,7 +115,7 @@ class Kube:
                 )
         except ApiException as exc:
             raise _error(exc) from exc
-        return list(res.get("items", []))
+        return list(cast("Mapping[str, Any]", res).get("items", []))
 
     def get_object(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         try:
@@ -118,7 +125,7 @@ class Kube:
                 res = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
         except ApiException as exc:
             raise _error(exc) from exc
-        return dict(res)
+        return _as_dict(res)
 
     def create_object(
         self, plural: str, body: dict[str, Any], namespace: str | None = None
@@ -131,7 +138,7 @@ class Kube:
                 res = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
         except ApiException as exc:
             raise _error(exc) from exc
-        return dict(res)
+        return _as_dict(res)
 
     def replace_object(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
         """Replace a cluster-scoped object (``metadata.resourceVersion`` guards the write)."""
@@ -142,7 +149,7 @@ class Kube:
             )
         except ApiException as exc:
             raise _error(exc) from exc
-        return dict(res)
+        return _as_dict(res)
 
     def patch_status(
         self, plural: str, name: str, status: dict[str, Any], namespace: str | None = None
@@ -159,7 +166,7 @@ class Kube:
                 )
         except ApiException as exc:
             raise _error(exc) from exc
-        return dict(res)
+        return _as_dict(res)
 
     def delete_object(self, plural: str, name: str, namespace: str | None = None) -> None:
         self._count(f"delete {plural}")
@@ -182,7 +189,7 @@ class Kube:
     def create_job(self, namespace: str, body: dict[str, Any]) -> None:
         self._count("create jobs")
         try:
-            self.batch.create_namespaced_job(namespace, body)
+            self.batch.create_namespaced_job(namespace, body)  # type: ignore[arg-type]  # validate_call coerces the dict
         except ApiException as exc:
             raise _error(exc) from exc
 
@@ -223,6 +230,6 @@ class Kube:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(ns, body)
+            self.core.create_namespaced_event(ns, body)  # type: ignore[arg-type]  # validate_call coerces the dict
         except ApiException as exc:
             raise _error(exc) from exc

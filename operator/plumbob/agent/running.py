@@ -159,7 +159,7 @@ def write_report(body: dict[str, Any], env: Mapping[str, str]) -> None:
                 continue
         raise RuntimeError("the report kept changing under the agent (5 conflicts)")
     finally:
-        kube.api.close()
+        kube.api.close()  # type: ignore[no-untyped-call]  # ApiClient.close is not annotated
 
 
 def run_agent(argv: Sequence[str], env: Mapping[str, str], cancel: threading.Event | None = None) -> int:
