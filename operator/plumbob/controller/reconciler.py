@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
+from plumbob.api import (
+    ClusterComplianceException,
+    ComplianceException,
+    ComplianceProfile,
+    ComplianceScan,
+    ComplianceSchedule,
+)
 from plumbob.api.common import (
     ANNOTATION_RESCAN,
     MAX_NODE_NAMES,
@@ -288,7 +294,7 @@ class Reconciler:
             try:
                 cron = parse_cron(sched.spec.schedule, sched.spec.time_zone)
             except ScheduleError as exc:
-                new = {
+                new: dict[str, Any] = {
                     "observedGeneration": meta.generation,
                     "nextScheduleTime": None,
                     "conditions": [
@@ -534,7 +540,7 @@ class Reconciler:
                 raise CatalogError(f"profile {scan.spec.profile} does not exist")
             tailoring = self.resolve(profile)
         except CatalogError as exc:
-            new = {
+            new: dict[str, Any] = {
                 "observedGeneration": meta.generation,
                 "phase": ScanPhase.FAILED.value,
                 "startTime": _iso(start),
@@ -617,7 +623,7 @@ class Reconciler:
             for n, v in sorted(verdicts.items())
             if v.state in (NodeState.FAILED, NodeState.TIMED_OUT, NodeState.UNSCHEDULABLE)
         ][:MAX_NODE_PROBLEMS]
-        nodes = {
+        nodes: dict[str, Any] = {
             "total": len(verdicts),
             "pending": counts[NodeState.PENDING],
             "running": counts[NodeState.RUNNING],
@@ -627,7 +633,7 @@ class Reconciler:
             "unschedulable": counts[NodeState.UNSCHEDULABLE],
             "problems": problems,
         }
-        new: dict[str, Any] = {
+        new = {
             "observedGeneration": meta.generation,
             "phase": (ScanPhase.COMPLETE if done else ScanPhase.RUNNING).value,
             "startTime": _iso(start),
@@ -790,7 +796,7 @@ class Reconciler:
             try:
                 tailoring = self.resolve(profile)
             except CatalogError as exc:
-                new = {
+                new: dict[str, Any] = {
                     "observedGeneration": meta.generation,
                     "conditions": [
                         c.to_dict()
@@ -817,7 +823,7 @@ class Reconciler:
             completed = [s for s in scans if s.status and s.status.phase is ScanPhase.COMPLETE]
             last_done = completed[-1] if completed else None
             reports = [r for r in snap.reports.values() if r.profile == meta.name and r.node is not None]
-            new: dict[str, Any] = {"observedGeneration": meta.generation}
+            new = {"observedGeneration": meta.generation}
             bench = load_benchmark(tailoring.benchmark, tailoring.variables or None)
             new["resolvedBenchmark"] = {
                 "id": bench.id,
@@ -904,7 +910,11 @@ class Reconciler:
         nxt = excepting.next_expiry(entries, now)
         if nxt is not None:
             wait = max(0.05, (nxt - now).total_seconds())
-        for exc_obj in [*snap.cluster_exceptions, *snap.exceptions]:
+        exception_lists: list[ClusterComplianceException | ComplianceException] = [
+            *snap.cluster_exceptions,
+            *snap.exceptions,
+        ]
+        for exc_obj in exception_lists:
             meta = exc_obj.metadata
             mine = [
                 e
