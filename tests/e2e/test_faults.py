@@ -16,7 +16,16 @@ import json
 
 import pytest
 from e2e_support import (
-    MakeCluster, NodeSpec, Plumbob, apply, completed_scan, get, items, profile_body, rescan, wait_for,
+    MakeCluster,
+    NodeSpec,
+    Plumbob,
+    apply,
+    completed_scan,
+    get,
+    items,
+    profile_body,
+    rescan,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
@@ -26,18 +35,32 @@ def test_faults_mid_scan(plumbob: Plumbob, make_cluster: MakeCluster, run_id: st
     cp = plumbob.cp
     ok1, ok2 = f"ok1-{run_id}", f"ok2-{run_id}"
     crash, hang, vanish = f"crash-{run_id}", f"hang-{run_id}", f"vanish-{run_id}"
-    make_cluster([
-        NodeSpec(ok1), NodeSpec(crash, fault="crash"), NodeSpec(hang, fault="hang"),
-        NodeSpec(vanish, fault="vanish"), NodeSpec(ok2),
-    ])
+    make_cluster(
+        [
+            NodeSpec(ok1),
+            NodeSpec(crash, fault="crash"),
+            NodeSpec(hang, fault="hang"),
+            NodeSpec(vanish, fault="vanish"),
+            NodeSpec(ok2),
+        ]
+    )
     profile = f"faults-{run_id}"
     apply(cp, profile_body(profile, run_id))
-    apply(cp, {
-        "apiVersion": "plumbob.dev/v1alpha1", "kind": "ComplianceSchedule",
-        "metadata": {"name": f"faults-{run_id}"},
-        "spec": {"schedule": "0 0 1 1 *", "profiles": [profile], "maxParallelNodes": 2,
-                 "nodeDeadlineSeconds": 25, "historyLimit": 3},
-    })
+    apply(
+        cp,
+        {
+            "apiVersion": "plumbob.dev/v1alpha1",
+            "kind": "ComplianceSchedule",
+            "metadata": {"name": f"faults-{run_id}"},
+            "spec": {
+                "schedule": "0 0 1 1 *",
+                "profiles": [profile],
+                "maxParallelNodes": 2,
+                "nodeDeadlineSeconds": 25,
+                "historyLimit": 3,
+            },
+        },
+    )
     rescan(cp, profile, "now")
 
     def scan_name() -> str | None:
@@ -46,8 +69,10 @@ def test_faults_mid_scan(plumbob: Plumbob, make_cluster: MakeCluster, run_id: st
 
     name = wait_for("the scan to be created", scan_name)
     assert get(cp, "compliancescan", name)["spec"]["maxParallelNodes"] == 2  # type: ignore[index]
-    wait_for("the first audit Jobs", lambda: items(cp, "jobs", "-n", plumbob.namespace,
-                                                   "-l", f"plumbob.dev/scan={name}"))
+    wait_for(
+        "the first audit Jobs",
+        lambda: items(cp, "jobs", "-n", plumbob.namespace, "-l", f"plumbob.dev/scan={name}"),
+    )
     plumbob.operator.kill()
     plumbob.restart_operator()
 
@@ -68,7 +93,13 @@ def test_faults_mid_scan(plumbob: Plumbob, make_cluster: MakeCluster, run_id: st
     per_node = [j["metadata"]["annotations"]["plumbob.dev/node-name"] for j in jobs]
     assert len(per_node) == len(set(per_node))
 
-    wait_for("the scan's Jobs to be gone", lambda: not items(
-        cp, "jobs", "-n", plumbob.namespace, "-l", f"plumbob.dev/scan={name}") or None, timeout=90)
-    wait_for("the scan's Pods to be gone", lambda: not items(
-        cp, "pods", "-n", plumbob.namespace, "-l", f"plumbob.dev/scan={name}") or None, timeout=90)
+    wait_for(
+        "the scan's Jobs to be gone",
+        lambda: not items(cp, "jobs", "-n", plumbob.namespace, "-l", f"plumbob.dev/scan={name}") or None,
+        timeout=90,
+    )
+    wait_for(
+        "the scan's Pods to be gone",
+        lambda: not items(cp, "pods", "-n", plumbob.namespace, "-l", f"plumbob.dev/scan={name}") or None,
+        timeout=90,
+    )

@@ -26,10 +26,15 @@ PATH = "/apis/plumbob.dev/v1alpha1/compliancereports"
 
 def _report(profile: str, node: str, scan: str = "forged-scan") -> dict[str, Any]:
     return {
-        "apiVersion": "plumbob.dev/v1alpha1", "kind": "ComplianceReport",
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceReport",
         "metadata": {"name": f"{profile}.{node}"},
-        "spec": {"profile": profile, "nodeName": node, "scan": scan, "results": [
-            {"id": "4.2.1", "severity": "high", "status": "pass"}]},
+        "spec": {
+            "profile": profile,
+            "nodeName": node,
+            "scan": scan,
+            "results": [{"id": "4.2.1", "severity": "high", "status": "pass"}],
+        },
     }
 
 
@@ -39,19 +44,40 @@ def _refusal(call: Any) -> tuple[int, str]:
     return err.value.code, json.loads(err.value.read() or b"{}").get("message", "")
 
 
-def test_node_token_cannot_write_other_nodes(plumbob: Plumbob, make_cluster: MakeCluster, run_id: str) -> None:
+def test_node_token_cannot_write_other_nodes(
+    plumbob: Plumbob, make_cluster: MakeCluster, run_id: str
+) -> None:
     cp, ns = plumbob.cp, plumbob.namespace
     node_a, node_b = f"a-{run_id}", f"b-{run_id}"
     make_cluster([NodeSpec(node_a), NodeSpec(node_b)])
     pod = f"agent-{run_id}"
-    cp.kubectl("apply", "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": ns},
-        "spec": {"nodeName": node_a, "serviceAccountName": "plumbob-agent", "restartPolicy": "Never",
-                 "containers": [{"name": "c", "image": "plumbob", "command": ["python", "-c",
-                                                                             "import time; time.sleep(300)"]}]},
-    }))
-    token = cp.kubectl("create", "token", "plumbob-agent", "-n", ns, "--bound-object-kind=Pod",
-                       f"--bound-object-name={pod}").stdout.strip()
+    cp.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod, "namespace": ns},
+                "spec": {
+                    "nodeName": node_a,
+                    "serviceAccountName": "plumbob-agent",
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "plumbob",
+                            "command": ["python", "-c", "import time; time.sleep(300)"],
+                        }
+                    ],
+                },
+            }
+        ),
+    )
+    token = cp.kubectl(
+        "create", "token", "plumbob-agent", "-n", ns, "--bound-object-kind=Pod", f"--bound-object-name={pod}"
+    ).stdout.strip()
     unbound = cp.kubectl("create", "token", "plumbob-agent", "-n", ns).stdout.strip()
     profile = f"vap-{run_id}"
 
@@ -63,8 +89,13 @@ def test_node_token_cannot_write_other_nodes(plumbob: Plumbob, make_cluster: Mak
 
     cp.request("POST", PATH, _report(profile, node_b, scan="real-scan"))  # admin: not matched by the policy
     existing = wait_for("B's report", lambda: get(cp, "compliancereport", f"{profile}.{node_b}"))
-    forged = {**_report(profile, node_b), "metadata": {
-        "name": f"{profile}.{node_b}", "resourceVersion": existing["metadata"]["resourceVersion"]}}
+    forged = {
+        **_report(profile, node_b),
+        "metadata": {
+            "name": f"{profile}.{node_b}",
+            "resourceVersion": existing["metadata"]["resourceVersion"],
+        },
+    }
     code, message = _refusal(lambda: cp.request("PUT", f"{PATH}/{profile}.{node_b}", forged, token=token))
     assert code == 403, message
     after = get(cp, "compliancereport", f"{profile}.{node_b}")

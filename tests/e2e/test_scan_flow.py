@@ -14,11 +14,22 @@ Cases:
 from __future__ import annotations
 
 import pytest
-from testbed.hosttrees import build_tree
 from e2e_support import (
-    MakeCluster, NodeSpec, Plumbob, apply, completed_scan, condition, events, get, items, profile_body,
-    rescan, wait_for,
+    MakeCluster,
+    NodeSpec,
+    Plumbob,
+    apply,
+    completed_scan,
+    condition,
+    events,
+    get,
+    items,
+    profile_body,
+    rescan,
+    wait_for,
 )
+
+from testbed.hosttrees import build_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -26,11 +37,13 @@ pytestmark = pytest.mark.e2e
 def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run_id: str) -> None:
     cp = plumbob.cp
     cp_node, good, bad = f"cp-{run_id}", f"w1-{run_id}", f"w2-{run_id}"
-    cluster = make_cluster([
-        NodeSpec(cp_node, "control-plane"),
-        NodeSpec(good, "worker"),
-        NodeSpec(bad, "worker", ["kubelet-always-allow"]),
-    ])
+    cluster = make_cluster(
+        [
+            NodeSpec(cp_node, "control-plane"),
+            NodeSpec(good, "worker"),
+            NodeSpec(bad, "worker", ["kubelet-always-allow"]),
+        ]
+    )
     profile = f"flow-{run_id}"
     apply(cp, profile_body(profile, run_id))
     rescan(cp, profile, "1")
@@ -53,8 +66,10 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
         assert report is not None and report["spec"]["nodeName"] == node
         assert report["status"]["observedGeneration"] == report["metadata"]["generation"]
 
-    prof = wait_for("profile status", lambda: (p := get(cp, "complianceprofile", profile))
-                    and (p.get("status") or {}).get("summary") and p)
+    prof = wait_for(
+        "profile status",
+        lambda: (p := get(cp, "complianceprofile", profile)) and (p.get("status") or {}).get("summary") and p,
+    )
     pst = prof["status"]
     assert pst["lastScan"]["name"] == first["metadata"]["name"]
     assert 0 < pst["score"] < 100
@@ -64,30 +79,59 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
     # break the good worker: its kubelet now allows anonymous requests
     build_tree(cluster.node(good).host_root, "worker", ["kubelet-anonymous-auth"], hostname=good)  # type: ignore[arg-type]
     rescan(cp, profile, "2")
-    second = wait_for("the second scan", lambda: completed_scan(cp, profile, {first["metadata"]["name"]}), 120)
+    second = wait_for(
+        "the second scan", lambda: completed_scan(cp, profile, {first["metadata"]["name"]}), 120
+    )
     regressions = {d["rule"]: d for d in second["status"]["drift"]["regressions"]}
     assert "4.2.1" in regressions and regressions["4.2.1"]["nodes"] == [good]
     drift_node = wait_for("ComplianceDrift on the node", lambda: events(cp, "ComplianceDrift", good, "Node"))
     assert len(drift_node) == 1 and "4.2.1" in drift_node[0]["message"]
     drift_profile = events(cp, "ComplianceDrift", profile, "ComplianceProfile")
     assert len(drift_profile) == 1 and good in drift_profile[0]["message"]
-    prof = wait_for("profile drift counters", lambda: (p := get(cp, "complianceprofile", profile))
-                    and p["status"]["drift"].get("regressions") == 1 and p)
+    prof = wait_for(
+        "profile drift counters",
+        lambda: (
+            (p := get(cp, "complianceprofile", profile))
+            and p["status"]["drift"].get("regressions") == 1
+            and p
+        ),
+    )
     assert prof["status"]["drift"]["lastRegressionTime"]
 
     # fix it again
     build_tree(cluster.node(good).host_root, "worker", [], hostname=good)  # type: ignore[arg-type]
     rescan(cp, profile, "3")
-    wait_for("the third scan", lambda: completed_scan(
-        cp, profile, {first["metadata"]["name"], second["metadata"]["name"]}), 120)
-    restored = wait_for("ComplianceRestored on the node", lambda: events(cp, "ComplianceRestored", good, "Node"))
+    wait_for(
+        "the third scan",
+        lambda: completed_scan(cp, profile, {first["metadata"]["name"], second["metadata"]["name"]}),
+        120,
+    )
+    restored = wait_for(
+        "ComplianceRestored on the node", lambda: events(cp, "ComplianceRestored", good, "Node")
+    )
     assert "4.2.1" in restored[0]["message"]
-    prof = wait_for("profile drift counters of the last scan", lambda: (p := get(cp, "complianceprofile", profile))
-                    and p["status"]["drift"].get("restorations") == 1 and p)
+    prof = wait_for(
+        "profile drift counters of the last scan",
+        lambda: (
+            (p := get(cp, "complianceprofile", profile))
+            and p["status"]["drift"].get("restorations") == 1
+            and p
+        ),
+    )
     assert prof["status"]["drift"]["regressions"] == 0
 
     # no leftovers: finished Jobs go after their TTL, and their Pods with them
-    wait_for("audit Jobs to be cleaned up", lambda: not items(
-        cp, "jobs", "-n", plumbob.namespace, "-l", f"plumbob.dev/profile={profile}") or None, timeout=60)
-    wait_for("audit Pods to be cleaned up", lambda: not items(
-        cp, "pods", "-n", plumbob.namespace, "-l", f"plumbob.dev/profile={profile}") or None, timeout=60)
+    wait_for(
+        "audit Jobs to be cleaned up",
+        lambda: (
+            not items(cp, "jobs", "-n", plumbob.namespace, "-l", f"plumbob.dev/profile={profile}") or None
+        ),
+        timeout=60,
+    )
+    wait_for(
+        "audit Pods to be cleaned up",
+        lambda: (
+            not items(cp, "pods", "-n", plumbob.namespace, "-l", f"plumbob.dev/profile={profile}") or None
+        ),
+        timeout=60,
+    )

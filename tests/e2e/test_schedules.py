@@ -11,14 +11,29 @@ Cases:
 from __future__ import annotations
 
 import pytest
-from e2e_support import MakeCluster, NodeSpec, Plumbob, apply, condition, events, get, items, profile_body, wait_for
+from e2e_support import (
+    MakeCluster,
+    NodeSpec,
+    Plumbob,
+    apply,
+    condition,
+    events,
+    get,
+    items,
+    profile_body,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
 
 def _schedule(name: str, cron: str, profiles: list[str], **spec: object) -> dict[str, object]:
-    return {"apiVersion": "plumbob.dev/v1alpha1", "kind": "ComplianceSchedule", "metadata": {"name": name},
-            "spec": {"schedule": cron, "profiles": profiles, **spec}}
+    return {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceSchedule",
+        "metadata": {"name": name},
+        "spec": {"schedule": cron, "profiles": profiles, **spec},
+    }
 
 
 def test_schedules_fire_suspend_and_stall(plumbob: Plumbob, make_cluster: MakeCluster, run_id: str) -> None:
@@ -31,10 +46,18 @@ def test_schedules_fire_suspend_and_stall(plumbob: Plumbob, make_cluster: MakeCl
     apply(cp, _schedule(f"suspended-{run_id}", "* * * * *", [paused], suspend=True))
     apply(cp, _schedule(f"never-{run_id}", "0 0 31 2 *", [paused]))
 
-    bad = wait_for("the impossible schedule to stall", lambda: (s := get(cp, "complianceschedule", f"never-{run_id}"))
-                   and (condition(s, "Stalled") or {}).get("status") == "True" and s)
+    bad = wait_for(
+        "the impossible schedule to stall",
+        lambda: (
+            (s := get(cp, "complianceschedule", f"never-{run_id}"))
+            and (condition(s, "Stalled") or {}).get("status") == "True"
+            and s
+        ),
+    )
     assert "spec.schedule" in condition(bad, "Stalled")["message"]  # type: ignore[index]
-    assert len(wait_for("InvalidSchedule event", lambda: events(cp, "InvalidSchedule", f"never-{run_id}"))) == 1
+    assert (
+        len(wait_for("InvalidSchedule event", lambda: events(cp, "InvalidSchedule", f"never-{run_id}"))) == 1
+    )
 
     def scheduled_scan() -> dict[str, object] | None:
         for scan in items(cp, "compliancescans"):
@@ -44,11 +67,23 @@ def test_schedules_fire_suspend_and_stall(plumbob: Plumbob, make_cluster: MakeCl
 
     scan = wait_for("the per-minute schedule to fire", scheduled_scan, timeout=75)
     assert scan["spec"]["schedule"] == f"every-minute-{run_id}"  # type: ignore[index]
-    sched = wait_for("schedule status", lambda: (s := get(cp, "complianceschedule", f"every-minute-{run_id}"))
-                     and (s.get("status") or {}).get("lastScheduleTime") and s)
+    sched = wait_for(
+        "schedule status",
+        lambda: (
+            (s := get(cp, "complianceschedule", f"every-minute-{run_id}"))
+            and (s.get("status") or {}).get("lastScheduleTime")
+            and s
+        ),
+    )
     assert sched["status"]["nextScheduleTime"] > sched["status"]["lastScheduleTime"]
-    wait_for("the scheduled scan to complete", lambda: (s := get(cp, "compliancescan", scan["metadata"]["name"]))  # type: ignore[index]
-             and (s.get("status") or {}).get("phase") == "Complete", timeout=90)
+    wait_for(
+        "the scheduled scan to complete",
+        lambda: (
+            (s := get(cp, "compliancescan", scan["metadata"]["name"]))  # type: ignore[index]
+            and (s.get("status") or {}).get("phase") == "Complete"
+        ),
+        timeout=90,
+    )
 
     suspended = get(cp, "complianceschedule", f"suspended-{run_id}")
     assert suspended is not None and condition(suspended, "Ready")["reason"] == "Suspended"  # type: ignore[index]
