@@ -172,7 +172,7 @@ def test_user_resources_stay_as_applied(plumbob: Plumbob, make_cluster: MakeClus
     profile["metadata"]["annotations"] = {
         "argocd.argoproj.io/tracking-id": f"app:plumbob.dev/ComplianceProfile:{run_id}"
     }
-    schedule = {
+    schedule: dict[str, Any] = {
         "apiVersion": "plumbob.dev/v1alpha1",
         "kind": "ComplianceSchedule",
         "metadata": {"name": f"git-{run_id}"},
@@ -182,7 +182,7 @@ def test_user_resources_stay_as_applied(plumbob: Plumbob, make_cluster: MakeClus
             "profiles": [profile["metadata"]["name"]],
         },
     }
-    exc = {
+    exc: dict[str, Any] = {
         "apiVersion": "plumbob.dev/v1alpha1",
         "kind": "ClusterComplianceException",
         "metadata": {"name": f"git-{run_id}"},
@@ -196,7 +196,7 @@ def test_user_resources_stay_as_applied(plumbob: Plumbob, make_cluster: MakeClus
         ("clustercomplianceexception", exc),
     ]
     before = {kind: _user_view(get(cp, kind, body["metadata"]["name"]) or {}) for kind, body in kinds}
-    # a rescan is a user action (an annotation); apply it the GitOps way, then compare after the full reconcile
+    # a rescan is a user action (an annotation): include it, then compare after the full reconcile
     rescan(cp, profile["metadata"]["name"], "gitops")
     before["complianceprofile"] = _user_view(get(cp, "complianceprofile", profile["metadata"]["name"]) or {})
     wait_for("the scan", lambda: completed_scan(cp, profile["metadata"]["name"]), timeout=120)
