@@ -14,11 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from testbed.controlplane import ControlPlane
 from testbed.deploy import crd_names
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests judge correctness, not speed: no per-example deadline on a loaded 2-core machine.
+settings.register_profile("plumbob", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("plumbob")
 
 
 @pytest.fixture(scope="session")
