@@ -48,7 +48,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +71,7 @@ WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 RUN_LABEL = "plumbob.bench/run"
 PROFILE = "bench"
 SCHEDULE = "bench"
+TIMELINE_STEP = 10  # seconds per row of the per-run timeline
 
 # goals (issue 4)
 GOAL_SECONDS_1000 = 300.0
@@ -115,6 +116,9 @@ class RunResult:
     operator_log_tail: str = ""
     phases: dict[str, float] = field(default_factory=dict)
     profile: str = ""
+    apiserver_requests: Counter[str] = field(default_factory=Counter)  # all users, trigger..complete
+    apiserver_seconds: float = 0.0
+    timeline: defaultdict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     @property
     def writes_per_node(self) -> float:
@@ -254,6 +258,29 @@ def measure_sizes(cp: ControlPlane, result: RunResult) -> None:
             if size > result.largest_object[0]:
                 result.largest_object = (size, f"{plural}/{item['metadata']['name']}")
         result.sizes_by_kind[plural] = (len(items), biggest)
+
+
+def request_counts(cp: ControlPlane) -> Counter[str]:
+    """``apiserver_request_total`` summed by verb and resource (all users: the whole load)."""
+    counts: Counter[str] = Counter()
+    try:
+        text = cp.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    except Exception:
+        return counts
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels_text, _, value = line.rpartition(" ")
+        labels = dict(
+            (kv.split("=", 1)[0], kv.split("=", 1)[1].strip('"'))
+            for kv in labels_text[len("apiserver_request_total{") : -1].split(",")
+            if "=" in kv
+        )
+        what = labels.get("resource", "")
+        if labels.get("subresource"):
+            what += "/" + labels["subresource"]
+        counts[f"{labels.get('verb')} {what}"] += int(float(value))
+    return counts
 
 
 # ---- in-process profile of the reconciler ------------------------------------------------------------
@@ -454,6 +481,7 @@ def run_once(
         phase("profile + schedule ready")
 
         say(f"trigger: rescan annotation on profile {PROFILE} ({n} nodes)")
+        requests_before = request_counts(cp)
         t0 = time.time()
         cp.kubectl("annotate", "--overwrite", "complianceprofile", PROFILE, "plumbob.dev/rescan=bench-1")
         deadline = time.monotonic() + timeout
@@ -483,6 +511,11 @@ def run_once(
         else:
             result.seconds = t_done - t0
             say(f"complete in {result.seconds:.1f}s; settling {settle:.0f}s")
+        t_scan_end = time.time()
+        requests = request_counts(cp)
+        requests.subtract(requests_before)
+        result.apiserver_requests = Counter({k: v for k, v in requests.items() if v > 0})
+        result.apiserver_seconds = t_scan_end - t0
         time.sleep(settle)
         t_end = time.time()
         poller.stop()
@@ -501,7 +534,10 @@ def run_once(
             }
         phase("settle + sizes")
         if profile:
-            result.profile = profile_reconcile(cp)
+            try:
+                result.profile = profile_reconcile(cp)
+            except Exception:
+                result.profile = "reconciler profile failed:\n" + traceback.format_exc(limit=4)
             phase("profile")
 
         # writes from the audit log
@@ -512,6 +548,13 @@ def run_once(
             write = ev.get("verb") in WRITE_VERBS
             if user == AGENT_USER and write and t0 <= ts <= t_end:
                 result.agent_writes += 1
+                result.timeline[int((ts - t0) // TIMELINE_STEP)]["reports"] += 1
+            if user == OPERATOR_USER and write and t0 <= ts <= t_end:
+                col = {"create jobs": "jobs", "patch compliancereports/status": "report-status"}.get(
+                    _what(ev)
+                )
+                if col:
+                    result.timeline[int((ts - t0) // TIMELINE_STEP)][col] += 1
             if user != OPERATOR_USER:
                 continue
             if write and ts >= t_operator:
@@ -655,6 +698,7 @@ def main(argv: list[str] | None = None, audit_ms: dict[str, float] | None = None
     args = parser.parse_args(argv)
 
     results: dict[int, list[RunResult]] = {}
+    crashed: list[str] = []
     if not isinstance(sys.stdout, _QuietAgents):
         sys.stdout = _QuietAgents(sys.stdout)
     with tempfile.TemporaryDirectory(prefix="plumbob-scale-trees-") as tmp:
@@ -663,17 +707,22 @@ def main(argv: list[str] | None = None, audit_ms: dict[str, float] | None = None
             repeat = args.repeat_small if n < 1000 else args.repeat_large
             for i in range(repeat):
                 say(f"=== {n} nodes, run {i + 1}/{repeat}")
-                r = run_once(
-                    n,
-                    trees,
-                    max_parallel_nodes=args.max_parallel_nodes,
-                    kcm_qps=args.kcm_qps,
-                    timeout=args.timeout or max(300.0, 0.9 * n),
-                    settle=args.settle,
-                    agent_threads=args.agent_threads,
-                    keep=args.keep_logs,
-                    profile=args.profile_reconcile and n == max(args.nodes) and i == 0,
-                )
+                try:
+                    r = run_once(
+                        n,
+                        trees,
+                        max_parallel_nodes=args.max_parallel_nodes,
+                        kcm_qps=args.kcm_qps,
+                        timeout=args.timeout or max(300.0, 0.9 * n),
+                        settle=args.settle,
+                        agent_threads=args.agent_threads,
+                        keep=args.keep_logs,
+                        profile=args.profile_reconcile and n == max(args.nodes) and i == 0,
+                    )
+                except Exception:
+                    traceback.print_exc()
+                    crashed.append(f"{n} nodes run {i + 1}")
+                    continue
                 results.setdefault(n, []).append(r)
                 print(describe_run(r), flush=True)
                 if r.profile:
@@ -685,7 +734,9 @@ def main(argv: list[str] | None = None, audit_ms: dict[str, float] | None = None
                         flush=True,
                     )
     print(summarise(results, audit_ms), flush=True)
-    return 0
+    if crashed:
+        print(f"CRASHED (no figures): {', '.join(crashed)}", flush=True)
+    return 2 if crashed else 0
 
 
 if __name__ == "__main__":
