@@ -614,6 +614,23 @@ def describe_run(r: RunResult) -> str:
     )
     if r.reads_scan:
         lines.append("    operator reads: " + ", ".join(f"{k}={v}" for k, v in r.reads_scan.most_common(8)))
+    if r.apiserver_requests:
+        total = sum(r.apiserver_requests.values())
+        lines.append(
+            f"    apiserver load during the scan (all clients, apiserver_request_total): {total} requests, "
+            f"{total / max(r.apiserver_seconds, 0.1):.0f}/s; top: "
+            + ", ".join(f"{k}={v}" for k, v in r.apiserver_requests.most_common(10))
+        )
+    if r.timeline:
+        tl = r.timeline
+        cells = [
+            f"{k * TIMELINE_STEP}s:{tl[k]['jobs']}/{tl[k]['reports']}/{tl[k]['report-status']}"
+            for k in range(max(tl) + 1)
+        ]
+        lines.append(
+            f"    per {TIMELINE_STEP} s after the trigger, operator Job creates/agent report writes/operator "
+            "report-status patches: " + "  ".join(cells)
+        )
     lines.append(
         "    objects (count, max KiB): "
         + ", ".join(f"{k}=({c}, {b / 1024:.1f})" for k, (c, b) in r.sizes_by_kind.items())
