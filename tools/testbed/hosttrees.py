@@ -627,6 +627,17 @@ def _garbage_kubelet_config(spec: NodeSpec) -> None:
     )
 
 
+def _kubelet_no_config(spec: NodeSpec) -> None:
+    """The kubelet runs from flags only: its legacy flag defaults apply (the file stays in place)."""
+    spec.remove_flag(Component.KUBELET, "--config")
+
+
+def _kubelet_config_defaults(spec: NodeSpec) -> None:
+    """The kubelet config file omits the keys whose config-file default differs from the flag's."""
+    for key in ("authentication.anonymous.enabled", "authorization.mode", "readOnlyPort"):
+        spec.remove_config(Component.KUBELET, key)
+
+
 MISCONFIGURATIONS: dict[str, Mutation] = {
     "apiserver-anonymous-auth": _set(Component.APISERVER, "--anonymous-auth", "true"),
     "apiserver-profiling": _set(Component.APISERVER, "--profiling", "true"),
@@ -646,6 +657,8 @@ MISCONFIGURATIONS: dict[str, Mutation] = {
     "kubelet-read-only-port": _config(Component.KUBELET, "readOnlyPort", 10255),
     "kubelet-config-world-readable": _chmod("/var/lib/kubelet/config.yaml", 0o644),
     "kubelet-config-garbage": _garbage_kubelet_config,
+    "kubelet-no-config": _kubelet_no_config,
+    "kubelet-config-defaults": _kubelet_config_defaults,
     "proxy-metrics-public": _config(Component.PROXY, "metricsBindAddress", "0.0.0.0:10249"),
     "scheduler-not-running": _stop(Component.SCHEDULER),
     "external-etcd": _external_etcd,
@@ -727,11 +740,15 @@ def _violate_setting(spec: NodeSpec, audit: SettingAudit) -> None:
     if current is None and audit.config_key:
         raw = spec.config_value(audit.component, audit.config_key)
         current = None if raw is None else str(raw).lower() if isinstance(raw, bool) else str(raw)
+    # The default in effect: config_default when the component runs with a config file.
+    default = audit.default
+    if audit.config_default is not None and spec.config(audit.component) is not None:
+        default = audit.config_default
     if current is None:
-        current = audit.default
+        current = default
     target = violating_value(audit.test, current)
     if isinstance(target, _Remove):
-        if audit.default is not None:
+        if default is not None:
             raise MutationError(f"{audit.flag or audit.config_key} has a default: it cannot be unset")
         if audit.flag:
             spec.remove_flag(audit.component, audit.flag)

@@ -10,6 +10,7 @@ Shape of an audit (a discriminated union on ``type``)::
      ├── FileModeAudit      file permissions at most ``max_mode`` (octal string, e.g. "600")
      ├── FileOwnerAudit     file owner ``user`` and group ``group`` (names, resolved on the host)
      ├── SettingAudit       a component setting: flag → config-file key → documented default
+     │                      (``config_default`` when the component runs with a config file)
      ├── AllOf / AnyOf      combinations of the above
      └── (none)             manual rules carry ``audit: null`` and ``guidance`` instead
 
@@ -134,8 +135,13 @@ class SettingAudit(_Model):
     """A component setting, resolved with the component's own precedence.
 
     The effective value is the command-line ``flag`` if given on the running process, else the
-    ``config_key`` in the component's config file, else the documented ``default`` (``None``:
-    the setting is unset). Evidence records which of the three supplied the value.
+    ``config_key`` in the component's config file, else a documented default, else unset.
+
+    Some components have two sets of defaults. ``config_default`` is the value the component
+    uses when it runs with a config file (the kubelet's ``--config``) that omits the key;
+    ``default`` remains the value without a config file (the legacy flag default), and is also
+    used with a config file when ``config_default`` is not given. ``None``: no documented default.
+    Evidence records which source supplied the value, and which default applied.
     """
 
     type: Literal["setting"] = "setting"
@@ -143,12 +149,15 @@ class SettingAudit(_Model):
     flag: str | None = None
     config_key: str | None = None
     default: str | None = None
+    config_default: str | None = None
     test: Test
 
     @model_validator(mode="after")
     def _names_a_setting(self) -> SettingAudit:
         if not (self.flag or self.config_key):
             raise ValueError("a setting audit needs a flag or a config_key")
+        if self.config_default is not None and not self.config_key:
+            raise ValueError("config_default is the default of a config_key: name the key")
         if self.flag is not None and not self.flag.startswith("--"):
             raise ValueError(f"flag {self.flag!r} must start with --")
         return self

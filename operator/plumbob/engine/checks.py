@@ -4,7 +4,10 @@ Each is named after what it finds and returns an :class:`Outcome` (status, evide
 
 - :func:`noncompliant_setting`: a component setting whose effective value breaks the test.
   Effective value = the flag on the running process (last occurrence wins) → the key in the
-  component's config file → the rule's documented default → unset. A component that is not
+  component's config file → the rule's documented default → unset. The default is the rule's
+  ``config_default`` when the component runs with a config file (its config flag, e.g. the
+  kubelet's ``--config``, is on the command line) and the rule gives one, else ``default``;
+  evidence names which one applied. A component that is not
   running gives not-applicable (even when its static pod manifest exists: the manifest's flags
   are not in effect, and the running state is what the benchmark asks about).
 - :func:`permissive_file_modes`: files whose permission bits exceed the allowed mode.
@@ -26,13 +29,14 @@ from plumbob.benchmarks.rules import (
     AllOf,
     AnyOf,
     Audit,
+    Component,
     FileModeAudit,
     FileOwnerAudit,
     FileRef,
     SettingAudit,
 )
 from plumbob.engine.components import COMPONENTS
-from plumbob.engine.facts import FileStat, NodeFacts
+from plumbob.engine.facts import FileStat, NodeFacts, Process
 from plumbob.engine.findings import Evidence, Source, Status
 from plumbob.engine.flags import flag_name, flag_values
 from plumbob.engine.values import as_text, compare
@@ -46,6 +50,9 @@ class Outcome:
     status: Status
     evidence: tuple[Evidence, ...] = ()
     reason: str | None = None
+    # A combination's distinct part reasons, which ``reason`` joins with "; " (a reason may itself
+    # contain "; ", so nested combinations de-duplicate on these, not on the joined text).
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,9 +112,10 @@ def noncompliant_setting(audit: SettingAudit, facts: NodeFacts, ctx: Context) ->
             found, raw = lookup(config.data, audit.config_key)
             if found and raw is not None:
                 value, source, location = as_text(raw), Source.CONFIG, where
-    if source is Source.UNSET and audit.default is not None:
-        value, source = audit.default, Source.DEFAULT
-        location = f"{info.name} default"
+    if source is Source.UNSET:
+        default, where = applicable_default(audit, proc)
+        if default is not None:
+            value, source, location = default, Source.DEFAULT, where
 
     result = compare(value, audit.test)
     evidence = Evidence(
@@ -118,7 +126,27 @@ def noncompliant_setting(audit: SettingAudit, facts: NodeFacts, ctx: Context) ->
     if result.ok:
         return Outcome(Status.PASS, (evidence,))
     shown = "not set" if value is None else f"{value!r}"
+    if source is Source.DEFAULT:
+        shown += f" ({location})"
     return Outcome(Status.FAIL, (evidence,), f"{subject} is {shown}; expected {result.expected}")
+
+
+def runs_with_config_file(component: Component, proc: Process) -> bool:
+    """Does the running process name a config file (the component's config flag, non-empty)?"""
+    config_flag = COMPONENTS[component].config_flag
+    return bool(config_flag and flag_values(proc.argv).get(flag_name(config_flag)))
+
+
+def applicable_default(audit: SettingAudit, proc: Process) -> tuple[str | None, str]:
+    """The default in effect when neither the flag nor the config key sets the value, and where it
+    comes from (for evidence): ``config_default`` when the component runs with a config file and
+    the rule gives one, else ``default``."""
+    info = COMPONENTS[audit.component]
+    if audit.config_default is None:
+        return audit.default, f"{info.name} default"
+    if runs_with_config_file(audit.component, proc):
+        return audit.config_default, f"{info.name} config-file default (running with {info.config_flag})"
+    return audit.default, f"{info.name} flag default (no {info.config_flag})"
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -304,9 +332,10 @@ def foreign_file_owners(audit: FileOwnerAudit, facts: NodeFacts, ctx: Context) -
 def combined_outcome(kind: str, parts: Iterable[Outcome]) -> Outcome:
     """``all``: any fail → fail, else any error → error, else pass (parts that do not apply are
     ignored; all not-applicable → not-applicable). ``any``: any pass → pass, else any error → error,
-    else any fail → fail, else not-applicable."""
+    else any fail → fail, else not-applicable. Evidence items and reasons that several parts share
+    are given once."""
     outcomes = list(parts)
-    evidence = tuple(e for o in outcomes for e in o.evidence)
+    evidence = tuple(dict.fromkeys(e for o in outcomes for e in o.evidence))
     by_status: dict[Status, list[Outcome]] = {}
     for o in outcomes:
         by_status.setdefault(o.status, []).append(o)
@@ -317,10 +346,14 @@ def combined_outcome(kind: str, parts: Iterable[Outcome]) -> Outcome:
     )
     for status in order:
         if status in by_status:
-            reasons = [o.reason for o in by_status[status] if o.reason]
-            return Outcome(status, evidence, "; ".join(reasons) or None)
-    reasons = [o.reason for o in outcomes if o.reason]
-    return Outcome(Status.NOT_APPLICABLE, evidence, "; ".join(dict.fromkeys(reasons)) or None)
+            return _combined(status, evidence, by_status[status])
+    return _combined(Status.NOT_APPLICABLE, evidence, outcomes)
+
+
+def _combined(status: Status, evidence: tuple[Evidence, ...], parts: Iterable[Outcome]) -> Outcome:
+    """An outcome whose reason joins the parts' reasons, each once (nested combinations included)."""
+    reasons = tuple(dict.fromkeys(r for o in parts for r in (o.reasons or ((o.reason,) if o.reason else ()))))
+    return Outcome(status, evidence, "; ".join(reasons) or None, reasons)
 
 
 def audit_outcome(audit: Audit, facts: NodeFacts, ctx: Context) -> Outcome:

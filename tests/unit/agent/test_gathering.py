@@ -12,6 +12,9 @@ Cases:
 - config inside the container (``proc/<pid>/root``) when not on the host;
 - paths never leave the host root: absolute and ``..`` symlinks are resolved inside it;
 - owner names come from the tree's /etc/passwd, not the machine's;
+- the kubelet's two defaults on a whole tree: without ``--config`` the flag defaults make 4.2.1,
+  4.2.2 and 4.2.4 fail; with ``--config`` and the keys omitted the config-file defaults pass;
+  a key set in the file gives one evidence item and one reason sentence;
 - every named misconfiguration of the tree builder changes some finding.
 """
 
@@ -159,6 +162,42 @@ def test_symlinks_stay_inside_the_root(tmp_path: Path) -> None:
     (tmp_path / "etc/kc").symlink_to("/etc/passwd")
     with pytest.raises(FileNotFoundError):
         root.read_bytes("/etc/kc")
+
+
+KUBELET_TWO_DEFAULTS = ["4.2.1", "4.2.2", "4.2.4"]
+
+
+def test_kubelet_without_config_takes_the_flag_defaults(tmp_path: Path) -> None:
+    tree = build_tree(tmp_path, "worker", ["kubelet-no-config"])
+    result = run_audit(tree.root, rule_patterns=KUBELET_TWO_DEFAULTS)
+    for rule_id, found in zip(KUBELET_TWO_DEFAULTS, ["true", "AlwaysAllow", "10255"], strict=True):
+        f = finding(result, rule_id)
+        assert f.status is (Status.FAIL if f.scored else Status.MANUAL), f
+        [e] = f.evidence
+        assert (e.source, e.location, e.found) == ("default", "kubelet flag default (no --config)", found)
+
+
+def test_kubelet_config_omitting_the_keys_takes_the_config_defaults(tmp_path: Path) -> None:
+    tree = build_tree(tmp_path, "worker", ["kubelet-config-defaults"])
+    result = run_audit(tree.root, rule_patterns=KUBELET_TWO_DEFAULTS)
+    for rule_id, found in zip(KUBELET_TWO_DEFAULTS, ["false", "Webhook", "0"], strict=True):
+        f = finding(result, rule_id)
+        assert f.status is (Status.PASS if f.scored else Status.MANUAL), f
+        [e] = f.evidence
+        assert (e.source, e.location, e.found) == (
+            "default",
+            "kubelet config-file default (running with --config)",
+            found,
+        )
+
+
+def test_kubelet_config_key_gives_one_evidence_and_one_reason(tmp_path: Path) -> None:
+    tree = build_tree(tmp_path, "worker", ["kubelet-always-allow"])
+    f = finding(run_audit(tree.root, rule_patterns=["4.2.2"]), "4.2.2")
+    assert f.status is Status.FAIL
+    assert f.reason == "kubelet --authorization-mode is 'AlwaysAllow'; expected not AlwaysAllow"
+    [e] = f.evidence
+    assert (e.source, e.location) == ("config", "/var/lib/kubelet/config.yaml: authorization.mode")
 
 
 def test_owner_names_from_the_tree(tmp_path: Path) -> None:
