@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -118,6 +119,7 @@ class RunResult:
     profile: str = ""
     apiserver_requests: Counter[str] = field(default_factory=Counter)  # all users, trigger..complete
     apiserver_seconds: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process, trigger..complete
     timeline: defaultdict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
 
     @property
@@ -159,6 +161,15 @@ def _status_kb(pid: int, key: str) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (its threads included), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 class RssPoller(threading.Thread):
@@ -482,6 +493,12 @@ def run_once(
 
         say(f"trigger: rescan annotation on profile {PROFILE} ({n} nodes)")
         requests_before = request_counts(cp)
+        pids = {
+            **cp.pids,
+            "operator": operator.process.pid,
+            "bench (simulated kubelets + agents)": os.getpid(),
+        }
+        cpu_before = {k: cpu_seconds(pid) for k, pid in pids.items()}
         t0 = time.time()
         cp.kubectl("annotate", "--overwrite", "complianceprofile", PROFILE, "plumbob.dev/rescan=bench-1")
         deadline = time.monotonic() + timeout
@@ -512,6 +529,7 @@ def run_once(
             result.seconds = t_done - t0
             say(f"complete in {result.seconds:.1f}s; settling {settle:.0f}s")
         t_scan_end = time.time()
+        result.cpu = {k: cpu_seconds(pid) - cpu_before[k] for k, pid in pids.items()}
         requests = request_counts(cp)
         requests.subtract(requests_before)
         result.apiserver_requests = Counter({k: v for k, v in requests.items() if v > 0})
@@ -614,6 +632,11 @@ def describe_run(r: RunResult) -> str:
     )
     if r.reads_scan:
         lines.append("    operator reads: " + ", ".join(f"{k}={v}" for k, v in r.reads_scan.most_common(8)))
+    if r.cpu:
+        lines.append(
+            f"    CPU seconds used during the scan ({r.apiserver_seconds:.0f} s wall, 2 cores shared): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(r.cpu.items(), key=lambda kv: -kv[1]))
+        )
     if r.apiserver_requests:
         total = sum(r.apiserver_requests.values())
         lines.append(
