@@ -670,11 +670,11 @@ def summarise(results: dict[int, list[RunResult]], audit_ms: dict[str, float] | 
         out.append(f"-- {n} nodes, {len(runs)} run(s)")
         out.extend(describe_run(r) for r in runs)
     out.append("")
-    header = f"{'figure':<46}{'value':>18}  {'goal':<22}{'':>5}"
+    header = f"{'figure':<56}{'value':>14}  {'goal':<22}{'':>5}"
     out += [header, "-" * len(header)]
 
     def row(name: str, value: str, goal: str, ok: bool | None) -> None:
-        out.append(f"{name:<46}{value:>18}  {goal:<22}{_mark(ok):>5}")
+        out.append(f"{name:<56}{value:>14}  {goal:<22}{_mark(ok):>5}")
 
     for n, runs in sorted(results.items()):
         times = [r.seconds for r in runs if r.seconds is not None]
