@@ -55,6 +55,7 @@ def make_cluster(plumbob: Plumbob, run_id: str, tmp_path: Path) -> Iterator[Make
                     host_root=root,
                     labels={RUN_LABEL: run_id},
                     fault=spec.fault,
+                    taints=spec.taints,
                 )
             )
         cluster = SimulatedCluster(

@@ -36,6 +36,7 @@ class NodeSpec:
     kind: str = "worker"  # control-plane | worker
     misconfigurations: list[str] = field(default_factory=list)
     fault: str = "none"
+    taints: list[dict[str, str]] | None = None  # None: the role's default taints
 
 
 MakeCluster = Callable[..., SimulatedCluster]

@@ -186,7 +186,17 @@ def test_user_resources_stay_as_applied(plumbob: Plumbob, make_cluster: MakeClus
         "apiVersion": "plumbob.dev/v1alpha1",
         "kind": "ClusterComplianceException",
         "metadata": {"name": f"git-{run_id}"},
-        "spec": {"entries": [{"rules": ["4.2.*"], "reason": "r", "owner": "o", "expires": "2027-01-31"}]},
+        "spec": {
+            "entries": [
+                {
+                    "rules": ["4.2.*"],
+                    "profiles": [profile["metadata"]["name"]],
+                    "reason": "r",
+                    "owner": "o",
+                    "expires": "2027-01-31",
+                }
+            ]
+        },
     }
     for body in (profile, schedule, exc):
         apply(cp, body)

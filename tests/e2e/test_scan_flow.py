@@ -2,13 +2,16 @@
 scan and profile status → drift Events → restored Events.
 
 Cases:
+- a node with a taint the audit does not tolerate is recorded Unschedulable with the reason,
+  and no Pod is created for it;
 - a rescan annotation creates one scan; one Job per node, pinned with nodeName, owned by the scan;
 - every node's agent writes its own report; the scan completes with per-rule results across
   nodes; the profile shows summary, score, last scan and conditions;
 - a misconfiguration introduced on one node, then a rescan: ComplianceDrift (Warning) on the
   profile and on that Node, one Event per node listing the rules; the scan lists the regression;
 - the fix, then a rescan: ComplianceRestored;
-- Jobs and Pods are gone after the scan (TTL), no duplicates were created.
+- Jobs and Pods are gone after the scan (TTL), no duplicates were created;
+- deleting the profile garbage-collects its scans and reports.
 """
 
 from __future__ import annotations
@@ -36,12 +39,15 @@ pytestmark = pytest.mark.e2e
 
 def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run_id: str) -> None:
     cp = plumbob.cp
-    cp_node, good, bad = f"cp-{run_id}", f"w1-{run_id}", f"w2-{run_id}"
+    cp_node, good, bad, tainted = f"cp-{run_id}", f"w1-{run_id}", f"w2-{run_id}", f"gpu-{run_id}"
     cluster = make_cluster(
         [
             NodeSpec(cp_node, "control-plane"),
             NodeSpec(good, "worker"),
             NodeSpec(bad, "worker", ["kubelet-always-allow"]),
+            NodeSpec(
+                tainted, "worker", taints=[{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]
+            ),
         ]
     )
     profile = f"flow-{run_id}"
@@ -50,7 +56,12 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
 
     first = wait_for("the first scan to complete", lambda: completed_scan(cp, profile), timeout=120)
     status = first["status"]
-    assert status["nodes"]["total"] == 3 and status["nodes"]["done"] == 3, status["nodes"]
+    assert status["nodes"]["total"] == 4 and status["nodes"]["done"] == 3, status["nodes"]
+    assert status["nodes"]["unschedulable"] == 1
+    [problem] = status["nodes"]["problems"]
+    assert problem["node"] == tainted and problem["reason"] == "UntoleratedTaint"
+    assert "dedicated=gpu:NoSchedule" in problem["message"]
+    assert not items(cp, "pods", "-A", "--field-selector", f"spec.nodeName={tainted}")  # no Pod left pending
     rules = {r["id"]: r for r in status["rules"]}
     assert rules["4.2.2"]["status"] == "fail" and rules["4.2.2"]["failingNodes"] == [bad]
     assert rules["1.2.16"]["status"] in ("pass", "fail")  # control-plane rule evaluated on the cp node
@@ -133,5 +144,18 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
         lambda: (
             not items(cp, "pods", "-n", plumbob.namespace, "-l", f"plumbob.dev/profile={profile}") or None
         ),
+        timeout=60,
+    )
+
+    # deleting the profile removes what it owns: its scans and its reports
+    cp.kubectl("delete", "complianceprofile", profile, "--wait=true")
+    wait_for(
+        "the profile's scans to be garbage-collected",
+        lambda: not [s for s in items(cp, "compliancescans") if s["spec"]["profile"] == profile] or None,
+        timeout=60,
+    )
+    wait_for(
+        "the profile's reports to be garbage-collected",
+        lambda: not [r for r in items(cp, "compliancereports") if r["spec"]["profile"] == profile] or None,
         timeout=60,
     )

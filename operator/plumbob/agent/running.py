@@ -6,6 +6,7 @@ Runs in the audit Pod that the operator creates on each node. Input is the envir
 ``PLUMBOB_NODE_NAME``       the node (from the Pod's ``spec.nodeName``)
 ``PLUMBOB_PROFILE``         the profile being scanned
 ``PLUMBOB_SCAN``            the scan this audit belongs to
+``PLUMBOB_PROFILE_UID``     uid of the profile: the report is owned by it (deleted with it)
 ``PLUMBOB_TAILORING``       JSON :class:`~plumbob.benchmarks.tailoring.Tailoring`
 ``PLUMBOB_HOST_ROOT``       where the host's file system is mounted (``/host``)
 ==========================  =====================================================================
@@ -85,15 +86,28 @@ def check_result(finding: Finding, tailoring: Tailoring) -> dict[str, Any]:
 
 
 def report_body(
-    *, profile: str, node: str, scan: str, benchmark: str, findings: Sequence[Finding], tailoring: Tailoring
+    *,
+    profile: str,
+    node: str,
+    scan: str,
+    benchmark: str,
+    findings: Sequence[Finding],
+    tailoring: Tailoring,
+    profile_uid: str | None = None,
 ) -> dict[str, Any]:
     labels = {LABEL_PROFILE: profile, LABEL_SCAN: scan}
     if len(node) <= 63:
         labels[LABEL_NODE] = node
+    metadata: dict[str, Any] = {"name": report_name(profile, node), "labels": labels}
+    if profile_uid:
+        # Not blockOwnerDeletion: that would need delete permission on profiles, which the agent lacks.
+        metadata["ownerReferences"] = [
+            {"apiVersion": API_VERSION, "kind": "ComplianceProfile", "name": profile, "uid": profile_uid}
+        ]
     return {
         "apiVersion": API_VERSION,
         "kind": "ComplianceReport",
-        "metadata": {"name": report_name(profile, node), "labels": labels},
+        "metadata": metadata,
         "spec": {
             "profile": profile,
             "nodeName": node,
@@ -129,6 +143,7 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
         benchmark=result.benchmark,
         findings=result.findings,
         tailoring=tailoring,
+        profile_uid=env.get("PLUMBOB_PROFILE_UID"),
     )
 
 

@@ -40,6 +40,11 @@ HOST_PATHS = (
 AGENT_SERVICE_ACCOUNT = "plumbob-agent"
 
 
+def _profile_uid(scan: ComplianceScan) -> str:
+    owner = next((o for o in scan.metadata.owner_references if o.kind == "ComplianceProfile"), None)
+    return owner.uid if owner else ""
+
+
 def _volume_name(path: str) -> str:
     return "host" + path.replace("/", "-").replace(".", "-").lower()
 
@@ -69,6 +74,7 @@ def audit_job(
         {"name": "PLUMBOB_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "PLUMBOB_PROFILE", "value": scan.spec.profile},
         {"name": "PLUMBOB_SCAN", "value": scan.metadata.name},
+        {"name": "PLUMBOB_PROFILE_UID", "value": _profile_uid(scan)},
         {"name": "PLUMBOB_TAILORING", "value": tailoring.model_dump_json()},
         {"name": "PLUMBOB_HOST_ROOT", "value": HOST_ROOT},
     ]
