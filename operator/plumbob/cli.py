@@ -141,11 +141,44 @@ def _register_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=run)
 
 
+def _register_rescan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "rescan",
+        help="scan a profile now: sets its plumbob.dev/rescan annotation (uses $KUBECONFIG)",
+        description="Under GitOps, commit a new plumbob.dev/rescan value instead, so Git stays the truth.",
+    )
+    p.add_argument("profile", help="name of the ComplianceProfile")
+
+    def run(args: argparse.Namespace) -> int:
+        from datetime import UTC, datetime  # noqa: PLC0415 - keep --help fast
+
+        from plumbob.api.common import ANNOTATION_RESCAN  # noqa: PLC0415
+        from plumbob.kube import Kube, KubeError, NotFoundError  # noqa: PLC0415
+
+        value = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            Kube().annotate("complianceprofiles", args.profile, {ANNOTATION_RESCAN: value})
+        except NotFoundError:
+            print(f"error: there is no ComplianceProfile named {args.profile!r}", file=sys.stderr)
+            return 2
+        except KubeError as exc:
+            print(f"error: could not request the rescan: {exc}", file=sys.stderr)
+            return 3
+        print(
+            f"rescan of {args.profile} requested ({ANNOTATION_RESCAN}={value}); follow it with: "
+            f"kubectl get compliancescans -l plumbob.dev/profile={args.profile} -w"
+        )
+        return 0
+
+    p.set_defaults(handler=run)
+
+
 _REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _register_crds,
     _register_audit,
     _register_operator,
     _register_agent,
+    _register_rescan,
 ]
 
 

@@ -168,6 +168,15 @@ class Kube:
             raise _error(exc) from exc
         return _as_dict(res)
 
+    def annotate(self, plural: str, name: str, annotations: Mapping[str, str]) -> None:
+        """Merge ``annotations`` into a cluster-scoped object's metadata (a user action, e.g. a rescan)."""
+        self._count(f"annotate {plural}")
+        body = {"metadata": {"annotations": dict(annotations)}}
+        try:
+            self.custom.patch_cluster_custom_object(GROUP, VERSION, plural, name, body)
+        except ApiException as exc:
+            raise _error(exc) from exc
+
     def delete_object(self, plural: str, name: str, namespace: str | None = None) -> None:
         self._count(f"delete {plural}")
         try:

@@ -9,12 +9,15 @@ Cases:
   nodes; the profile shows summary, score, last scan and conditions;
 - a misconfiguration introduced on one node, then a rescan: ComplianceDrift (Warning) on the
   profile and on that Node, one Event per node listing the rules; the scan lists the regression;
-- the fix, then a rescan: ComplianceRestored;
+- the fix, then a rescan requested with ``plumbob rescan``: ComplianceRestored;
 - Jobs and Pods are gone after the scan (TTL), no duplicates were created;
 - deleting the profile garbage-collects its scans and reports.
 """
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 from e2e_support import (
@@ -111,7 +114,14 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
 
     # fix it again
     build_tree(cluster.node(good).host_root, "worker", [], hostname=good)  # type: ignore[arg-type]
-    rescan(cp, profile, "3")
+    cli = subprocess.run(  # the CLI way of asking for a scan now
+        [sys.executable, "-m", "plumbob", "rescan", profile],
+        env=cp.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert cli.returncode == 0 and "rescan of" in cli.stdout, cli.stderr
     wait_for(
         "the third scan",
         lambda: completed_scan(cp, profile, {first["metadata"]["name"], second["metadata"]["name"]}),
