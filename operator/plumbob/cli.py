@@ -1,4 +1,4 @@
-"""Command line: ``plumbob audit | agent | operator | crds``.
+"""Command line: ``plumbob audit | agent | operator | rescan | crds``.
 
 Each sub-command lives in the module that owns it; this module only parses arguments and
 dispatches, so ``plumbob --help`` stays fast (heavy imports happen inside the handlers).
