@@ -127,6 +127,7 @@ class Reconciler:
         self._kubernetes_version: str | None = None
         self._last_progress: dict[str, float] = {}
         self._stalled_events: set[tuple[str, str, str]] = set()
+        self._settled: dict[str, tuple[object, ...]] = {}  # report name -> fingerprint when last settled
 
     # ---- loop --------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -152,6 +153,7 @@ class Reconciler:
         self._reports(snap, entries, now)
         snap = self.store.snapshot()
         waits.append(self._scans(snap, entries, now))
+        snap = self.store.snapshot()  # see the scans completed in this pass
         self._profiles(snap, entries, now)
         waits.append(self._exceptions(snap, entries, now))
         self._invalid(snap)
@@ -208,10 +210,12 @@ class Reconciler:
         if _same(current, new):
             return False
         try:
-            self.kube.patch_status(plural, name, new, namespace)
+            written = self.kube.patch_status(plural, name, new, namespace)
         except KubeError as exc:
             log.warning("could not update status of %s %s: %s", plural, name, exc)
             return False
+        if plural != "compliancereports" and written.get("metadata"):
+            self.store.upsert(plural, dict(written))  # later steps of this pass see it at once
         return True
 
     def _schedule_for(self, snap: Snapshot, profile: ComplianceProfile) -> ComplianceSchedule | None:
@@ -388,10 +392,17 @@ class Reconciler:
 
     # ---- 3. reports --------------------------------------------------------------------------
     def _reports(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> None:
+        # A report needs work only when its results, the applicable exception entries or its node's
+        # labels changed since it was last settled: at thousands of nodes, every other pass is cheap.
+        active = repr([e for e in entries if now < e.expires_at])
         for report in snap.reports.values():
             if report.node is None:
                 continue
             node = snap.nodes.get(report.node)
+            labels = tuple(sorted(node.labels.items())) if node else ()
+            fingerprint = (report.generation, report.observed_generation, active, labels)
+            if self._settled.get(report.name) == fingerprint:
+                continue
             applied = excepting.apply_to_node(
                 report.results,
                 entries,
@@ -400,9 +411,11 @@ class Reconciler:
                 node_labels=node.labels if node else {},
                 now=now,
             )
-            self._report_status(snap, report, applied)
+            if self._report_status(snap, report, applied):
+                self._settled[report.name] = fingerprint
 
-    def _report_status(self, snap: Snapshot, report: ReportDigest, applied: excepting.Applied) -> None:
+    def _report_status(self, snap: Snapshot, report: ReportDigest, applied: excepting.Applied) -> bool:
+        """Write the report's status if it differs; whether the report is now settled."""
         status = report.status
         fresh = report.observed_generation != report.generation
         baseline = status.get("baseline") or {}
@@ -458,6 +471,9 @@ class Reconciler:
                 )
                 if not fresh and (newly or lifted):
                     self._exception_events(snap, report, newly, lifted)
+                return not fresh  # after a fresh write, settle on the next pass (observedGeneration moved)
+            return False
+        return True
 
     def _drift_events(
         self, snap: Snapshot, report: ReportDigest, regressions: list[str], restorations: list[str]
