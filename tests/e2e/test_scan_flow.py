@@ -96,6 +96,7 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
     second = wait_for(
         "the second scan", lambda: completed_scan(cp, profile, {first["metadata"]["name"]}), 120
     )
+    assert second["status"]["drift"]["previousScan"] == first["metadata"]["name"]
     regressions = {d["rule"]: d for d in second["status"]["drift"]["regressions"]}
     assert "4.2.1" in regressions and regressions["4.2.1"]["nodes"] == [good]
     drift_node = wait_for("ComplianceDrift on the node", lambda: events(cp, "ComplianceDrift", good, "Node"))

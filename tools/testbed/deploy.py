@@ -39,6 +39,7 @@ def install(cp: ControlPlane, namespace: str = NAMESPACE) -> None:
     """CRDs, admission policy, namespace, service accounts and RBAC (idempotent)."""
     cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     cp.kubectl("wait", "--for=condition=Established", "--timeout=60s", *crd_names())
+    _wait_served(cp)
     cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "policy"))
     if cp.kubectl("get", "namespace", namespace, check=False).returncode != 0:
         cp.kubectl("create", "namespace", namespace)
@@ -66,6 +67,16 @@ def install(cp: ControlPlane, namespace: str = NAMESPACE) -> None:
         raise RuntimeError(f"helm template failed: {rendered.stderr}")
     cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered.stdout)
     _wait_policy_ready(cp)
+
+
+def _wait_served(cp: ControlPlane, timeout: float = 30) -> None:
+    """Established is not yet served: the apiserver answers 429 while a new CRD's storage starts."""
+    plurals = ",".join(name.removeprefix("crd/") for name in crd_names())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cp.kubectl("get", plurals, "-A", check=False).returncode == 0:
+            return
+        time.sleep(0.3)
 
 
 def _wait_policy_ready(cp: ControlPlane, timeout: float = 30) -> None:

@@ -670,6 +670,20 @@ class Reconciler:
                 and (r := reports_by_node.get((profile.metadata.name, n))) is not None
             ]
             new |= self._aggregate(snap, done_reports, entries, now)
+            previous_scans = sorted(
+                (
+                    s
+                    for s in snap.scans.values()
+                    if s.spec.profile == scan.spec.profile
+                    and s.metadata.name != name
+                    and s.status is not None
+                    and s.status.phase is ScanPhase.COMPLETE
+                    and (s.metadata.creation_timestamp or now) <= (meta.creation_timestamp or now)
+                ),
+                key=lambda s: s.metadata.creation_timestamp or now,
+            )
+            if previous_scans:
+                new["drift"]["previousScan"] = previous_scans[-1].metadata.name
             new["completionTime"] = _iso(now)
             new["conditions"] = [
                 c.to_dict()
