@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import RUN_LABEL, MakeCluster, NodeSpec, Plumbob
+from e2e_support import RUN_LABEL, MakeCluster, NodeSpec, Plumbob, get, wait_for
 
 from testbed.controlplane import ControlPlane
 from testbed.deploy import install, start_operator
@@ -67,8 +67,23 @@ def make_cluster(plumbob: Plumbob, run_id: str, tmp_path: Path) -> Iterator[Make
         )
         cluster.start()
         clusters.append(cluster)
+        healthy = [spec.name for spec in specs if spec.fault in ("none", "crash", "hang", "vanish")]
+        wait_for(
+            "the simulated nodes to be Ready", lambda: all(_ready(plumbob, n) for n in healthy), timeout=60
+        )
         return cluster
 
     yield make
     for cluster in clusters:
         cluster.stop()
+
+
+def _ready(env: Plumbob, node: str) -> bool:
+    """Ready, and without the not-ready taint the node-lifecycle stand-in removes once it is."""
+    body = get(env.cp, "node", node) or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (body.get("status") or {}).get("conditions") or []
+    )
+    taints = (body.get("spec") or {}).get("taints") or []
+    return ready and not any(t.get("key", "").startswith("node.kubernetes.io/") for t in taints)
