@@ -93,7 +93,8 @@ def _conditions(
     generation: int | None,
     now: datetime,
     wanted: Mapping[str, tuple[bool, str, str]],
-) -> list[Condition]:
+) -> list[dict[str, Any]]:
+    """``current`` with each wanted condition set (transition times kept when unchanged), as wire dicts."""
     out = list(current)
     for type_, (ok, reason, message) in wanted.items():
         out = set_condition(
@@ -107,7 +108,7 @@ def _conditions(
                 observed_generation=generation,
             ),
         )
-    return out
+    return [c.to_dict() for c in out]
 
 
 def _same(current: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
@@ -301,23 +302,20 @@ class Reconciler:
                 new: dict[str, Any] = {
                     "observedGeneration": meta.generation,
                     "nextScheduleTime": None,
-                    "conditions": [
-                        c.to_dict()
-                        for c in _conditions(
-                            conds,
-                            meta.generation,
-                            now,
-                            {
-                                "Ready": (False, "InvalidSchedule", str(exc)),
-                                "Stalled": (True, "InvalidSchedule", str(exc)),
-                                "Reconciling": (
-                                    False,
-                                    "InvalidSchedule",
-                                    "nothing to do until the schedule is fixed",
-                                ),
-                            },
-                        )
-                    ],
+                    "conditions": _conditions(
+                        conds,
+                        meta.generation,
+                        now,
+                        {
+                            "Ready": (False, "InvalidSchedule", str(exc)),
+                            "Stalled": (True, "InvalidSchedule", str(exc)),
+                            "Reconciling": (
+                                False,
+                                "InvalidSchedule",
+                                "nothing to do until the schedule is fixed",
+                            ),
+                        },
+                    ),
                 }
                 if self._patch("complianceschedules", meta.name, current, new):
                     self._event(self._ref(sched), "Warning", "InvalidSchedule", str(exc))
@@ -356,19 +354,16 @@ class Reconciler:
                 "lastScheduleTime": _iso(last),
                 "nextScheduleTime": None if sched.spec.suspend else _iso(nxt),
                 "profiles": [p for p in profiles if p in snap.profiles],
-                "conditions": [
-                    c.to_dict()
-                    for c in _conditions(
-                        conds,
-                        meta.generation,
-                        now,
-                        {
-                            "Ready": (True, "Suspended" if sched.spec.suspend else "Scheduled", message),
-                            "Stalled": (False, "Valid", "the schedule is valid"),
-                            "Reconciling": (False, "Idle", "waiting for the next tick"),
-                        },
-                    )
-                ],
+                "conditions": _conditions(
+                    conds,
+                    meta.generation,
+                    now,
+                    {
+                        "Ready": (True, "Suspended" if sched.spec.suspend else "Scheduled", message),
+                        "Stalled": (False, "Valid", "the schedule is valid"),
+                        "Reconciling": (False, "Idle", "waiting for the next tick"),
+                    },
+                ),
             }
             self._patch("complianceschedules", meta.name, current, new)
         return wait
@@ -561,19 +556,16 @@ class Reconciler:
                 "phase": ScanPhase.FAILED.value,
                 "startTime": _iso(start),
                 "completionTime": _iso(now),
-                "conditions": [
-                    c.to_dict()
-                    for c in _conditions(
-                        conds,
-                        meta.generation,
-                        now,
-                        {
-                            "Ready": (False, "CannotResolve", str(exc)),
-                            "Stalled": (True, "CannotResolve", str(exc)),
-                            "Reconciling": (False, "CannotResolve", "the scan cannot run"),
-                        },
-                    )
-                ],
+                "conditions": _conditions(
+                    conds,
+                    meta.generation,
+                    now,
+                    {
+                        "Ready": (False, "CannotResolve", str(exc)),
+                        "Stalled": (True, "CannotResolve", str(exc)),
+                        "Reconciling": (False, "CannotResolve", "the scan cannot run"),
+                    },
+                ),
             }
             if self._patch("compliancescans", name, current, new) and profile is not None:
                 self._event(self._ref(profile), "Warning", "ScanFailed", f"scan {name}: {exc}")
@@ -685,33 +677,27 @@ class Reconciler:
             if previous_scans:
                 new["drift"]["previousScan"] = previous_scans[-1].metadata.name
             new["completionTime"] = _iso(now)
-            new["conditions"] = [
-                c.to_dict()
-                for c in _conditions(
-                    conds,
-                    meta.generation,
-                    now,
-                    {
-                        "Ready": (True, "Complete", message),
-                        "Reconciling": (False, "Complete", message),
-                        "Stalled": (False, "Complete", message),
-                    },
-                )
-            ]
+            new["conditions"] = _conditions(
+                conds,
+                meta.generation,
+                now,
+                {
+                    "Ready": (True, "Complete", message),
+                    "Reconciling": (False, "Complete", message),
+                    "Stalled": (False, "Complete", message),
+                },
+            )
         else:
-            new["conditions"] = [
-                c.to_dict()
-                for c in _conditions(
-                    conds,
-                    meta.generation,
-                    now,
-                    {
-                        "Ready": (False, "Running", message),
-                        "Reconciling": (True, "Running", message),
-                        "Stalled": (False, "Running", message),
-                    },
-                )
-            ]
+            new["conditions"] = _conditions(
+                conds,
+                meta.generation,
+                now,
+                {
+                    "Ready": (False, "Running", message),
+                    "Reconciling": (True, "Running", message),
+                    "Stalled": (False, "Running", message),
+                },
+            )
             last = self._last_progress.get(name, 0.0)
             known = {p.get("node") for p in (current.get("nodes") or {}).get("problems", [])}
             new_problem = any(p["node"] not in known for p in problems)
@@ -828,19 +814,16 @@ class Reconciler:
             except CatalogError as exc:
                 new: dict[str, Any] = {
                     "observedGeneration": meta.generation,
-                    "conditions": [
-                        c.to_dict()
-                        for c in _conditions(
-                            conds,
-                            meta.generation,
-                            now,
-                            {
-                                "Ready": (False, "CannotResolve", str(exc)),
-                                "Stalled": (True, "CannotResolve", str(exc)),
-                                "Reconciling": (False, "CannotResolve", "fix the profile to continue"),
-                            },
-                        )
-                    ],
+                    "conditions": _conditions(
+                        conds,
+                        meta.generation,
+                        now,
+                        {
+                            "Ready": (False, "CannotResolve", str(exc)),
+                            "Stalled": (True, "CannotResolve", str(exc)),
+                            "Reconciling": (False, "CannotResolve", "fix the profile to continue"),
+                        },
+                    ),
                 }
                 if self._patch("complianceprofiles", meta.name, current, new):
                     self._event(self._ref(profile), "Warning", "CannotResolve", str(exc))
@@ -916,7 +899,7 @@ class Reconciler:
                 else (False, "NotScanned", "waiting for the first scan to complete"),
                 "Compliant": compliant,
             }
-            new["conditions"] = [c.to_dict() for c in _conditions(conds, meta.generation, now, wanted)]
+            new["conditions"] = _conditions(conds, meta.generation, now, wanted)
             self._patch("complianceprofiles", meta.name, current, new)
 
     # ---- 6. exception lists ------------------------------------------------------------------
@@ -981,19 +964,16 @@ class Reconciler:
                     for e, st in states
                 ],
                 "nextExpiry": _iso(upcoming),
-                "conditions": [
-                    c.to_dict()
-                    for c in _conditions(
-                        conds,
-                        meta.generation,
-                        now,
-                        {
-                            "Ready": (True, "Applied", message),
-                            "Stalled": (False, "Valid", "entries are valid"),
-                            "Reconciling": (False, "Applied", message),
-                        },
-                    )
-                ],
+                "conditions": _conditions(
+                    conds,
+                    meta.generation,
+                    now,
+                    {
+                        "Ready": (True, "Applied", message),
+                        "Stalled": (False, "Valid", "entries are valid"),
+                        "Reconciling": (False, "Applied", message),
+                    },
+                ),
             }
             if new["nextExpiry"] is None:
                 new["nextExpiry"] = None
@@ -1043,7 +1023,7 @@ class Reconciler:
             }
             self._event(involved, "Warning", reason, bad.message)
             now = self.clock()
-            cond = _conditions(
+            conditions = _conditions(
                 [],
                 None,
                 now,
@@ -1053,9 +1033,7 @@ class Reconciler:
                 },
             )
             try:
-                self.kube.patch_status(
-                    bad.kind, bad.name, {"conditions": [c.to_dict() for c in cond]}, bad.namespace
-                )
+                self.kube.patch_status(bad.kind, bad.name, {"conditions": conditions}, bad.namespace)
             except (KubeError, InvalidError) as exc:
                 log.warning("could not mark %s %s stalled: %s", kind, bad.name, exc)
 
