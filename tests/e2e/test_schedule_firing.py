@@ -65,7 +65,7 @@ def test_schedules_fire_suspend_and_stall(plumbob: Plumbob, make_cluster: MakeCl
                 return scan
         return None
 
-    scan = wait_for("the per-minute schedule to fire", scheduled_scan, timeout=75)
+    scan = wait_for("the per-minute schedule to fire", scheduled_scan, timeout=110)
     assert scan["spec"]["schedule"] == f"every-minute-{run_id}"  # type: ignore[index]
     sched = wait_for(
         "schedule status",
