@@ -29,6 +29,9 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
+from plumbob.benchmarks import rules as _rules
+from plumbob.engine import findings as _findings
+
 T = TypeVar("T")
 
 GROUP = "plumbob.dev"
@@ -246,14 +249,9 @@ def set_condition(conditions: list[Condition], new: Condition) -> list[Condition
 # ---- summaries ------------------------------------------------------------------------------------
 
 
-class CheckStatus(StrEnum):
-    """What an audit found, before exceptions are applied."""
-
-    PASS = "pass"  # noqa: S105 - a result, not a password
-    FAIL = "fail"
-    MANUAL = "manual"
-    NOT_APPLICABLE = "not-applicable"
-    ERROR = "error"
+# One definition each, shared with the rule data and the engine, so the API cannot drift from them.
+Severity = _rules.Severity
+CheckStatus = _findings.Status  # what an audit found, before exceptions are applied
 
 
 class ResultStatus(StrEnum):
@@ -265,14 +263,6 @@ class ResultStatus(StrEnum):
     NOT_APPLICABLE = "not-applicable"
     ERROR = "error"
     EXCEPTED = "excepted"
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-    INFO = "info"
 
 
 class Summary(Model):
