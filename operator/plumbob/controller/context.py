@@ -1,0 +1,160 @@
+"""What every reconcile step shares: the API client, the store, the settings, the clock, and the
+two ways a step speaks to the cluster, both of which never raise.
+
+- :meth:`Context.patch` writes a status only when it differs from the current one, and puts the
+  written object into the store at once so later steps of the same pass see it;
+- :meth:`Context.event` posts an Event, logging (not raising) when that fails.
+
+The helpers below build what the steps write: condition lists (:func:`conditions`), object
+references for Events (:func:`ref`) and RFC 3339 times (:func:`iso`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
+from plumbob.api.common import Condition, ConditionStatus, set_condition
+from plumbob.benchmarks.catalog import load_benchmark
+from plumbob.benchmarks.tailoring import Tailoring
+from plumbob.benchmarks.versions import benchmark_for
+from plumbob.controller.store import Store
+from plumbob.kube import Kube, KubeError
+
+log = logging.getLogger("plumbob.controller")
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Settings:
+    namespace: str = field(default_factory=lambda: os.environ.get("PLUMBOB_NAMESPACE", "plumbob-system"))
+    image: str = field(
+        default_factory=lambda: os.environ.get("PLUMBOB_AGENT_IMAGE", "ghcr.io/plumbob/plumbob:0.1.0")
+    )
+    job_ttl_seconds: int = field(
+        default_factory=lambda: int(os.environ.get("PLUMBOB_JOB_TTL_SECONDS", "300"))
+    )
+    progress_interval: float = 2.0  # seconds between progress writes of a running scan
+    min_interval: float = 0.3  # seconds between reconciles (batches bursts of events)
+
+
+def conditions(
+    current: list[Condition],
+    generation: int | None,
+    now: datetime,
+    wanted: Mapping[str, tuple[bool, str, str]],
+) -> list[dict[str, Any]]:
+    """``current`` with each wanted condition set (transition times kept when unchanged), as wire dicts."""
+    out = list(current)
+    for type_, (ok, reason, message) in wanted.items():
+        out = set_condition(
+            out,
+            Condition(
+                type=type_,
+                status=ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+                observed_generation=generation,
+            ),
+        )
+    return [c.to_dict() for c in out]
+
+
+def stalled(reason: str, message: str, waiting: str) -> dict[str, tuple[bool, str, str]]:
+    """The wanted conditions of an object that cannot make progress until its spec is fixed."""
+    return {
+        "Ready": (False, reason, message),
+        "Stalled": (True, reason, message),
+        "Reconciling": (False, reason, waiting),
+    }
+
+
+def same(current: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether writing ``new`` into a status holding ``current`` would change nothing."""
+    current = current or {}
+    return all(current.get(k) == v for k, v in new.items())
+
+
+def ref(obj: ComplianceProfile | ComplianceSchedule | ComplianceScan) -> dict[str, str]:
+    """The object as an Event's ``involvedObject``."""
+    return {
+        "apiVersion": obj.api_version,
+        "kind": obj.kind,
+        "name": obj.metadata.name,
+        "uid": obj.metadata.uid or "",
+    }
+
+
+class Context:
+    def __init__(
+        self, kube: Kube, store: Store, settings: Settings | None = None, clock: Clock = utcnow
+    ) -> None:
+        self.kube = kube
+        self.store = store
+        self.settings = settings or Settings()
+        self.clock = clock
+        self._kubernetes_version: str | None = None
+
+    def kubernetes_version(self) -> str:
+        if self._kubernetes_version is None:
+            self._kubernetes_version = self.kube.server_version()
+        return self._kubernetes_version
+
+    def resolve(self, profile: ComplianceProfile) -> Tailoring:
+        """The profile's benchmark and tailoring; raises CatalogError when it cannot be resolved."""
+        bench = profile.spec.benchmark
+        version = str(bench.version)
+        if version == "auto":
+            platform = bench.platform.value if bench.platform.value != "auto" else "generic"
+            benchmark_id = benchmark_for(self.kubernetes_version(), platform)
+        else:
+            benchmark_id = f"cis-{version}"
+        load_benchmark(benchmark_id, profile.spec.variables or None)  # validates id and variables
+        rules = profile.spec.rules
+        return Tailoring(
+            benchmark=benchmark_id,
+            include=tuple(rules.include),
+            exclude=tuple(rules.exclude),
+            manual={m.rule: m.rationale for m in rules.manual},
+            variables=dict(profile.spec.variables),
+        )
+
+    def event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
+        try:
+            self.kube.post_event(involved, type_=type_, reason=reason, message=message)
+        except KubeError as exc:
+            log.warning("could not post %s event: %s", reason, exc)
+
+    def patch(
+        self,
+        plural: str,
+        name: str,
+        current: Mapping[str, Any] | None,
+        new: dict[str, Any],
+        namespace: str | None = None,
+    ) -> bool:
+        """Write ``new`` into the object's status unless that changes nothing; whether it was written."""
+        if same(current, new):
+            return False
+        try:
+            written = self.kube.patch_status(plural, name, new, namespace)
+        except KubeError as exc:
+            log.warning("could not update status of %s %s: %s", plural, name, exc)
+            return False
+        if plural != "compliancereports" and written.get("metadata"):
+            self.store.upsert(plural, dict(written))  # later steps of this pass see it at once
+        return True

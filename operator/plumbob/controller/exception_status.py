@@ -1,0 +1,109 @@
+"""ComplianceException and ClusterComplianceException: the state of every entry.
+
+Exceptions are applied where results are counted (report status, scan aggregation, profile
+status); this step only reports on the lists themselves. It decides and writes, for each list:
+
+- each entry's state (active, unused, expired; :func:`~plumbob.controller.excepting.entry_state`)
+  and how many node results it excepts right now, a summary, the next expiry, and conditions;
+- one ``ExceptionExpired`` Event for each entry that has expired since the status last showed it.
+
+It returns the time until the next expiry of any entry, so the pass after it runs on time and
+the results it excepted count as failures again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from plumbob.api import ClusterComplianceException, ComplianceException
+from plumbob.api.exceptions import EntryState
+from plumbob.controller import excepting
+from plumbob.controller.context import Context, conditions, iso
+from plumbob.controller.report_status import exceptions_applied
+from plumbob.controller.store import Snapshot
+
+
+def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> float:
+    """Write every exception list's status; the seconds until the next entry expires."""
+    matched: dict[excepting.EntryKey, int] = defaultdict(int)
+    for report in snap.reports.values():
+        if report.node is None:
+            continue
+        for entry in exceptions_applied(snap, report, entries, now).excepted.values():
+            matched[entry.key] += 1
+    wait = 30.0
+    nxt = excepting.next_expiry(entries, now)
+    if nxt is not None:
+        wait = max(0.05, (nxt - now).total_seconds())
+    exception_lists: list[ClusterComplianceException | ComplianceException] = [
+        *snap.cluster_exceptions,
+        *snap.exceptions,
+    ]
+    for exc_obj in exception_lists:
+        meta = exc_obj.metadata
+        mine = [
+            e
+            for e in entries
+            if e.key.kind == exc_obj.kind and e.key.name == meta.name and e.key.namespace == meta.namespace
+        ]
+        states = [(e, excepting.entry_state(e, matched[e.key], now)) for e in mine]
+        current = exc_obj.status.to_dict() if exc_obj.status else {}
+        before = {s.index: s.state for s in exc_obj.status.entries} if exc_obj.status else {}
+        conds = list(exc_obj.status.conditions) if exc_obj.status else []
+        counts = {s: sum(1 for _, st in states if st is s) for s in EntryState}
+        upcoming = excepting.next_expiry(mine, now)
+        message = (
+            f"{counts[EntryState.ACTIVE]} active, {counts[EntryState.UNUSED]} unused, "
+            f"{counts[EntryState.EXPIRED]} expired"
+        )
+        new = {
+            "observedGeneration": meta.generation,
+            "summary": {
+                "total": len(states),
+                "active": counts[EntryState.ACTIVE],
+                "unused": counts[EntryState.UNUSED],
+                "expired": counts[EntryState.EXPIRED],
+            },
+            "entries": [
+                {
+                    "index": e.key.index,
+                    "state": st.value,
+                    "matched": matched[e.key],
+                    "expiresAt": iso(e.expires_at),
+                }
+                for e, st in states
+            ],
+            "nextExpiry": iso(upcoming),
+            "conditions": conditions(
+                conds,
+                meta.generation,
+                now,
+                {
+                    "Ready": (True, "Applied", message),
+                    "Stalled": (False, "Valid", "entries are valid"),
+                    "Reconciling": (False, "Applied", message),
+                },
+            ),
+        }
+        if new["nextExpiry"] is None:
+            new["nextExpiry"] = None
+        ns = meta.namespace
+        if ctx.patch(f"{exc_obj.kind.lower()}s", meta.name, current, new, ns):
+            involved = {
+                "apiVersion": exc_obj.api_version,
+                "kind": exc_obj.kind,
+                "name": meta.name,
+                "uid": meta.uid or "",
+                "namespace": ns or "",
+            }
+            for e, st in states:
+                if st is EntryState.EXPIRED and before.get(e.key.index) not in (None, EntryState.EXPIRED):
+                    ctx.event(
+                        involved,
+                        "Warning",
+                        "ExceptionExpired",
+                        f"entry {e.key.index} ({', '.join(e.rules)}; owner {e.owner}) expired at "
+                        f"{iso(e.expires_at)}: the results it excepted count as failures again",
+                    )
+    return wait

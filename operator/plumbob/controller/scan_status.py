@@ -1,0 +1,399 @@
+"""ComplianceScan: how a scan is created, how it progresses, and when it goes.
+
+It decides and writes:
+
+- creation (:func:`create_scan`): a scan named after the profile and the trigger's moment, owned
+  by the profile, with the parallelism and node deadline of the schedule that covers the profile
+  (:func:`schedule_for`); a second trigger for the same moment hits the existing name and creates
+  nothing. A ``ScanCreated`` Event on the profile;
+- each running scan's status (:class:`ScanStatus`): every target node's verdict from its Node,
+  Job and report (:mod:`~plumbob.controller.scanning` decides), audit Jobs for pending nodes up to
+  ``maxParallelNodes`` (:mod:`~plumbob.controller.jobs` builds them), Jobs of vanished nodes
+  deleted, progress written at most every ``progress_interval`` unless a node newly failed;
+- completion: per-rule results aggregated across nodes with exceptions applied (:func:`aggregate`,
+  also used for the profile's status), drift against the previous completed scan, a
+  ``ScanComplete`` Event; ``Stalled`` and a ``ScanFailed`` Event when the profile cannot be
+  resolved;
+- pruning (:func:`prune`): completed scans beyond the schedule's ``historyLimit`` are deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
+from plumbob.api.common import MAX_NODE_NAMES, MAX_NODE_PROBLEMS, ResultStatus, Summary, scan_name
+from plumbob.api.scans import NodeState, ScanPhase, aggregate_status
+from plumbob.api.schedules import (
+    DEFAULT_HISTORY_LIMIT,
+    DEFAULT_MAX_PARALLEL_NODES,
+    DEFAULT_NODE_DEADLINE_SECONDS,
+)
+from plumbob.benchmarks.catalog import CatalogError
+from plumbob.controller import excepting, scanning
+from plumbob.controller.context import Context, conditions, iso, ref, stalled
+from plumbob.controller.digests import ReportDigest
+from plumbob.controller.jobs import audit_job
+from plumbob.controller.report_status import exceptions_applied
+from plumbob.controller.store import Snapshot
+from plumbob.kube import ConflictError, KubeError
+
+log = logging.getLogger("plumbob.controller")
+
+
+def covered_profiles(sched: ComplianceSchedule, snap: Snapshot) -> list[str]:
+    """The profiles a schedule names, or those its ``profileSelector`` matches, sorted."""
+    if sched.spec.profiles is not None:
+        return sorted(sched.spec.profiles)
+    selector = sched.spec.profile_selector
+    if selector is None:
+        return []
+    return sorted(
+        name for name, p in snap.profiles.items() if excepting.selector_matches(selector, p.metadata.labels)
+    )
+
+
+def schedule_for(snap: Snapshot, profile: ComplianceProfile) -> ComplianceSchedule | None:
+    """The first schedule (by name) that covers the profile: its settings govern the profile's scans."""
+    for sched in sorted(snap.schedules.values(), key=lambda s: s.metadata.name):
+        if profile.metadata.name in covered_profiles(sched, snap):
+            return sched
+    return None
+
+
+def running_scan(snap: Snapshot, profile: str) -> str | None:
+    """The name of a scan of the profile that has not finished, if any."""
+    for name, scan in snap.scans.items():
+        phase = scan.status.phase if scan.status else None
+        if scan.spec.profile == profile and phase not in (ScanPhase.COMPLETE, ScanPhase.FAILED):
+            return name
+    return None
+
+
+def create_scan(
+    ctx: Context,
+    snap: Snapshot,
+    profile: ComplianceProfile,
+    *,
+    trigger: str,
+    started: datetime,
+    schedule: ComplianceSchedule | None = None,
+) -> str | None:
+    """Create a scan of the profile; its name, or None when it exists already or cannot be created."""
+    sched = schedule or schedule_for(snap, profile)
+    name = scan_name(profile.metadata.name, started)
+    spec: dict[str, Any] = {
+        "profile": profile.metadata.name,
+        "trigger": trigger,
+        "maxParallelNodes": sched.spec.max_parallel_nodes if sched else DEFAULT_MAX_PARALLEL_NODES,
+        "nodeDeadlineSeconds": sched.spec.node_deadline_seconds if sched else DEFAULT_NODE_DEADLINE_SECONDS,
+    }
+    if profile.metadata.generation:
+        spec["profileGeneration"] = profile.metadata.generation
+    if trigger == "schedule" and sched is not None:
+        spec["schedule"] = sched.metadata.name
+    body = {
+        "apiVersion": profile.api_version,
+        "kind": "ComplianceScan",
+        "metadata": {
+            "name": name,
+            "labels": {"plumbob.dev/profile": profile.metadata.name},
+            "ownerReferences": [profile.owner_reference().to_dict()],
+        },
+        "spec": spec,
+    }
+    try:
+        created = ctx.kube.create_object("compliancescans", body)
+    except ConflictError:
+        return None  # this tick's scan exists already: the trigger was handled before
+    except KubeError as exc:
+        log.warning("could not create scan for %s: %s", profile.metadata.name, exc)
+        return None
+    ctx.store.upsert("compliancescans", created)
+    ctx.event(ref(profile), "Normal", "ScanCreated", f"scan {name} started ({trigger})")
+    return name
+
+
+class ScanStatus:
+    """Status of the running scans; remembers when each last had its progress written."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._last_progress: dict[str, float] = {}
+
+    def reconcile(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> float:
+        """Advance every unfinished scan, then prune; the seconds until a scan needs another look."""
+        wait = 30.0
+        by_scan: dict[str, dict[str, Any]] = defaultdict(dict)
+        for job in snap.jobs.values():
+            by_scan[job.scan][job.node] = job
+        reports_by_node: dict[tuple[str, str], ReportDigest] = {
+            (r.profile, r.node): r for r in snap.reports.values() if r.node is not None
+        }
+        for scan in snap.scans.values():
+            phase = scan.status.phase if scan.status else None
+            if phase in (ScanPhase.COMPLETE, ScanPhase.FAILED):
+                continue
+            wait = min(
+                wait,
+                self._scan(snap, scan, by_scan.get(scan.metadata.name, {}), reports_by_node, entries, now),
+            )
+        prune(self.ctx, snap)
+        return wait
+
+    def _scan(  # noqa: PLR0917 - private step with one caller, which passes all six
+        self,
+        snap: Snapshot,
+        scan: ComplianceScan,
+        jobs: dict[str, Any],
+        reports_by_node: Mapping[tuple[str, str], ReportDigest],
+        entries: list[excepting.Entry],
+        now: datetime,
+    ) -> float:
+        """Advance one unfinished scan: verdicts, Jobs, status; the seconds until it needs another look."""
+        name, meta = scan.metadata.name, scan.metadata
+        current = scan.status.to_dict() if scan.status else {}
+        conds = list(scan.status.conditions) if scan.status else []
+        start = (scan.status.start_time if scan.status else None) or now
+        profile = snap.profiles.get(scan.spec.profile)
+        try:
+            if profile is None:
+                raise CatalogError(f"profile {scan.spec.profile} does not exist")
+            tailoring = self.ctx.resolve(profile)
+        except CatalogError as exc:
+            new: dict[str, Any] = {
+                "observedGeneration": meta.generation,
+                "phase": ScanPhase.FAILED.value,
+                "startTime": iso(start),
+                "completionTime": iso(now),
+                "conditions": conditions(
+                    conds, meta.generation, now, stalled("CannotResolve", str(exc), "the scan cannot run")
+                ),
+            }
+            if self.ctx.patch("compliancescans", name, current, new) and profile is not None:
+                self.ctx.event(ref(profile), "Warning", "ScanFailed", f"scan {name}: {exc}")
+            return 30.0
+        targets = scanning.target_nodes(
+            snap.nodes.values(),
+            selector=profile.spec.node_selector,
+            roles=[r.value for r in profile.spec.node_roles],
+            scan_created=meta.creation_timestamp,
+            jobs=jobs,
+        )
+        # Nodes already judged Failed/TimedOut/Unschedulable stay in the scan even once their Node
+        # and Job are gone (a node deleted mid-scan must be reported, not forgotten).
+        earlier = {
+            p.node: scanning.NodeVerdict(p.state, p.reason, p.message)
+            for p in (scan.status.nodes.problems if scan.status and scan.status.nodes else [])
+        }
+        verdicts = {}
+        for node_name in sorted(set(targets) | set(earlier)):
+            report = reports_by_node.get((profile.metadata.name, node_name))
+            if node_name in earlier and node_name not in snap.nodes and node_name not in jobs:
+                verdicts[node_name] = earlier[node_name]
+                continue
+            verdicts[node_name] = scanning.node_verdict(
+                node_name,
+                node=snap.nodes.get(node_name),
+                job=jobs.get(node_name),
+                report=report,
+                scan=name,
+                tolerations=list(profile.spec.tolerations),
+                now=now,
+            )
+        for node_name in scanning.pods_to_start(verdicts, scan.spec.max_parallel_nodes):
+            body = audit_job(
+                scan=scan,
+                node=node_name,
+                tailoring=tailoring,
+                tolerations=list(profile.spec.tolerations),
+                namespace=self.ctx.settings.namespace,
+                image=self.ctx.settings.image,
+                ttl_seconds=self.ctx.settings.job_ttl_seconds,
+            )
+            try:
+                self.ctx.kube.create_job(self.ctx.settings.namespace, body)
+            except ConflictError:
+                pass  # created by an earlier pass whose event has not arrived yet
+            except KubeError as exc:
+                log.warning("could not create audit Job for %s on %s: %s", name, node_name, exc)
+                continue
+            verdicts[node_name] = scanning.NodeVerdict(NodeState.RUNNING)
+        for node_name, job in jobs.items():  # a Job whose node is gone can never finish: remove it
+            if node_name not in snap.nodes and job.active:
+                try:
+                    self.ctx.kube.delete_job(job.namespace, job.name)
+                except KubeError as exc:
+                    log.warning("could not delete Job %s: %s", job.name, exc)
+        counts = {s: 0 for s in NodeState}
+        for v in verdicts.values():
+            counts[v.state] += 1
+        done = all(v.state in scanning.TERMINAL for v in verdicts.values())
+        problems = [
+            {"node": n, "state": v.state.value, "reason": v.reason, "message": v.message}
+            for n, v in sorted(verdicts.items())
+            if v.state in (NodeState.FAILED, NodeState.TIMED_OUT, NodeState.UNSCHEDULABLE)
+        ][:MAX_NODE_PROBLEMS]
+        nodes: dict[str, Any] = {
+            "total": len(verdicts),
+            "pending": counts[NodeState.PENDING],
+            "running": counts[NodeState.RUNNING],
+            "done": counts[NodeState.DONE],
+            "failed": counts[NodeState.FAILED],
+            "timedOut": counts[NodeState.TIMED_OUT],
+            "unschedulable": counts[NodeState.UNSCHEDULABLE],
+            "problems": problems,
+        }
+        new = {
+            "observedGeneration": meta.generation,
+            "phase": (ScanPhase.COMPLETE if done else ScanPhase.RUNNING).value,
+            "startTime": iso(start),
+            "benchmark": {
+                "id": tailoring.benchmark,
+                "name": "cis-kubernetes",
+                "version": tailoring.benchmark.removeprefix("cis-"),
+                "platform": profile.spec.benchmark.platform.value,
+            },
+            "nodes": nodes,
+        }
+        message = f"{counts[NodeState.DONE]}/{len(verdicts)} nodes audited"
+        reason = "Complete" if done else "Running"
+        progress = {
+            "Ready": (done, reason, message),
+            "Reconciling": (not done, reason, message),
+            "Stalled": (False, reason, message),
+        }
+        if done:
+            done_reports = [
+                r
+                for n, v in verdicts.items()
+                if v.state is NodeState.DONE
+                and (r := reports_by_node.get((profile.metadata.name, n))) is not None
+            ]
+            new |= aggregate(snap, done_reports, entries, now)
+            previous_scans = sorted(
+                (
+                    s
+                    for s in snap.scans.values()
+                    if s.spec.profile == scan.spec.profile
+                    and s.metadata.name != name
+                    and s.status is not None
+                    and s.status.phase is ScanPhase.COMPLETE
+                    and (s.metadata.creation_timestamp or now) <= (meta.creation_timestamp or now)
+                ),
+                key=lambda s: s.metadata.creation_timestamp or now,
+            )
+            if previous_scans:
+                new["drift"]["previousScan"] = previous_scans[-1].metadata.name
+            new["completionTime"] = iso(now)
+            new["conditions"] = conditions(conds, meta.generation, now, progress)
+        else:
+            new["conditions"] = conditions(conds, meta.generation, now, progress)
+            last = self._last_progress.get(name, 0.0)
+            known = {p.get("node") for p in (current.get("nodes") or {}).get("problems", [])}
+            new_problem = any(p["node"] not in known for p in problems)
+            if (
+                time.monotonic() - last < self.ctx.settings.progress_interval
+                and current.get("phase")
+                and not new_problem
+            ):
+                return self.ctx.settings.progress_interval
+        if self.ctx.patch("compliancescans", name, current, new):
+            self._last_progress[name] = time.monotonic()
+            if done:
+                self._last_progress.pop(name, None)
+                summary = new.get("summary", {})
+                self.ctx.event(
+                    ref(profile),
+                    "Normal",
+                    "ScanComplete",
+                    f"scan {name}: {message}; {summary.get('fail', 0)} rule(s) failing, "
+                    f"{nodes['failed'] + nodes['timedOut']} node(s) failed, "
+                    f"{nodes['unschedulable']} unschedulable",
+                )
+        return 1.0 if not done else 30.0
+
+
+def aggregate(
+    snap: Snapshot, reports: Iterable[ReportDigest], entries: list[excepting.Entry], now: datetime
+) -> dict[str, Any]:
+    """Per-rule results of the reports with exceptions applied, their summary, and their drift."""
+    per_rule: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    severities: dict[str, str] = {}
+    regressions: dict[str, list[str]] = defaultdict(list)
+    restorations: dict[str, list[str]] = defaultdict(list)
+    for report in reports:
+        applied = exceptions_applied(snap, report, entries, now)
+        for rule, status in applied.effective.items():
+            per_rule[rule][status].append(report.node or "")
+        severities.update(report.severities)
+        drift = report.status.get("drift") or {}
+        if drift.get("scan") == report.scan:
+            for rule in drift.get("regressions", []):
+                regressions[rule].append(report.node or "")
+            for rule in drift.get("restorations", []):
+                restorations[rule].append(report.node or "")
+    rules = []
+    statuses = []
+    for rule in sorted(per_rule, key=_rule_key):
+        by_status = per_rule[rule]
+        agg = aggregate_status([ResultStatus(s) for s in by_status])
+        statuses.append(agg)
+        entry: dict[str, Any] = {
+            "id": rule,
+            "status": agg.value,
+            "passCount": len(by_status.get("pass", [])),
+            "failCount": len(by_status.get("fail", [])),
+            "errorCount": len(by_status.get("error", [])),
+            "exceptedCount": len(by_status.get("excepted", [])),
+            "manualCount": len(by_status.get("manual", [])),
+            "notApplicableCount": len(by_status.get("not-applicable", [])),
+            "failingNodes": sorted(by_status.get("fail", []))[:MAX_NODE_NAMES],
+        }
+        if severities.get(rule):
+            entry["severity"] = severities[rule]
+        rules.append(entry)
+
+    def entries_of(changes: dict[str, list[str]]) -> list[dict[str, Any]]:
+        return [
+            {"rule": r, "count": len(n), "nodes": sorted(n)[:MAX_NODE_NAMES]}
+            for r, n in sorted(changes.items(), key=lambda kv: _rule_key(kv[0]))
+        ]
+
+    return {
+        "rules": rules,
+        "summary": Summary.of(statuses).to_dict(),
+        "drift": {
+            "regressionCount": sum(len(n) for n in regressions.values()),
+            "restorationCount": sum(len(n) for n in restorations.values()),
+            "regressions": entries_of(regressions),
+            "restorations": entries_of(restorations),
+        },
+    }
+
+
+def prune(ctx: Context, snap: Snapshot) -> None:
+    """Delete the oldest finished scans of each profile beyond its schedule's ``historyLimit``."""
+    by_profile: dict[str, list[ComplianceScan]] = defaultdict(list)
+    for scan in snap.scans.values():
+        if scan.status and scan.status.phase in (ScanPhase.COMPLETE, ScanPhase.FAILED):
+            by_profile[scan.spec.profile].append(scan)
+    for profile_name, scans in by_profile.items():
+        profile = snap.profiles.get(profile_name)
+        sched = schedule_for(snap, profile) if profile else None
+        limit = sched.spec.history_limit if sched else DEFAULT_HISTORY_LIMIT
+        scans.sort(key=lambda s: s.metadata.creation_timestamp or datetime.min.replace(tzinfo=UTC))
+        for old in scans[:-limit] if len(scans) > limit else []:
+            try:
+                ctx.kube.delete_object("compliancescans", old.metadata.name)
+            except KubeError as exc:
+                log.warning("could not prune scan %s: %s", old.metadata.name, exc)
+
+
+def _rule_key(rule: str) -> tuple[int | str, ...]:
+    return tuple(int(p) if p.isdigit() else p for p in rule.split("."))
