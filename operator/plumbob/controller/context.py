@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
 from plumbob.api.common import Condition, ConditionStatus, set_condition
@@ -28,6 +29,8 @@ from plumbob.kube import Kube, KubeError
 
 log = logging.getLogger("plumbob.controller")
 Clock = Callable[[], datetime]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def utcnow() -> datetime:
@@ -48,6 +51,7 @@ class Settings:
         default_factory=lambda: int(os.environ.get("PLUMBOB_JOB_TTL_SECONDS", "300"))
     )
     progress_interval: float = 2.0  # seconds between progress writes of a running scan
+    write_concurrency: int = 8  # API writes of one step in flight at once (Job creates, report statuses)
     min_interval: float = 0.3  # seconds between reconciles (batches bursts of events)
 
 
@@ -108,6 +112,22 @@ class Context:
         self.settings = settings or Settings()
         self.clock = clock
         self._kubernetes_version: str | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def in_parallel(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``fn`` over ``items`` with up to ``write_concurrency`` at once, results in order.
+
+        A step's writes are independent of each other (one Job per node, one status per report);
+        issued one by one they would leave the loop waiting on round trips at thousands of nodes.
+        """
+        work = list(items)
+        if len(work) <= 1 or self.settings.write_concurrency <= 1:
+            return [fn(item) for item in work]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self.settings.write_concurrency, thread_name_prefix="plumbob-write"
+            )
+        return list(self._pool.map(fn, work))
 
     def kubernetes_version(self) -> str:
         if self._kubernetes_version is None:

@@ -50,16 +50,22 @@ class ReportStatus:
         # A report needs work only when its results, the applicable exception entries or its node's
         # labels changed since it was last settled: at thousands of nodes, every other pass is cheap.
         active = repr([e for e in entries if now < e.expires_at])
+        pending: list[tuple[ReportDigest, tuple[object, ...]]] = []
         for report in snap.reports.values():
             if report.node is None:
                 continue
             node = snap.nodes.get(report.node)
             labels = tuple(sorted(node.labels.items())) if node else ()
             fingerprint = (report.generation, report.observed_generation, active, labels)
-            if self._settled.get(report.name) == fingerprint:
-                continue
+            if self._settled.get(report.name) != fingerprint:
+                pending.append((report, fingerprint))
+
+        def settle(item: tuple[ReportDigest, tuple[object, ...]]) -> None:
+            report, fingerprint = item
             if self._write(snap, report, exceptions_applied(snap, report, entries, now)):
                 self._settled[report.name] = fingerprint
+
+        self.ctx.in_parallel(settle, pending)
 
     def _write(self, snap: Snapshot, report: ReportDigest, applied: excepting.Applied) -> bool:
         """Write the report's status if it differs; whether the report is now settled."""

@@ -206,7 +206,8 @@ class ScanStatus:
                 tolerations=list(profile.spec.tolerations),
                 now=now,
             )
-        for node_name in scanning.pods_to_start(verdicts, scan.spec.max_parallel_nodes):
+
+        def start_audit(node_name: str) -> bool:
             body = audit_job(
                 scan=scan,
                 node=node_name,
@@ -222,8 +223,13 @@ class ScanStatus:
                 pass  # created by an earlier pass whose event has not arrived yet
             except KubeError as exc:
                 log.warning("could not create audit Job for %s on %s: %s", name, node_name, exc)
-                continue
-            verdicts[node_name] = scanning.NodeVerdict(NodeState.RUNNING)
+                return False
+            return True
+
+        starting = scanning.pods_to_start(verdicts, scan.spec.max_parallel_nodes)
+        for node_name, started in zip(starting, self.ctx.in_parallel(start_audit, starting), strict=True):
+            if started:
+                verdicts[node_name] = scanning.NodeVerdict(NodeState.RUNNING)
         for node_name, job in jobs.items():  # a Job whose node is gone can never finish: remove it
             if node_name not in snap.nodes and job.active:
                 try:
