@@ -56,5 +56,5 @@ def test_chart_renders_and_applies(control_plane: ControlPlane) -> None:
 def test_chart_policy_is_the_shipped_policy() -> None:
     chart_copy = (CHART / "files" / "node-bound-reports.yaml").read_bytes()
     assert chart_copy == (REPO / "crds" / "policy" / "node-bound-reports.yaml").read_bytes(), (
-        "charts/plumbob/files/node-bound-reports.yaml differs from crds/policy/: copy crds/policy's file over it"
+        "charts/plumbob/files/node-bound-reports.yaml differs from crds/policy/: copy that file over it"
     )
