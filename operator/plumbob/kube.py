@@ -97,6 +97,7 @@ class Kube:
         self.batch = client.BatchV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.version_api = client.VersionApi(self.api)
+        self.authz = client.AuthorizationV1Api(self.api)
         self._lock = threading.Lock()
         self.writes: Counter[str] = Counter()
 
@@ -189,6 +190,25 @@ class Kube:
                 raise _error(exc) from exc
 
     # ---- core objects ------------------------------------------------------------------------
+    def allowed(self, verb: str, group: str, resource: str, namespace: str | None = None) -> bool:
+        """Whether the API server lets this client ``verb`` the ``resource`` (``jobs``, ``pods/status``)."""
+        plural, _, subresource = resource.partition("/")
+        attributes: dict[str, str] = {"verb": verb, "group": group, "resource": plural}
+        if subresource:
+            attributes["subresource"] = subresource
+        if namespace:
+            attributes["namespace"] = namespace
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": attributes},
+        }
+        try:
+            res = self.authz.create_self_subject_access_review(review)  # type: ignore[arg-type]  # dict body
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return res.status is not None and bool(res.status.allowed)
+
     def server_version(self) -> str:
         try:
             return str(self.version_api.get_code().git_version)
