@@ -140,14 +140,13 @@ def load_benchmark(
 ) -> Benchmark:
     """Load (cached) and tailor a benchmark. ``directory`` loads one from outside the package (tests)."""
     where = str(directory) if directory is not None else None
-    if not overrides:
-        return _tailored_default(benchmark_id, where)
-    return tailored(_cached(benchmark_id, where), overrides)
+    return _tailored(benchmark_id, where, tuple(sorted((overrides or {}).items())))
 
 
-@functools.lru_cache(maxsize=16)
-def _tailored_default(benchmark_id: str, directory: str | None) -> Benchmark:
-    return tailored(_cached(benchmark_id, directory))
+@functools.lru_cache(maxsize=64)
+def _tailored(benchmark_id: str, directory: str | None, overrides: tuple[tuple[str, str], ...]) -> Benchmark:
+    """Cached per (benchmark, overrides): the operator resolves every profile on every pass."""
+    return tailored(_cached(benchmark_id, directory), dict(overrides))
 
 
 def select_rules(rules: Iterable[Rule], patterns: Sequence[str] | None) -> list[Rule]:

@@ -175,6 +175,6 @@ class Context:
         except KubeError as exc:
             log.warning("could not update status of %s %s: %s", plural, name, exc)
             return False
-        if plural != "compliancereports" and written.get("metadata"):
+        if written.get("metadata"):
             self.store.upsert(plural, dict(written))  # later steps of this pass see it at once
         return True

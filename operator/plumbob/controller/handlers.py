@@ -15,6 +15,7 @@ import kopf
 
 from plumbob.api.common import GROUP, VERSION
 from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER
+from plumbob.controller.operating import OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.reconciler import Reconciler
 from plumbob.controller.store import Store
 from plumbob.kube import Kube
@@ -23,15 +24,6 @@ STORE = Store()
 _STOP = threading.Event()
 _THREADS: list[threading.Thread] = []
 log = logging.getLogger("plumbob.controller")
-
-_OWN = (
-    "complianceprofiles",
-    "complianceschedules",
-    "complianceexceptions",
-    "clustercomplianceexceptions",
-    "compliancescans",
-    "compliancereports",
-)
 
 
 def _feeder(kind: str) -> Any:
@@ -46,7 +38,7 @@ def _feeder(kind: str) -> Any:
     return on_event
 
 
-for _plural in _OWN:
+for _plural in (*OWN_INPUTS, *OWN_OUTPUTS):
     kopf.on.event(GROUP, VERSION, _plural)(_feeder(_plural))
 kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER})(_feeder("jobs"))
 kopf.on.event("", "v1", "nodes")(_feeder("nodes"))

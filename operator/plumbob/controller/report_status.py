@@ -107,21 +107,6 @@ class ReportStatus:
             newly = sorted(set(applied.excepted) - old_excepted)
             lifted = sorted(old_excepted - set(applied.excepted))
             if self.ctx.patch("compliancereports", report.name, None if fresh else status, new):
-                merged = {**status, **new}
-                self.ctx.store.put_report(
-                    ReportDigest(
-                        name=report.name,
-                        uid=report.uid,
-                        profile=report.profile,
-                        node=report.node,
-                        scan=report.scan,
-                        generation=report.generation,
-                        results=report.results,
-                        severities=report.severities,
-                        observed_generation=report.generation,
-                        status=merged,
-                    )
-                )
                 if not fresh and (newly or lifted):
                     self._exception_events(snap, report, newly, lifted)
                 return not fresh  # after a fresh write, settle on the next pass (observedGeneration moved)

@@ -140,11 +140,9 @@ def node_verdict(
             )
         if node is None:
             return NodeVerdict(NodeState.FAILED, "NodeDeleted", "the node was deleted while its audit ran")
-        if job.complete:
-            if job.finished_at is not None and now - job.finished_at > NO_RESULTS_GRACE:
-                return NodeVerdict(NodeState.FAILED, "NoResults", "the audit finished but wrote no results")
-            return NodeVerdict(NodeState.RUNNING)
-        return NodeVerdict(NodeState.RUNNING)
+        if job.complete and job.finished_at is not None and now - job.finished_at > NO_RESULTS_GRACE:
+            return NodeVerdict(NodeState.FAILED, "NoResults", "the audit finished but wrote no results")
+        return NodeVerdict(NodeState.RUNNING)  # running, or finished and its report not yet seen
     if node is None:
         return NodeVerdict(NodeState.FAILED, "NodeDeleted", "the node was deleted before its audit ran")
     blocked = unschedulable_reason(node, tolerations)

@@ -118,11 +118,6 @@ class Store:
                 invalid=list(self.invalid.values()),
             )
 
-    def put_report(self, digest: ReportDigest) -> None:
-        """Write-through after the controller patched a report's status itself."""
-        with self.lock:
-            self.objects["compliancereports"][(None, digest.name)] = digest
-
 
 @dataclass(frozen=True)
 class Snapshot:

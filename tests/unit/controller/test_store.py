@@ -10,14 +10,12 @@ Cases:
 - a Job without scan/node labels is not stored (and does not crash);
 - remove drops the object, its invalid record and its version (a re-created object with a lower
   resourceVersion is accepted);
-- put_report writes the digest through.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from plumbob.controller.digests import ReportDigest
 from plumbob.controller.store import Store
 
 
@@ -126,21 +124,3 @@ def test_remove_forgets_object_version_and_invalid() -> None:
     assert "nightly" in store.snapshot().schedules
     store.remove("complianceschedules", schedule("3"))
     assert "nightly" not in store.snapshot().schedules
-
-
-def test_put_report_writes_through() -> None:
-    store = Store()
-    digest = ReportDigest(
-        name="cis.worker-1",
-        uid="r",
-        profile="cis",
-        node="worker-1",
-        scan="s",
-        generation=2,
-        results={"1.1.1": "pass"},
-        severities={},
-        observed_generation=2,
-        status={"x": 1},
-    )
-    store.put_report(digest)
-    assert store.snapshot().reports["cis.worker-1"] is digest
