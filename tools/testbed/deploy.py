@@ -144,7 +144,6 @@ def start_operator(
     workdir: Path,
     *,
     namespace: str = NAMESPACE,
-    job_ttl_seconds: int = 5,
     extra_env: dict[str, str] | None = None,
     log_name: str = "operator.log",
 ) -> Operator:
@@ -155,7 +154,6 @@ def start_operator(
         **os.environ,
         "KUBECONFIG": str(kubeconfig),
         "PLUMBOB_NAMESPACE": namespace,
-        "PLUMBOB_JOB_TTL_SECONDS": str(job_ttl_seconds),
         "PYTHONPATH": str(REPO / "operator"),
         **(extra_env or {}),
     }

@@ -175,6 +175,17 @@ ProfileName = Annotated[
     ),
 ]
 RuleId = Annotated[str, Field(min_length=1, max_length=64, pattern=RULE_ID)]
+
+
+def rule_order(rule: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key for rule ids: numeric parts as numbers (``1.2.10`` after ``1.2.9``), any id allowed.
+
+    Every part becomes ``(0, n, "")`` or ``(1, 0, text)``, so ids that mix numbers and words
+    (``1.2.a``, ``custom.x``) compare without error.
+    """
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in rule.split("."))
+
+
 RuleGlob = Annotated[
     str,
     Field(min_length=1, max_length=64),

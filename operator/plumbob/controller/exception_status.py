@@ -41,69 +41,71 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
         *snap.exceptions,
     ]
     for exc_obj in exception_lists:
-        meta = exc_obj.metadata
-        mine = [
-            e
-            for e in entries
-            if e.key.kind == exc_obj.kind and e.key.name == meta.name and e.key.namespace == meta.namespace
-        ]
-        states = [(e, excepting.entry_state(e, matched[e.key], now)) for e in mine]
-        current = exc_obj.status.to_dict() if exc_obj.status else {}
-        before = {s.index: s.state for s in exc_obj.status.entries} if exc_obj.status else {}
-        conds = list(exc_obj.status.conditions) if exc_obj.status else []
-        counts = {s: sum(1 for _, st in states if st is s) for s in EntryState}
-        upcoming = excepting.next_expiry(mine, now)
-        message = (
-            f"{counts[EntryState.ACTIVE]} active, {counts[EntryState.UNUSED]} unused, "
-            f"{counts[EntryState.EXPIRED]} expired"
-        )
-        new = {
-            "observedGeneration": meta.generation,
-            "summary": {
-                "total": len(states),
-                "active": counts[EntryState.ACTIVE],
-                "unused": counts[EntryState.UNUSED],
-                "expired": counts[EntryState.EXPIRED],
-            },
-            "entries": [
-                {
-                    "index": e.key.index,
-                    "state": st.value,
-                    "matched": matched[e.key],
-                    "expiresAt": iso(e.expires_at),
-                }
-                for e, st in states
-            ],
-            "nextExpiry": iso(upcoming),
-            "conditions": conditions(
-                conds,
-                meta.generation,
-                now,
-                {
-                    "Ready": (True, "Applied", message),
-                    "Stalled": (False, "Valid", "entries are valid"),
-                    "Reconciling": (False, "Applied", message),
+        where = f"{exc_obj.metadata.namespace}/" if exc_obj.metadata.namespace else ""
+        with ctx.isolated(exc_obj.kind, where + exc_obj.metadata.name):
+            meta = exc_obj.metadata
+            mine = [
+                e
+                for e in entries
+                if (e.key.kind, e.key.name, e.key.namespace) == (exc_obj.kind, meta.name, meta.namespace)
+            ]
+            states = [(e, excepting.entry_state(e, matched[e.key], now)) for e in mine]
+            current = exc_obj.status.to_dict() if exc_obj.status else {}
+            before = {s.index: s.state for s in exc_obj.status.entries} if exc_obj.status else {}
+            conds = list(exc_obj.status.conditions) if exc_obj.status else []
+            counts = {s: sum(1 for _, st in states if st is s) for s in EntryState}
+            upcoming = excepting.next_expiry(mine, now)
+            message = (
+                f"{counts[EntryState.ACTIVE]} active, {counts[EntryState.UNUSED]} unused, "
+                f"{counts[EntryState.EXPIRED]} expired"
+            )
+            new = {
+                "observedGeneration": meta.generation,
+                "summary": {
+                    "total": len(states),
+                    "active": counts[EntryState.ACTIVE],
+                    "unused": counts[EntryState.UNUSED],
+                    "expired": counts[EntryState.EXPIRED],
                 },
-            ),
-        }
-        if new["nextExpiry"] is None:
-            new["nextExpiry"] = None
-        ns = meta.namespace
-        if ctx.patch(f"{exc_obj.kind.lower()}s", meta.name, current, new, ns):
-            involved = {
-                "apiVersion": exc_obj.api_version,
-                "kind": exc_obj.kind,
-                "name": meta.name,
-                "uid": meta.uid or "",
-                "namespace": ns or "",
+                "entries": [
+                    {
+                        "index": e.key.index,
+                        "state": st.value,
+                        "matched": matched[e.key],
+                        "expiresAt": iso(e.expires_at),
+                    }
+                    for e, st in states
+                ],
+                "nextExpiry": iso(upcoming),
+                "conditions": conditions(
+                    conds,
+                    meta.generation,
+                    now,
+                    {
+                        "Ready": (True, "Applied", message),
+                        "Stalled": (False, "Valid", "entries are valid"),
+                        "Reconciling": (False, "Applied", message),
+                    },
+                ),
             }
-            for e, st in states:
-                if st is EntryState.EXPIRED and before.get(e.key.index) not in (None, EntryState.EXPIRED):
-                    ctx.event(
-                        involved,
-                        "Warning",
-                        "ExceptionExpired",
-                        f"entry {e.key.index} ({', '.join(e.rules)}; owner {e.owner}) expired at "
-                        f"{iso(e.expires_at)}: the results it excepted count as failures again",
-                    )
+            if new["nextExpiry"] is None:
+                new["nextExpiry"] = None
+            ns = meta.namespace
+            if ctx.patch(f"{exc_obj.kind.lower()}s", meta.name, current, new, ns):
+                involved = {
+                    "apiVersion": exc_obj.api_version,
+                    "kind": exc_obj.kind,
+                    "name": meta.name,
+                    "uid": meta.uid or "",
+                    "namespace": ns or "",
+                }
+                for e, st in states:
+                    if st is EntryState.EXPIRED and before.get(e.key.index) not in (None, EntryState.EXPIRED):
+                        ctx.event(
+                            involved,
+                            "Warning",
+                            "ExceptionExpired",
+                            f"entry {e.key.index} ({', '.join(e.rules)}; owner {e.owner}) expired at "
+                            f"{iso(e.expires_at)}: the results it excepted count as failures again",
+                        )
     return wait

@@ -1,9 +1,11 @@
 """The audit Job for one node: pinned, bounded, owned, and as unprivileged as reading a node allows.
 
 - ``spec.nodeName`` pins the Pod (no scheduler decision; taints are checked by the operator first).
-- ``activeDeadlineSeconds`` bounds the audit, ``backoffLimit`` bounds retries, and
-  ``ttlSecondsAfterFinished`` removes the finished Job; the owner reference to the scan lets the
-  garbage collector remove anything left when the scan goes.
+- ``activeDeadlineSeconds`` bounds the audit and ``backoffLimit`` bounds retries. There is no
+  ``ttlSecondsAfterFinished``: a failed Job is the record of its node's failure until the scan
+  completes, so the operator deletes a scan's Jobs itself once the scan is finished (a TTL shorter
+  than the scan made a failed node look Pending again and re-audited it). The owner reference to
+  the scan lets the garbage collector remove anything left when the scan goes.
 - The Pod reads the host through read-only hostPath mounts of only the directories the CIS rules
   inspect, under ``/host``, plus the host's ``/proc`` (with ``hostPID``) to see component flags.
 - It runs as uid 0 because the files it must read are root-owned with mode 600, but with every
@@ -57,7 +59,6 @@ def audit_job(
     tolerations: list[Toleration],
     namespace: str,
     image: str,
-    ttl_seconds: int,
     backoff_limit: int = 1,
 ) -> dict[str, Any]:
     name = job_name(scan.metadata.name, node)
@@ -94,7 +95,6 @@ def audit_job(
         "spec": {
             "backoffLimit": backoff_limit,
             "activeDeadlineSeconds": scan.spec.node_deadline_seconds,
-            "ttlSecondsAfterFinished": ttl_seconds,
             "template": {
                 "metadata": {"labels": labels, "annotations": {ANNOTATION_NODE: node}},
                 "spec": {

@@ -75,21 +75,32 @@ class Reconciler(Context):
             self.store.wake.wait(timeout=max(0.0, min(delay, 30.0)))
 
     def reconcile(self) -> float:
-        """One pass. Returns the seconds until the next pass is needed without any event."""
+        """One pass. Returns the seconds until the next pass is needed without any event.
+
+        Each step runs isolated (and each step isolates its objects): a step that fails is logged
+        and retried on the next pass, and the steps after it still run.
+        """
         snap = self.store.snapshot()
         now = self.clock()
         waits = [30.0]
-        waits.append(schedule_status.reconcile(self, snap, now))
-        profile_status.handle_rescans(self, snap, now)
+        with self.isolated("step", "schedules"):
+            waits.append(schedule_status.reconcile(self, snap, now))
+        with self.isolated("step", "rescans"):
+            profile_status.handle_rescans(self, snap, now)
         snap = self.store.snapshot()
         entries = excepting.flatten([*snap.cluster_exceptions, *snap.exceptions])
-        self._reports.reconcile(snap, entries, now)
+        with self.isolated("step", "reports"):
+            self._reports.reconcile(snap, entries, now)
         snap = self.store.snapshot()
-        waits.append(self._scans.reconcile(snap, entries, now))
+        with self.isolated("step", "scans"):
+            waits.append(self._scans.reconcile(snap, entries, now))
         snap = self.store.snapshot()  # see the scans completed in this pass
-        profile_status.reconcile(self, snap, entries, now)
-        waits.append(exception_status.reconcile(self, snap, entries, now))
-        self._invalid.reconcile(snap)
+        with self.isolated("step", "profiles"):
+            profile_status.reconcile(self, snap, entries, now)
+        with self.isolated("step", "exceptions"):
+            waits.append(exception_status.reconcile(self, snap, entries, now))
+        with self.isolated("step", "invalid objects"):
+            self._invalid.reconcile(snap)
         return max(0.05, min(waits))
 
     # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.

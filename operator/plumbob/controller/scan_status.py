@@ -27,7 +27,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
-from plumbob.api.common import MAX_NODE_NAMES, MAX_NODE_PROBLEMS, ResultStatus, Summary, scan_name
+from plumbob.api.common import (
+    LABEL_SCAN,
+    MAX_NODE_NAMES,
+    MAX_NODE_PROBLEMS,
+    ResultStatus,
+    Summary,
+    rule_order,
+    scan_name,
+)
 from plumbob.api.scans import NodeState, ScanPhase, aggregate_status
 from plumbob.api.schedules import (
     DEFAULT_HISTORY_LIMIT,
@@ -83,6 +91,7 @@ def create_scan(
     trigger: str,
     started: datetime,
     schedule: ComplianceSchedule | None = None,
+    labels: dict[str, str] | None = None,
 ) -> str | None:
     """Create a scan of the profile; its name, or None when it exists already or cannot be created."""
     sched = schedule or schedule_for(snap, profile)
@@ -102,7 +111,7 @@ def create_scan(
         "kind": "ComplianceScan",
         "metadata": {
             "name": name,
-            "labels": {"plumbob.dev/profile": profile.metadata.name},
+            "labels": {"plumbob.dev/profile": profile.metadata.name, **(labels or {})},
             "ownerReferences": [profile.owner_reference().to_dict()],
         },
         "spec": spec,
@@ -138,13 +147,25 @@ class ScanStatus:
         for scan in snap.scans.values():
             phase = scan.status.phase if scan.status else None
             if phase in (ScanPhase.COMPLETE, ScanPhase.FAILED):
+                if by_scan.get(scan.metadata.name):
+                    self._remove_jobs(scan.metadata.name)  # left over when the operator stopped
                 continue
-            wait = min(
-                wait,
-                self._scan(snap, scan, by_scan.get(scan.metadata.name, {}), reports_by_node, entries, now),
-            )
+            with self.ctx.isolated("scan", scan.metadata.name, ref(scan)):
+                wait = min(
+                    wait,
+                    self._scan(
+                        snap, scan, by_scan.get(scan.metadata.name, {}), reports_by_node, entries, now
+                    ),
+                )
         prune(self.ctx, snap)
         return wait
+
+    def _remove_jobs(self, scan: str) -> None:
+        """Delete the audit Jobs (and so their Pods) of a finished scan, in one request."""
+        try:
+            self.ctx.kube.delete_jobs(self.ctx.settings.namespace, f"{LABEL_SCAN}={scan}")
+        except KubeError as exc:
+            log.warning("could not delete the audit Jobs of scan %s: %s", scan, exc)
 
     def _scan(  # noqa: PLR0917 - private step with one caller, which passes all six
         self,
@@ -199,6 +220,7 @@ class ScanStatus:
                 continue
             verdicts[node_name] = scanning.node_verdict(
                 node_name,
+                earlier=earlier.get(node_name),
                 node=snap.nodes.get(node_name),
                 job=jobs.get(node_name),
                 report=report,
@@ -215,7 +237,6 @@ class ScanStatus:
                 tolerations=list(profile.spec.tolerations),
                 namespace=self.ctx.settings.namespace,
                 image=self.ctx.settings.image,
-                ttl_seconds=self.ctx.settings.job_ttl_seconds,
             )
             try:
                 self.ctx.kube.create_job(self.ctx.settings.namespace, body)
@@ -313,6 +334,8 @@ class ScanStatus:
             self._last_progress[name] = time.monotonic()
             if done:
                 self._last_progress.pop(name, None)
+                if jobs:
+                    self._remove_jobs(name)
                 summary = new.get("summary", {})
                 self.ctx.event(
                     ref(profile),
@@ -346,7 +369,7 @@ def aggregate(
                 restorations[rule].append(report.node or "")
     rules = []
     statuses = []
-    for rule in sorted(per_rule, key=_rule_key):
+    for rule in sorted(per_rule, key=rule_order):
         by_status = per_rule[rule]
         agg = aggregate_status([ResultStatus(s) for s in by_status])
         statuses.append(agg)
@@ -368,7 +391,7 @@ def aggregate(
     def entries_of(changes: dict[str, list[str]]) -> list[dict[str, Any]]:
         return [
             {"rule": r, "count": len(n), "nodes": sorted(n)[:MAX_NODE_NAMES]}
-            for r, n in sorted(changes.items(), key=lambda kv: _rule_key(kv[0]))
+            for r, n in sorted(changes.items(), key=lambda kv: rule_order(kv[0]))
         ]
 
     return {
@@ -399,7 +422,3 @@ def prune(ctx: Context, snap: Snapshot) -> None:
                 ctx.kube.delete_object("compliancescans", old.metadata.name)
             except KubeError as exc:
                 log.warning("could not prune scan %s: %s", old.metadata.name, exc)
-
-
-def _rule_key(rule: str) -> tuple[int | str, ...]:
-    return tuple(int(p) if p.isdigit() else p for p in rule.split("."))

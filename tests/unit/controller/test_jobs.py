@@ -3,8 +3,8 @@
 Cases:
 - pinned with ``spec.nodeName`` (no scheduler), named by :func:`job_name`, owned by the scan
   (controller owner reference with the scan's uid), labelled for the Job watch and the scan;
-- bounded: ``activeDeadlineSeconds`` from the scan, ``backoffLimit``, ``ttlSecondsAfterFinished``,
-  ``restartPolicy: Never``;
+- bounded: ``activeDeadlineSeconds`` from the scan, ``backoffLimit``, ``restartPolicy: Never``;
+  no ``ttlSecondsAfterFinished`` (the operator deletes a scan's Jobs once the scan is finished);
 - Pod security: only hostPath volumes, every one mounted read-only under ``/host`` (no other
   mounts), ``hostPID``, non-privileged, read-only root file system, no privilege escalation,
   capabilities drop ALL and add only DAC_READ_SEARCH, seccomp RuntimeDefault, no host network/IPC;
@@ -50,7 +50,6 @@ def build(node: str = "worker-1", tolerations: list[Toleration] | None = None) -
         tolerations=tolerations or [],
         namespace="plumbob-system",
         image="registry.example/plumbob:1",
-        ttl_seconds=300,
     )
 
 
@@ -103,7 +102,7 @@ def test_bounded() -> None:
     spec = build()["spec"]
     assert spec["activeDeadlineSeconds"] == 120
     assert spec["backoffLimit"] == 1
-    assert spec["ttlSecondsAfterFinished"] == 300
+    assert "ttlSecondsAfterFinished" not in spec
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
 

@@ -40,7 +40,7 @@ from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.reconciler import Reconciler, Settings
 from plumbob.controller.store import Store
 from plumbob.engine.findings import Finding, Status
-from plumbob.kube import ConflictError, NotFoundError
+from plumbob.kube import ConflictError, InvalidError, NotFoundError
 
 NS = "plumbob-system"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -190,6 +190,14 @@ class FakeKube:
         if body is not None:
             self.store.remove("jobs", body)
 
+    def delete_jobs(self, namespace: str, labels: str) -> None:
+        self.calls.append(Call("delete_jobs", (namespace, labels)))
+        key, value = labels.split("=")
+        for k, body in list(self.objects.items()):
+            if k[0] == "jobs" and k[1] == namespace and body["metadata"]["labels"].get(key) == value:
+                del self.objects[k]
+                self.store.remove("jobs", body)
+
     def post_event(
         self,
         involved: Mapping[str, str],
@@ -265,9 +273,7 @@ def world() -> World:
     store = Store()
     clock = Clock()
     kube = FakeKube(store, clock)
-    settings = Settings(
-        namespace=NS, image="plumbob:test", job_ttl_seconds=300, progress_interval=0.0, min_interval=0.0
-    )
+    settings = Settings(namespace=NS, image="plumbob:test", progress_interval=0.0, min_interval=0.0)
     reconciler = Reconciler(kube, store, settings, clock)  # type: ignore[arg-type]  # a fake Kube
     return World(kube, store, clock, reconciler)
 
@@ -685,3 +691,151 @@ def test_schedule_broken_again_after_a_fix_stalls_again(world: World) -> None:
     assert again["Stalled"] == "True", "the second breakage is reported too"
     warnings = [e for e in w.kube.events if e["type"] == "Warning" and e["involved"]["name"] == "nightly"]
     assert len(warnings) == 2
+
+
+# ---- a node's outcome does not depend on its Job still existing ------------------------------------
+
+
+def fail_job(w: World, node_name: str, reason: str = "BackoffLimitExceeded") -> None:
+    [job] = [
+        j for j in w.jobs().values() if j["metadata"]["annotations"]["plumbob.dev/node-name"] == node_name
+    ]
+    job = copy.deepcopy(job)
+    job["status"] = {
+        "failed": 2,
+        "conditions": [{"type": "Failed", "status": "True", "reason": reason, "message": "exit code 3"}],
+    }
+    w.kube.put("jobs", job)
+
+
+def test_failed_node_stays_failed_when_its_job_is_deleted(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    w.run()
+    fail_job(w, "worker-2")
+    w.run()
+    problems = w.scans()[scan]["status"]["nodes"]["problems"]
+    assert [(p["node"], p["reason"]) for p in problems] == [("worker-2", "AgentFailed")]
+    # the failed Job goes (a TTL, a person) while the scan still runs
+    [name] = [n for n, j in w.jobs().items() if j["spec"]["template"]["spec"]["nodeName"] == "worker-2"]
+    w.kube.delete_job(NS, name)
+    w.run(3)
+    creates = [
+        c.args[1]["spec"]["template"]["spec"]["nodeName"] for c in w.kube.calls if c.method == "create_job"
+    ]
+    assert sorted(creates) == ["worker-1", "worker-2"], "the failed node's audit was not started again"
+    w.finish_job("worker-1", results={"4.2.1": "pass"}, scan=scan)
+    w.run(2)
+    status = w.scans()[scan]["status"]
+    assert status["phase"] == "Complete"
+    assert (status["nodes"]["done"], status["nodes"]["failed"]) == (1, 1)
+
+
+def test_finished_scan_deletes_its_jobs_in_one_request(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    scan = complete_scan(w, {"worker-1": {"4.2.1": "pass"}, "worker-2": {"4.2.1": "fail"}})
+    w.run(2)
+    assert not w.jobs(), "no Job of a finished scan is left"
+    deletes = [c for c in w.kube.calls if c.method in ("delete_jobs", "delete_job")]
+    assert [(c.method, c.args) for c in deletes] == [("delete_jobs", (NS, f"plumbob.dev/scan={scan}"))]
+
+
+# ---- one bad object never stops the others ------------------------------------------------------------
+
+
+def test_report_with_mixed_rule_ids_does_not_stop_the_pass(world: World) -> None:
+    # Rule ids that mix numbers and words ("1.2.a" beside "1.2.3") once made sorting raise TypeError
+    # on every pass, and nothing else was reconciled from then on.
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.clock.now += timedelta(minutes=1)
+    scan = complete_scan(w, {"worker-1": {"1.2.3": "pass", "1.2.a": "fail", "custom": "pass"}})
+    w.run()
+    rules = [r["id"] for r in w.scans()[scan]["status"]["rules"]]
+    assert rules == ["1.2.3", "1.2.a", "custom"]
+    assert w.kube.status("complianceprofiles", "cis")["summary"]["fail"] == 1
+
+
+def test_report_not_shaped_like_the_agents_is_invalid_not_a_crash(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    forged = {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceReport",
+        "metadata": {"name": "cis.forged"},
+        "spec": {"profile": "cis", "nodeName": "worker-1", "scan": "x", "results": [{"id": 7, "status": 3}]},
+    }
+    w.kube.put("compliancereports", forged)
+    w.run()
+    [bad] = w.store.snapshot().invalid
+    assert (bad.kind, bad.name) == ("compliancereports", "cis.forged")
+    assert "spec.results[0].id" in bad.message
+    w.clock.now += timedelta(minutes=1)
+    complete_scan(w, {"worker-1": {"4.2.1": "pass"}})  # the rest goes on
+
+
+def test_an_object_that_raises_is_contained_and_reported_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceprofiles", profile("other"))
+    real = w.reconciler.resolve
+
+    def resolve(p: Any) -> Any:
+        if p.metadata.name == "cis":
+            raise RuntimeError("boom")
+        return real(p)
+
+    monkeypatch.setattr(w.reconciler, "resolve", resolve)
+    w.run(3)
+    assert w.kube.status("complianceprofiles", "other")["observedGeneration"] == 1, (
+        "the other profile went on"
+    )
+    errors = w.kube.events_of("ReconcileError")
+    assert [e["involved"]["name"] for e in errors] == ["cis"], "one Event, on the object that failed"
+    assert "RuntimeError: boom" in errors[0]["message"]
+
+
+# ---- a trigger whose record cannot be written does not repeat its side effect ------------------------
+
+
+def test_long_rescan_value_starts_one_scan_and_is_recorded_as_a_digest(world: World) -> None:
+    w = world  # no nodes: each scan completes at once, so only the record stops a second one
+    value = "x" * 300
+    scan = rescan(w, value)
+    for _ in range(3):
+        w.clock.now += timedelta(seconds=5)
+        w.run()
+    assert [n for n, s in w.scans().items() if s["spec"]["trigger"] == "rescan"] == [scan]
+    recorded = w.kube.status("complianceprofiles", "cis")["lastRescan"]
+    assert recorded.startswith("sha256:") and len(recorded) <= 128
+
+
+def test_rescan_whose_record_is_refused_starts_one_scan(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world  # no nodes: each scan completes at once, so only the record stops a second one
+    real = w.kube.patch_status
+
+    def patch_status(plural: str, name: str, status: dict[str, Any], namespace: str | None = None) -> Any:
+        if plural == "complianceprofiles" and "lastRescan" in status:
+            raise InvalidError(422, "status.lastRescan: Too long")
+        return real(plural, name, status, namespace)
+
+    monkeypatch.setattr(w.kube, "patch_status", patch_status)
+    rescan(w, "now")
+    for _ in range(5):
+        w.clock.now += timedelta(seconds=5)
+        w.run()
+    assert len([s for s in w.scans().values() if s["spec"]["trigger"] == "rescan"]) == 1
