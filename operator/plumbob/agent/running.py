@@ -130,6 +130,8 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
     except CatalogError as exc:
         raise AuditError(str(exc)) from exc
     rules = tailoring.node_rules(benchmark.rules)
+    if not rules:
+        raise AuditError(f"the tailoring selects no node rule of {tailoring.benchmark}: nothing to audit")
     result = run_audit(
         env.get("PLUMBOB_HOST_ROOT") or "/",
         benchmark_id=tailoring.benchmark,

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
 from plumbob.api.common import Condition, ConditionStatus, set_condition
-from plumbob.benchmarks.catalog import load_benchmark
+from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.benchmarks.versions import benchmark_for
 from plumbob.controller.store import Store
@@ -168,15 +168,19 @@ class Context:
             benchmark_id = benchmark_for(self.kubernetes_version(), platform)
         else:
             benchmark_id = f"cis-{version}"
-        load_benchmark(benchmark_id, profile.spec.variables or None)  # validates id and variables
+        loaded = load_benchmark(benchmark_id, profile.spec.variables or None)  # validates id and variables
         rules = profile.spec.rules
-        return Tailoring(
+        tailoring = Tailoring(
             benchmark=benchmark_id,
             include=tuple(rules.include),
             exclude=tuple(rules.exclude),
             manual={m.rule: m.rationale for m in rules.manual},
             variables=dict(profile.spec.variables),
         )
+        problems = tailoring.problems(loaded.rules)
+        if problems:
+            raise CatalogError("; ".join(problems))
+        return tailoring
 
     def event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
         try:

@@ -24,6 +24,10 @@ from plumbob.controller.digests import ANNOTATION_NODE, LABEL_MANAGED_BY, MANAGE
 from plumbob.controller.scanning import DEFAULT_TOLERATIONS, job_name
 
 HOST_ROOT = "/host"
+# The tailoring travels in one environment variable; the kernel refuses an exec whose single
+# environment string exceeds 128 KiB, and the Pod must stay a small object. Manual rationales are
+# clipped to fit this budget (the profile keeps them whole; the report says where to read them).
+TAILORING_BUDGET = 48 * 1024
 # Host paths the CIS node rules read (files and directories), mounted read-only under /host.
 HOST_PATHS = (
     "/proc",
@@ -45,6 +49,21 @@ AGENT_SERVICE_ACCOUNT = "plumbob-agent"
 def _profile_uid(scan: ComplianceScan) -> str:
     owner = next((o for o in scan.metadata.owner_references if o.kind == "ComplianceProfile"), None)
     return owner.uid if owner else ""
+
+
+def agent_tailoring(tailoring: Tailoring) -> str:
+    """The tailoring as the agent's JSON, with manual rationales clipped to :data:`TAILORING_BUDGET`."""
+    text = tailoring.model_dump_json()
+    if len(text.encode()) <= TAILORING_BUDGET:
+        return text
+    base = len(tailoring.model_copy(update={"manual": dict.fromkeys(tailoring.manual, "")}).model_dump_json())
+    each = max(0, (TAILORING_BUDGET - base) // max(1, len(tailoring.manual)) // 4 - 16)  # 4: UTF-8 worst case
+    suffix = " … (clipped; the whole rationale is in the profile)"
+    manual = {
+        rule: why if len(why) <= each else why[: max(0, each - len(suffix))] + suffix
+        for rule, why in tailoring.manual.items()
+    }
+    return tailoring.model_copy(update={"manual": manual}).model_dump_json()
 
 
 def _volume_name(path: str) -> str:
@@ -76,7 +95,7 @@ def audit_job(
         {"name": "PLUMBOB_PROFILE", "value": scan.spec.profile},
         {"name": "PLUMBOB_SCAN", "value": scan.metadata.name},
         {"name": "PLUMBOB_PROFILE_UID", "value": _profile_uid(scan)},
-        {"name": "PLUMBOB_TAILORING", "value": tailoring.model_dump_json()},
+        {"name": "PLUMBOB_TAILORING", "value": agent_tailoring(tailoring)},
         {"name": "PLUMBOB_HOST_ROOT", "value": HOST_ROOT},
     ]
     volumes = [{"name": _volume_name(p), "hostPath": {"path": p}} for p in HOST_PATHS]

@@ -18,11 +18,13 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+from plumbob.api import ComplianceProfile
 from plumbob.api.common import ANNOTATION_RESCAN, Summary
 from plumbob.api.scans import ScanPhase
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
-from plumbob.controller import excepting, scan_status
+from plumbob.controller import excepting, scan_status, scanning
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
+from plumbob.controller.digests import ReportDigest
 from plumbob.controller.store import Snapshot
 
 LABEL_RESCAN = "plumbob.dev/rescan-request"  # on a scan: digest of the annotation value that started it
@@ -66,6 +68,40 @@ def handle_rescans(ctx: Context, snap: Snapshot, now: datetime) -> None:
                 profile.status.to_dict() if profile.status else {},
                 {"lastRescan": rescan_record(wanted)},
             )
+
+
+def compliance(scan: str, reports: list[ReportDigest], agg: dict[str, Any]) -> tuple[bool, str, str]:
+    """The ``Compliant`` condition from a completed scan: never true unless something was checked."""
+    if not reports:
+        return (False, "NothingChecked", f"scan {scan} audited no node")
+    summary = agg["summary"]
+    decided = summary.get("pass", 0) + summary.get("fail", 0) + summary.get("excepted", 0)
+    if not decided:
+        return (
+            False,
+            "NothingChecked",
+            f"scan {scan} decided no rule: every result is manual or not applicable",
+        )
+    failing = [r["id"] for r in agg["rules"] if r["status"] == "fail"]
+    if failing:
+        return (False, "RulesFailing", f"{len(failing)} rule(s) failing: {', '.join(failing[:10])}")
+    return (True, "NoFailures", "every audited rule passes or is excepted")
+
+
+def waiting_for(snap: Snapshot, profile: ComplianceProfile) -> str:
+    """What a profile without a scan yet waits for, as a condition message."""
+    sched = scan_status.schedule_for(snap, profile)
+    if sched is None:
+        return (
+            "no schedule covers this profile; request a scan with "
+            f"`plumbob rescan {profile.metadata.name}` or the plumbob.dev/rescan annotation"
+        )
+    nxt = sched.status.next_schedule_time if sched.status else None
+    return (
+        f"next scan at {iso(nxt)} (schedule {sched.metadata.name})"
+        if nxt
+        else f"waiting for schedule {sched.metadata.name}"
+    )
 
 
 def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> None:
@@ -130,12 +166,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 score = Summary.model_validate(summary).score()
                 if score is not None:
                     new["score"] = score
-                failing = [r["id"] for r in agg["rules"] if r["status"] == "fail"]
-                compliant = (
-                    (True, "NoFailures", "every audited rule passes or is excepted")
-                    if not failing
-                    else (False, "RulesFailing", f"{len(failing)} rule(s) failing: {', '.join(failing[:10])}")
-                )
+                compliant = compliance(last_done.metadata.name, of_scan, agg)
             # Drift counters: what the latest completed scan changed against the one before it.
             last_drift = agg.get("drift") or {}
             new["drift"] = {
@@ -152,15 +183,29 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 and latest.status is not None
                 and latest.status.phase not in (ScanPhase.COMPLETE, ScanPhase.FAILED)
             ) or (latest is not None and latest.status is None)
-            wanted = {
-                "Reconciling": (True, "Scanning", f"scan {latest.metadata.name} is running")
-                if running and latest
-                else (False, "Idle", "no scan running"),
-                "Stalled": (False, "Resolved", f"benchmark {tailoring.benchmark}"),
-                "Ready": (True, "Scanned", f"last completed scan {last_done.metadata.name}")
-                if last_done
-                else (False, "NotScanned", "waiting for the first scan to complete"),
-                "Compliant": compliant,
-            }
+            targets = [
+                n
+                for n in snap.nodes.values()
+                if scanning.selects(n, profile.spec.node_selector, [r.value for r in profile.spec.node_roles])
+            ]
+            if not targets:
+                why = "spec.nodeSelector and spec.nodeRoles match no node: nothing can be checked"
+                wanted = {
+                    **stalled("NoNodesSelected", why, "waiting for a node that matches"),
+                    "Compliant": (False, "NothingChecked", why),
+                }
+            else:
+                wanted = {
+                    "Reconciling": (True, "Scanning", f"scan {latest.metadata.name} is running")
+                    if running and latest
+                    else (False, "Idle", "no scan running"),
+                    "Stalled": (False, "Resolved", f"benchmark {tailoring.benchmark}"),
+                    "Ready": (True, "Scanned", f"last completed scan {last_done.metadata.name}")
+                    if last_done
+                    else (True, "WaitingForScan", waiting_for(snap, profile))
+                    if not running
+                    else (False, "FirstScanRunning", "the first scan is running"),
+                    "Compliant": compliant,
+                }
             new["conditions"] = conditions(conds, meta.generation, now, wanted)
             ctx.patch("complianceprofiles", meta.name, current, new)

@@ -16,6 +16,7 @@ Cases:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,3 +239,16 @@ def test_audit_node_unknown_benchmark_or_root(tmp_path: Path) -> None:
         audit_node(env(tmp_path, PLUMBOB_TAILORING='{"benchmark": "cis-0.1"}'))
     with pytest.raises(AuditError):
         audit_node(env(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize("tailoring", [{"exclude": ["*"]}, {"include": ["5.*"]}, {"include": ["9.9"]}])
+def test_audit_node_refuses_a_tailoring_that_selects_no_node_rule(
+    tmp_path: Path, tailoring: dict[str, Any]
+) -> None:
+    # Once, an empty selection meant "every rule": all 131 were audited and the profile said Compliant.
+    tree = build_tree(tmp_path, "worker")
+    environ = env(tree.root) | {
+        "PLUMBOB_TAILORING": Tailoring(benchmark="cis-1.12", **tailoring).model_dump_json()
+    }
+    with pytest.raises(AuditError, match="selects no node rule"):
+        audit_node(environ)

@@ -323,8 +323,8 @@ def cluster_exception(expires: str, rules: list[str]) -> dict[str, Any]:
     }
 
 
-def rescan(w: World, value: str = "1") -> str:
-    w.kube.put("complianceprofiles", profile(annotations={"plumbob.dev/rescan": value}))
+def rescan(w: World, value: str = "1", **spec: Any) -> str:
+    w.kube.put("complianceprofiles", profile(annotations={"plumbob.dev/rescan": value}, **spec))
     w.run()
     [name] = [
         n
@@ -839,3 +839,96 @@ def test_rescan_whose_record_is_refused_starts_one_scan(
         w.clock.now += timedelta(seconds=5)
         w.run()
     assert len([s for s in w.scans().values() if s["spec"]["trigger"] == "rescan"]) == 1
+
+
+# ---- nothing is Compliant unless something was checked; names that point at nothing ------------------
+
+
+def conds(w: World, plural: str, name: str) -> dict[str, tuple[str, str, str]]:
+    return {
+        c["type"]: (c["status"], c["reason"], c["message"])
+        for c in w.kube.status(plural, name).get("conditions", [])
+    }
+
+
+def test_profile_matching_no_node_is_stalled_and_not_compliant(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(nodeSelector={"matchLabels": {"pool": "gpu"}}))
+    w.kube.put("nodes", node("worker-1"))
+    w.clock.now += timedelta(minutes=1)
+    rescan(w, nodeSelector={"matchLabels": {"pool": "gpu"}})
+    w.run(3)
+    [scan] = w.scans().values()
+    assert scan["status"]["phase"] == "Complete" and scan["status"]["nodes"]["total"] == 0
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Stalled"][:2] == ("True", "NoNodesSelected") and "spec.nodeSelector" in c["Stalled"][2]
+    assert c["Ready"][0] == "False" and c["Reconciling"][0] == "False"
+    assert c["Compliant"][:2] == ("False", "NothingChecked")
+
+
+def test_scan_that_audited_no_node_is_not_compliant(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1", ready=False))
+    w.clock.now += timedelta(minutes=1)
+    rescan(w)
+    w.run(3)
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Compliant"][:2] == ("False", "NothingChecked")
+
+
+def test_only_manual_results_are_not_compliant(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.clock.now += timedelta(minutes=1)
+    complete_scan(w, {"worker-1": {"4.2.1": "manual", "4.2.2": "not-applicable"}})
+    w.run()
+    assert conds(w, "complianceprofiles", "cis")["Compliant"][:2] == ("False", "NothingChecked")
+
+
+@pytest.mark.parametrize(
+    ("rules", "field"),
+    [
+        ({"exclude": ["*"]}, "spec.rules: include and exclude select no node rule"),
+        ({"include": ["9.9.9"]}, "spec.rules.include[0]: '9.9.9' matches no rule"),
+        ({"exclude": ["4.2.1", "4.2.99"]}, "spec.rules.exclude[1]: '4.2.99' matches no rule"),
+        ({"manual": [{"rule": "7.*", "rationale": "x"}]}, "spec.rules.manual[0].rule: '7.*' matches no rule"),
+    ],
+)
+def test_tailoring_that_points_at_nothing_stalls_the_profile(
+    world: World, rules: dict[str, Any], field: str
+) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(rules=rules))
+    w.kube.put("nodes", node("worker-1"))
+    w.run()
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Stalled"][:2] == ("True", "CannotResolve") and field in c["Stalled"][2]
+    assert [e["reason"] for e in w.kube.events] == ["CannotResolve"]
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w, rules=rules)
+    w.run()
+    assert w.scans()[scan]["status"]["phase"] == "Failed" and not w.jobs(), (
+        "no audit of a meaningless tailoring"
+    )
+
+
+def test_variable_of_the_wrong_type_stalls_the_profile(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(variables={"audit_log_maxage": "ninety"}))
+    w.run()
+    stalled = conds(w, "complianceprofiles", "cis")["Stalled"]
+    assert stalled[0] == "True" and "variables.audit_log_maxage: 'ninety' is not a whole number" in stalled[2]
+
+
+def test_profile_waiting_for_its_schedule_is_ready(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule())
+    w.kube.put("nodes", node("worker-1"))
+    w.run(2)
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Ready"][:2] == ("True", "WaitingForScan") and "next scan at" in c["Ready"][2]
+    assert c["Reconciling"][0] == "False" and c["Stalled"][0] == "False"
+    assert c["Compliant"][:2] == ("False", "NotScanned")
