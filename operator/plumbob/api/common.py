@@ -369,6 +369,11 @@ class LabelSelector(Spec):
         return True
 
 
+_SECONDS_NEED_NOEXECUTE = (
+    "tolerationSeconds applies only to effect NoExecute (the API server refuses it on Pods otherwise)"
+)
+
+
 class Toleration(Spec):
     """The shape of ``core/v1`` ``Toleration``, for the audit Pods."""
 
@@ -391,6 +396,12 @@ class Toleration(Spec):
                 "a toleration without a key must use operator Exists (it then tolerates every taint)",
                 field_path=".operator",
             ),
+            cel(
+                "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                _SECONDS_NEED_NOEXECUTE,
+                field_path=".tolerationSeconds",
+                reason="FieldValueForbidden",
+            ),
         )
     )
 
@@ -404,6 +415,8 @@ class Toleration(Spec):
             raise ValueError(
                 "a toleration without a key must use operator Exists (it then tolerates every taint)"
             )
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError(_SECONDS_NEED_NOEXECUTE)
         return self
 
 

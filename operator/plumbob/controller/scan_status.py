@@ -49,7 +49,7 @@ from plumbob.controller.digests import ReportDigest
 from plumbob.controller.jobs import audit_job
 from plumbob.controller.report_status import exceptions_applied
 from plumbob.controller.store import Snapshot
-from plumbob.kube import ConflictError, KubeError
+from plumbob.kube import ConflictError, InvalidError, KubeError
 
 log = logging.getLogger("plumbob.controller")
 
@@ -229,7 +229,8 @@ class ScanStatus:
                 now=now,
             )
 
-        def start_audit(node_name: str) -> bool:
+        def start_audit(node_name: str) -> scanning.NodeVerdict | None:
+            """Create the node's audit Job; the node's verdict now, or None when it stays Pending."""
             body = audit_job(
                 scan=scan,
                 node=node_name,
@@ -242,15 +243,19 @@ class ScanStatus:
                 self.ctx.kube.create_job(self.ctx.settings.namespace, body)
             except ConflictError:
                 pass  # created by an earlier pass whose event has not arrived yet
+            except InvalidError as exc:  # the API refuses this Job: retrying cannot help
+                return scanning.NodeVerdict(
+                    NodeState.FAILED, "JobRejected", f"the API server refused the audit Job: {exc}"[:500]
+                )
             except KubeError as exc:
                 log.warning("could not create audit Job for %s on %s: %s", name, node_name, exc)
-                return False
-            return True
+                return None
+            return scanning.NodeVerdict(NodeState.RUNNING)
 
         starting = scanning.pods_to_start(verdicts, scan.spec.max_parallel_nodes)
         for node_name, started in zip(starting, self.ctx.in_parallel(start_audit, starting), strict=True):
-            if started:
-                verdicts[node_name] = scanning.NodeVerdict(NodeState.RUNNING)
+            if started is not None:
+                verdicts[node_name] = started
         for node_name, job in jobs.items():  # a Job whose node is gone can never finish: remove it
             if node_name not in snap.nodes and job.active:
                 try:

@@ -932,3 +932,34 @@ def test_profile_waiting_for_its_schedule_is_ready(world: World) -> None:
     assert c["Ready"][:2] == ("True", "WaitingForScan") and "next scan at" in c["Ready"][2]
     assert c["Reconciling"][0] == "False" and c["Stalled"][0] == "False"
     assert c["Compliant"][:2] == ("False", "NotScanned")
+
+
+def test_job_the_api_refuses_fails_the_node_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    real = w.kube.create_job
+
+    def create_job(namespace: str, body: dict[str, Any]) -> None:
+        if body["spec"]["template"]["spec"]["nodeName"] == "worker-2":
+            w.kube.calls.append(Call("create_job", (namespace, body)))
+            raise InvalidError(422, "Job.batch is invalid: spec.template.spec.tolerations[0]: Invalid value")
+        real(namespace, body)
+
+    monkeypatch.setattr(w.kube, "create_job", create_job)
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    w.run(4)
+    [problem] = w.scans()[scan]["status"]["nodes"]["problems"]
+    assert (problem["node"], problem["state"], problem["reason"]) == ("worker-2", "Failed", "JobRejected")
+    assert "tolerations[0]" in problem["message"]
+    refused = [
+        c
+        for c in w.kube.calls
+        if c.method == "create_job" and c.args[1]["spec"]["template"]["spec"]["nodeName"] == "worker-2"
+    ]
+    assert len(refused) == 1, "a refused Job is not retried on every pass"
+    w.finish_job("worker-1", results={"4.2.1": "pass"}, scan=scan)
+    w.run(2)
+    assert w.scans()[scan]["status"]["phase"] == "Complete"
