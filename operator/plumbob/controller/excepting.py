@@ -65,11 +65,17 @@ class Entry:
         return out
 
 
-def flatten(exceptions: Iterable[Exception_]) -> list[Entry]:
+def flatten(
+    exceptions: Iterable[Exception_], indices: Mapping[tuple[str, str | None, str], list[int]] | None = None
+) -> list[Entry]:
+    """Every entry of the lists; ``indices`` maps a list whose bad entries were set aside to the
+    original positions of the entries it kept, so each entry keeps its index in ``spec.entries``."""
     out: list[Entry] = []
     for exc in exceptions:
         kind = exc.kind
-        for i, e in enumerate(exc.spec.entries):
+        kept = (indices or {}).get((f"{kind.lower()}s", exc.metadata.namespace, exc.metadata.name))
+        for pos, e in enumerate(exc.spec.entries):
+            i = kept[pos] if kept else pos
             nodes = tuple(getattr(e, "nodes", None) or ())
             selector = getattr(e, "node_selector", None)
             scoped = bool(getattr(e, "namespaces", None) or e.resources)

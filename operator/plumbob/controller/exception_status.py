@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 from plumbob.api import ClusterComplianceException, ComplianceException
 from plumbob.api.exceptions import EntryState
 from plumbob.controller import excepting
-from plumbob.controller.context import Context, conditions, iso
+from plumbob.controller.context import Context, conditions, iso, stalled
 from plumbob.controller.report_status import exceptions_applied
 from plumbob.controller.store import Snapshot
 
@@ -55,38 +56,46 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
             conds = list(exc_obj.status.conditions) if exc_obj.status else []
             counts = {s: sum(1 for _, st in states if st is s) for s in EntryState}
             upcoming = excepting.next_expiry(mine, now)
+            bad = snap.entry_problems.get((f"{exc_obj.kind.lower()}s", meta.namespace, meta.name), {})
             message = (
                 f"{counts[EntryState.ACTIVE]} active, {counts[EntryState.UNUSED]} unused, "
                 f"{counts[EntryState.EXPIRED]} expired"
-            )
+            ) + (f", {len(bad)} invalid" if bad else "")
+            listed: list[dict[str, Any]] = [
+                {
+                    "index": e.key.index,
+                    "state": st.value,
+                    "matched": matched[e.key],
+                    "expiresAt": iso(e.expires_at),
+                }
+                for e, st in states
+            ] + [
+                {"index": i, "state": EntryState.INVALID.value, "message": why[:1024]}
+                for i, why in bad.items()
+            ]
+            if bad:
+                why = "; ".join(bad[i] for i in sorted(bad))
+                health = stalled(
+                    "InvalidEntry", f"{why[:800]} (the other entries apply)", "fix the entries to continue"
+                )
+            else:
+                health = {
+                    "Ready": (True, "Applied", message),
+                    "Stalled": (False, "Valid", "entries are valid"),
+                    "Reconciling": (False, "Applied", message),
+                }
             new = {
                 "observedGeneration": meta.generation,
                 "summary": {
-                    "total": len(states),
+                    "total": len(states) + len(bad),
                     "active": counts[EntryState.ACTIVE],
                     "unused": counts[EntryState.UNUSED],
                     "expired": counts[EntryState.EXPIRED],
+                    "invalid": len(bad),
                 },
-                "entries": [
-                    {
-                        "index": e.key.index,
-                        "state": st.value,
-                        "matched": matched[e.key],
-                        "expiresAt": iso(e.expires_at),
-                    }
-                    for e, st in states
-                ],
+                "entries": sorted(listed, key=lambda s: int(s["index"])),
                 "nextExpiry": iso(upcoming),
-                "conditions": conditions(
-                    conds,
-                    meta.generation,
-                    now,
-                    {
-                        "Ready": (True, "Applied", message),
-                        "Stalled": (False, "Valid", "entries are valid"),
-                        "Reconciling": (False, "Applied", message),
-                    },
-                ),
+                "conditions": conditions(conds, meta.generation, now, health),
             }
             if new["nextExpiry"] is None:
                 new["nextExpiry"] = None
@@ -99,6 +108,11 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                     "uid": meta.uid or "",
                     "namespace": ns or "",
                 }
+                old_stalled = next(
+                    (c.message for c in conds if c.type == "Stalled" and c.status == "True"), None
+                )
+                if bad and old_stalled != health["Stalled"][2]:
+                    ctx.event(involved, "Warning", "InvalidEntry", health["Stalled"][2])
                 for e, st in states:
                     if st is EntryState.EXPIRED and before.get(e.key.index) not in (None, EntryState.EXPIRED):
                         ctx.event(

@@ -88,7 +88,7 @@ class Reconciler(Context):
         with self.isolated("step", "rescans"):
             profile_status.handle_rescans(self, snap, now)
         snap = self.store.snapshot()
-        entries = excepting.flatten([*snap.cluster_exceptions, *snap.exceptions])
+        entries = excepting.flatten([*snap.cluster_exceptions, *snap.exceptions], snap.entry_indices)
         with self.isolated("step", "reports"):
             self._reports.reconcile(snap, entries, now)
         snap = self.store.snapshot()

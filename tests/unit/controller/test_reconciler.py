@@ -517,7 +517,7 @@ def test_exception_expiry_flips_back_to_fail_with_one_event(world: World) -> Non
     assert status["summary"]["excepted"] == 0
     exc = w.kube.status("clustercomplianceexceptions", "waivers")
     assert exc["entries"][0]["state"] == "expired"
-    assert exc["summary"] == {"total": 1, "active": 0, "unused": 0, "expired": 1}
+    assert exc["summary"] == {"total": 1, "active": 0, "unused": 0, "expired": 1, "invalid": 0}
     expired = w.kube.events_of("ExceptionExpired")
     assert len(expired) == 1
     assert expired[0]["involved"]["kind"] == "ClusterComplianceException"
@@ -963,3 +963,55 @@ def test_job_the_api_refuses_fails_the_node_once(world: World, monkeypatch: pyte
     w.finish_job("worker-1", results={"4.2.1": "pass"}, scan=scan)
     w.run(2)
     assert w.scans()[scan]["status"]["phase"] == "Complete"
+
+
+# ---- a valid object edited into an invalid one fails visibly; one bad entry keeps the others ---------
+
+
+def test_valid_schedule_edited_invalid_fails_for_kstatus_and_each_bad_edit_is_announced(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule())
+    w.run(2)
+    assert w.kube.status("complianceschedules", "nightly")["nextScheduleTime"]
+    w.kube.put("complianceschedules", schedule(cron="61 * * * *"))
+    w.run(2)
+    status = w.kube.status("complianceschedules", "nightly")
+    c = conds(w, "complianceschedules", "nightly")
+    assert status["observedGeneration"] == 2, "kstatus must see the bad generation was observed"
+    assert c["Stalled"][0] == "True" and c["Ready"][0] == "False" and c["Reconciling"][0] == "False"
+    assert c["Stalled"][2].startswith("spec.schedule: ") and "https://" not in c["Stalled"][2]
+    assert status.get("nextScheduleTime") is None, "no next scan is announced for an unusable schedule"
+    w.kube.put("complianceschedules", schedule(cron="61 * * * *", timeZone="Mars/Olympus"))
+    w.run(2)
+    assert w.kube.status("complianceschedules", "nightly")["observedGeneration"] == 3
+    assert "spec.timeZone" in conds(w, "complianceschedules", "nightly")["Stalled"][2]
+    assert len(w.kube.events_of("InvalidSchedule")) == 2, "each bad edit raises its own Event"
+
+
+def test_one_bad_entry_keeps_the_other_entries_of_its_list_applying(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    good = {"rules": ["4.2.1"], "reason": "pilot", "owner": "sec@example.com", "expires": "2027-01-01"}
+    bad = {**good, "rules": ["4.2.2"], "expires": "2027-02-30"}  # passes the CRD pattern, is no date
+    w.kube.put(
+        "clustercomplianceexceptions",
+        {
+            "apiVersion": "plumbob.dev/v1alpha1",
+            "kind": "ClusterComplianceException",
+            "metadata": {"name": "waivers"},
+            "spec": {"entries": [bad, good]},
+        },
+    )
+    w.clock.now += timedelta(minutes=1)
+    complete_scan(w, {"worker-1": {"4.2.1": "fail", "4.2.2": "pass"}})
+    w.run(2)
+    assert w.kube.status("complianceprofiles", "cis")["summary"]["excepted"] == 1, "the good entry applies"
+    status = w.kube.status("clustercomplianceexceptions", "waivers")
+    states = {e["index"]: e["state"] for e in status["entries"]}
+    assert states == {0: "invalid", 1: "active"}, "entries keep their index in spec.entries"
+    assert "spec.entries[0].expires" in status["entries"][0]["message"]
+    c = conds(w, "clustercomplianceexceptions", "waivers")
+    assert c["Stalled"][:2] == ("True", "InvalidEntry") and "the other entries apply" in c["Stalled"][2]
+    assert len(w.kube.events_of("InvalidEntry")) == 1
