@@ -159,6 +159,28 @@ def apply_to_node(
     return Applied(effective, excepted)
 
 
+def dangling_references(entry: Entry, *, rule_ids: Iterable[str], profiles: Iterable[str]) -> list[str]:
+    """What the entry names that does not exist: rule patterns that match no known rule, profiles
+    that do not exist. Such an entry can never except anything; the field is named."""
+    ids, existing = list(rule_ids), set(profiles)
+    out = []
+    for i, pattern in enumerate(entry.rules):
+        if not any(fnmatch.fnmatchcase(r, pattern) or r.startswith(pattern + ".") for r in ids):
+            out.append(
+                f"spec.entries[{entry.key.index}].rules[{i}]: {pattern!r} matches no rule of any benchmark"
+            )
+    for i, name in enumerate(entry.profiles):
+        if name not in existing:
+            out.append(f"spec.entries[{entry.key.index}].profiles[{i}]: profile {name!r} does not exist")
+    return out
+
+
+def is_blanket(entry: Entry) -> bool:
+    """An entry that excepts every rule everywhere: allowed, but it deserves a warning."""
+    unscoped = not (entry.profiles or entry.nodes or entry.node_selector or entry.namespaced_scope)
+    return "*" in entry.rules and unscoped
+
+
 def entry_state(entry: Entry, matched: int, now: datetime) -> EntryState:
     if now >= entry.expires_at:
         return EntryState.EXPIRED

@@ -19,10 +19,18 @@ from typing import Any
 
 from plumbob.api import ClusterComplianceException, ComplianceException
 from plumbob.api.exceptions import EntryState
+from plumbob.benchmarks.catalog import available, load_benchmark
 from plumbob.controller import excepting
 from plumbob.controller.context import Context, conditions, iso, stalled
 from plumbob.controller.report_status import exceptions_applied
 from plumbob.controller.store import Snapshot
+
+
+def known_rule_ids(snap: Snapshot) -> list[str]:
+    """Every rule id an exception entry may name: the shipped benchmarks' and the profiles' custom rules."""
+    ids = [r.id for b in available() for r in load_benchmark(b).rules]
+    ids += [c.id for p in snap.profiles.values() for c in p.spec.custom_rules]
+    return ids
 
 
 def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> float:
@@ -57,6 +65,12 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
             counts = {s: sum(1 for _, st in states if st is s) for s in EntryState}
             upcoming = excepting.next_expiry(mine, now)
             bad = snap.entry_problems.get((f"{exc_obj.kind.lower()}s", meta.namespace, meta.name), {})
+            known = known_rule_ids(snap)
+            dangling = {
+                e.key.index: refs
+                for e in mine
+                if (refs := excepting.dangling_references(e, rule_ids=known, profiles=snap.profiles))
+            }
             message = (
                 f"{counts[EntryState.ACTIVE]} active, {counts[EntryState.UNUSED]} unused, "
                 f"{counts[EntryState.EXPIRED]} expired"
@@ -68,15 +82,20 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                     "matched": matched[e.key],
                     "expiresAt": iso(e.expires_at),
                 }
+                | ({"message": "; ".join(dangling[e.key.index])[:1024]} if e.key.index in dangling else {})
                 for e, st in states
             ] + [
                 {"index": i, "state": EntryState.INVALID.value, "message": why[:1024]}
                 for i, why in bad.items()
             ]
-            if bad:
-                why = "; ".join(bad[i] for i in sorted(bad))
+            if bad or dangling:
+                why = "; ".join(
+                    [bad[i] for i in sorted(bad)] + [m for i in sorted(dangling) for m in dangling[i]]
+                )
                 health = stalled(
-                    "InvalidEntry", f"{why[:800]} (the other entries apply)", "fix the entries to continue"
+                    "InvalidEntry" if bad else "UnknownReference",
+                    f"{why[:800]} (the other entries apply)",
+                    "fix the entries to continue",
                 )
             else:
                 health = {
@@ -111,8 +130,19 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 old_stalled = next(
                     (c.message for c in conds if c.type == "Stalled" and c.status == "True"), None
                 )
-                if bad and old_stalled != health["Stalled"][2]:
-                    ctx.event(involved, "Warning", "InvalidEntry", health["Stalled"][2])
+                if (bad or dangling) and old_stalled != health["Stalled"][2]:
+                    ctx.event(involved, "Warning", health["Stalled"][1], health["Stalled"][2])
+                if meta.generation != (exc_obj.status.observed_generation if exc_obj.status else None):
+                    for e in mine:
+                        if excepting.is_blanket(e):
+                            ctx.event(
+                                involved,
+                                "Warning",
+                                "BlanketException",
+                                f"entry {e.key.index} excepts every rule on every node and object "
+                                f"(rules: ['*'] without a scope; owner {e.owner}): "
+                                "nothing it covers can fail",
+                            )
                 for e, st in states:
                     if st is EntryState.EXPIRED and before.get(e.key.index) not in (None, EntryState.EXPIRED):
                         ctx.event(

@@ -78,23 +78,29 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
             message = (
                 f"next scan at {iso(nxt)}" if not sched.spec.suspend else "suspended: no new scans start"
             )
+            health = {
+                "Ready": (True, "Suspended" if sched.spec.suspend else "Scheduled", message),
+                "Stalled": (False, "Valid", "the schedule is valid"),
+                "Reconciling": (False, "Idle", "waiting for the next tick"),
+            }
+            problem = None
             if missing:
-                message += f"; profiles not found: {', '.join(missing)}"
+                problem = ("ProfileNotFound", f"spec.profiles: no such profile: {', '.join(missing)}")
+            elif not profiles:
+                problem = (
+                    "NoProfilesSelected",
+                    "spec.profileSelector matches no profile: the schedule scans nothing",
+                )
+            if problem is not None:
+                health = stalled(problem[0], problem[1], "waiting for the profiles to exist")
             new = {
                 "observedGeneration": meta.generation,
                 "lastScheduleTime": iso(last),
                 "nextScheduleTime": None if sched.spec.suspend else iso(nxt),
                 "profiles": [p for p in profiles if p in snap.profiles],
-                "conditions": conditions(
-                    conds,
-                    meta.generation,
-                    now,
-                    {
-                        "Ready": (True, "Suspended" if sched.spec.suspend else "Scheduled", message),
-                        "Stalled": (False, "Valid", "the schedule is valid"),
-                        "Reconciling": (False, "Idle", "waiting for the next tick"),
-                    },
-                ),
+                "conditions": conditions(conds, meta.generation, now, health),
             }
-            ctx.patch("complianceschedules", meta.name, current, new)
+            was = next((c.message for c in conds if c.type == "Stalled" and c.status == "True"), None)
+            if ctx.patch("complianceschedules", meta.name, current, new) and problem and was != problem[1]:
+                ctx.event(ref(sched), "Warning", problem[0], problem[1])
     return wait

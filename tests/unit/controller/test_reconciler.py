@@ -527,7 +527,7 @@ def test_unused_entry_is_reported(world: World) -> None:
     w = world
     w.kube.put("complianceprofiles", profile())
     w.kube.put("nodes", node("worker-1"))
-    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["9.9.9"]))
+    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["4.2.2"]))
     w.write_report("worker-1", scan="cis-20260601-110000", results={"4.2.1": "fail"})
     w.run(2)
     exc = w.kube.status("clustercomplianceexceptions", "waivers")
@@ -1015,3 +1015,47 @@ def test_one_bad_entry_keeps_the_other_entries_of_its_list_applying(world: World
     c = conds(w, "clustercomplianceexceptions", "waivers")
     assert c["Stalled"][:2] == ("True", "InvalidEntry") and "the other entries apply" in c["Stalled"][2]
     assert len(w.kube.events_of("InvalidEntry")) == 1
+
+
+def test_exception_entry_naming_what_does_not_exist_is_reported_by_field(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    body = cluster_exception("2027-01-01", ["4.2.1", "9.9.9"])
+    body["spec"]["entries"][0]["profiles"] = ["cis", "nope"]
+    w.kube.put("clustercomplianceexceptions", body)
+    w.run(2)
+    c = conds(w, "clustercomplianceexceptions", "waivers")
+    assert c["Stalled"][:2] == ("True", "UnknownReference")
+    assert "spec.entries[0].rules[1]: '9.9.9' matches no rule" in c["Stalled"][2]
+    assert "spec.entries[0].profiles[1]: profile 'nope' does not exist" in c["Stalled"][2]
+    assert len(w.kube.events_of("UnknownReference")) == 1
+
+
+def test_blanket_exception_raises_a_warning_once(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["*"]))
+    w.run(3)
+    [warning] = w.kube.events_of("BlanketException")
+    assert warning["type"] == "Warning" and "every rule" in warning["message"]
+
+
+def test_schedule_naming_a_missing_profile_is_not_ready(world: World) -> None:
+    w = world
+    w.kube.put("complianceschedules", schedule(profiles=["cis", "typo"]))
+    w.kube.put("complianceprofiles", profile())
+    w.run(2)
+    c = conds(w, "complianceschedules", "nightly")
+    assert c["Ready"][0] == "False" and c["Stalled"][:2] == ("True", "ProfileNotFound")
+    assert "spec.profiles: no such profile: typo" in c["Stalled"][2]
+    assert len(w.kube.events_of("ProfileNotFound")) == 1
+    w.kube.put("complianceprofiles", profile("typo"))
+    w.run(2)
+    assert conds(w, "complianceschedules", "nightly")["Ready"][0] == "True", "heals when the profile exists"
+
+
+def test_schedule_selector_matching_no_profile_is_not_ready(world: World) -> None:
+    w = world
+    w.kube.put("complianceschedules", schedule(profiles=None, profileSelector={"matchLabels": {"tier": "x"}}))
+    w.run(2)
+    assert conds(w, "complianceschedules", "nightly")["Stalled"][:2] == ("True", "NoProfilesSelected")
