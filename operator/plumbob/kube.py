@@ -69,8 +69,17 @@ def _as_dict(res: object) -> dict[str, Any]:
     return dict(cast("Mapping[str, Any]", res))
 
 
+USER_AGENT = "plumbob"  # the API server names our field manager after it (managedFields)
+
+
 def api_client(env: Mapping[str, str] | None = None) -> client.ApiClient:
     """An API client from the environment: service-account dir, in-cluster, or kubeconfig."""
+    api = _api_client(env)
+    api.user_agent = USER_AGENT
+    return api
+
+
+def _api_client(env: Mapping[str, str] | None) -> client.ApiClient:
     env = os.environ if env is None else env
     sa_dir = env.get("PLUMBOB_SERVICEACCOUNT_DIR")
     host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")

@@ -208,6 +208,10 @@ def exception_columns() -> list[PrinterColumn]:
 
 
 class ComplianceExceptionSpec(Spec):
+    """Accepted deviations for findings about objects in this namespace: each entry names the rules, a
+    reason, an owner and an expiry.
+    """
+
     entries: Annotated[list[ExceptionEntry], Field(min_length=1, max_length=MAX_ENTRIES)]
 
 

@@ -74,6 +74,25 @@ def schedule_for(snap: Snapshot, profile: ComplianceProfile) -> ComplianceSchedu
     return None
 
 
+def settings(snap: Snapshot, scan: ComplianceScan) -> ComplianceScan:
+    """The scan with the parallelism and node deadline that govern it now: those recorded in its
+    spec, else those of the schedule that covers its profile, else the defaults. So the order in
+    which a profile and its schedule arrive does not change how the scan runs."""
+    recorded = scan.spec.model_fields_set
+    if {"max_parallel_nodes", "node_deadline_seconds"} <= recorded:
+        return scan
+    profile = snap.profiles.get(scan.spec.profile)
+    sched = schedule_for(snap, profile) if profile is not None else None
+    update = {}
+    if "max_parallel_nodes" not in recorded:
+        update["max_parallel_nodes"] = sched.spec.max_parallel_nodes if sched else DEFAULT_MAX_PARALLEL_NODES
+    if "node_deadline_seconds" not in recorded:
+        update["node_deadline_seconds"] = (
+            sched.spec.node_deadline_seconds if sched else DEFAULT_NODE_DEADLINE_SECONDS
+        )
+    return scan.model_copy(update={"spec": scan.spec.model_copy(update=update)})
+
+
 def running_scan(snap: Snapshot, profile: str) -> str | None:
     """The name of a scan of the profile that has not finished, if any."""
     for name, scan in snap.scans.items():
@@ -96,12 +115,12 @@ def create_scan(
     """Create a scan of the profile; its name, or None when it exists already or cannot be created."""
     sched = schedule or schedule_for(snap, profile)
     name = scan_name(profile.metadata.name, started)
-    spec: dict[str, Any] = {
-        "profile": profile.metadata.name,
-        "trigger": trigger,
-        "maxParallelNodes": sched.spec.max_parallel_nodes if sched else DEFAULT_MAX_PARALLEL_NODES,
-        "nodeDeadlineSeconds": sched.spec.node_deadline_seconds if sched else DEFAULT_NODE_DEADLINE_SECONDS,
-    }
+    spec: dict[str, Any] = {"profile": profile.metadata.name, "trigger": trigger}
+    if sched is not None:
+        # Without a schedule the settings stay open: a schedule applied together with the profile
+        # (a GitOps folder) may arrive a moment later, and then governs this scan (see settings()).
+        spec["maxParallelNodes"] = sched.spec.max_parallel_nodes
+        spec["nodeDeadlineSeconds"] = sched.spec.node_deadline_seconds
     if profile.metadata.generation:
         spec["profileGeneration"] = profile.metadata.generation
     if trigger == "schedule" and sched is not None:
@@ -177,6 +196,7 @@ class ScanStatus:
         now: datetime,
     ) -> float:
         """Advance one unfinished scan: verdicts, Jobs, status; the seconds until it needs another look."""
+        scan = settings(snap, scan)
         name, meta = scan.metadata.name, scan.metadata
         current = scan.status.to_dict() if scan.status else {}
         conds = list(scan.status.conditions) if scan.status else []
@@ -252,7 +272,11 @@ class ScanStatus:
                 return None
             return scanning.NodeVerdict(NodeState.RUNNING)
 
-        starting = scanning.pods_to_start(verdicts, scan.spec.max_parallel_nodes)
+        # A new scan's first pass only writes its status; audits start on the next pass, so objects
+        # applied together with the trigger (a schedule in the same GitOps folder) are seen first.
+        starting = (
+            scanning.pods_to_start(verdicts, scan.spec.max_parallel_nodes) if current.get("phase") else []
+        )
         for node_name, started in zip(starting, self.ctx.in_parallel(start_audit, starting), strict=True):
             if started is not None:
                 verdicts[node_name] = started

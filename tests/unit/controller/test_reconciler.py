@@ -1059,3 +1059,20 @@ def test_schedule_selector_matching_no_profile_is_not_ready(world: World) -> Non
     w.kube.put("complianceschedules", schedule(profiles=None, profileSelector={"matchLabels": {"tier": "x"}}))
     w.run(2)
     assert conds(w, "complianceschedules", "nightly")["Stalled"][:2] == ("True", "NoProfilesSelected")
+
+
+def test_schedule_arriving_just_after_its_profile_governs_the_first_scan(world: World) -> None:
+    # A GitOps folder with a profile (rescan annotation) and its schedule: the schedule may be seen
+    # one pass later than the profile. The first scan must still run with the schedule's settings.
+    w = world
+    for n in ("worker-1", "worker-2", "worker-3"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    assert not w.jobs(), "a new scan starts no audit in the pass that created it"
+    w.kube.put("complianceschedules", schedule(maxParallelNodes=1, nodeDeadlineSeconds=42))
+    w.run(3)
+    assert len(w.jobs()) == 1, "the schedule's parallelism governs"
+    [job] = w.jobs().values()
+    assert job["spec"]["activeDeadlineSeconds"] == 42, "and its node deadline"
+    assert "maxParallelNodes" not in w.scans()[scan]["spec"], "nothing was frozen before the schedule arrived"
