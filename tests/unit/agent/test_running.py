@@ -252,3 +252,30 @@ def test_audit_node_refuses_a_tailoring_that_selects_no_node_rule(
     }
     with pytest.raises(AuditError, match="selects no node rule"):
         audit_node(environ)
+
+
+def test_write_report_waits_out_an_unreachable_api_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib3.exceptions import MaxRetryError  # noqa: PLC0415
+
+    from plumbob.agent import running  # noqa: PLC0415
+    from plumbob.kube import InvalidError  # noqa: PLC0415
+
+    calls: list[int] = []
+
+    def flaky(body: dict[str, Any], env: Any) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise MaxRetryError(None, "/apis", "Connection refused")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(running, "_write_report_once", flaky)
+    pauses: list[float] = []
+    running.write_report({}, {}, sleep=pauses.append)
+    assert len(calls) == 3 and pauses == [1.0, 2.0]
+
+    def refused(body: dict[str, Any], env: Any) -> None:
+        raise InvalidError(422, "spec.results: Invalid value")
+
+    monkeypatch.setattr(running, "_write_report_once", refused)
+    with pytest.raises(InvalidError):
+        running.write_report({}, {}, sleep=pauses.append)  # a refusal is final: no waiting
+    assert pauses == [1.0, 2.0]
