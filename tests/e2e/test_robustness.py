@@ -255,5 +255,8 @@ def test_folder_apply_and_waiting_profile(plumbob: Plumbob, make_cluster: MakeCl
     assert "next scan at" in condition(prof, "Ready")["message"]  # type: ignore[index]
     table = cp.kubectl("get", "complianceprofile", waiting).stdout
     assert "COMPLIANT" in table.splitlines()[0], table
-    managers = {m.get("manager") for m in prof["metadata"].get("managedFields") or []}
+    shown = json.loads(
+        cp.kubectl("get", "complianceprofile", waiting, "-o", "json", "--show-managed-fields").stdout
+    )
+    managers = {m.get("manager") for m in shown["metadata"].get("managedFields") or []}
     assert "plumbob" in managers and "OpenAPI-Generator" not in managers, managers
