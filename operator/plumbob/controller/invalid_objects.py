@@ -3,8 +3,8 @@ checks): each version of such an object is reported once per process, with an ``
 (``InvalidSchedule`` for a schedule, ``InvalidReport`` for a report) Warning Event, and a status
 that kstatus and the documented Argo CD check read as failed: ``observedGeneration`` current,
 ``Stalled=True`` and ``Ready=False`` with the problems named by field, ``Reconciling=False``.
-Derived fields that would claim the object works (a schedule's ``nextScheduleTime``) are
-cleared; everything else of the last good status (last scan, summary) is kept.
+Derived fields that would claim the object works (a schedule's ``nextScheduleTime``, an
+exception list's entry states) are cleared; everything else of the last good status (last scan, summary) is kept.
 
 Jobs and Nodes get neither. An object that becomes valid or is deleted is forgotten, and each new
 bad edit (a new generation, or a new message) is reported again.
@@ -30,7 +30,12 @@ KINDS = {
     "compliancereports": "ComplianceReport",
 }
 # Status fields that describe a working object; an unusable one must not keep showing them.
-CLAIMS = {"complianceschedules": ("nextScheduleTime",)}
+CLAIMS = {
+    "complianceschedules": ("nextScheduleTime",),
+    # a list that cannot be parsed applies no entry: its entry states and next expiry would lie
+    "complianceexceptions": ("entries", "summary", "nextExpiry"),
+    "clustercomplianceexceptions": ("entries", "summary", "nextExpiry"),
+}
 
 
 def _reason(plural: str) -> str:

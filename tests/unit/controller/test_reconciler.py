@@ -1076,3 +1076,18 @@ def test_schedule_arriving_just_after_its_profile_governs_the_first_scan(world: 
     [job] = w.jobs().values()
     assert job["spec"]["activeDeadlineSeconds"] == 42, "and its node deadline"
     assert "maxParallelNodes" not in w.scans()[scan]["spec"], "nothing was frozen before the schedule arrived"
+
+
+def test_exception_list_that_cannot_be_parsed_shows_no_entry_as_applying(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["4.2.1"]))
+    w.run(2)
+    assert w.kube.status("clustercomplianceexceptions", "waivers")["entries"]
+    broken = cluster_exception("2027-01-01", ["4.2.1"])
+    broken["spec"]["unexpected"] = True  # the whole list fails, not one entry
+    w.kube.put("clustercomplianceexceptions", broken)
+    w.run(2)
+    status = w.kube.status("clustercomplianceexceptions", "waivers")
+    assert status.get("entries") is None and status.get("summary") is None
+    assert conds(w, "clustercomplianceexceptions", "waivers")["Stalled"][0] == "True"
