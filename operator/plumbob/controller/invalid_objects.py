@@ -4,7 +4,8 @@ checks): each version of such an object is reported once per process, with an ``
 that kstatus and the documented Argo CD check read as failed: ``observedGeneration`` current,
 ``Stalled=True`` and ``Ready=False`` with the problems named by field, ``Reconciling=False``.
 Derived fields that would claim the object works (a schedule's ``nextScheduleTime``, an
-exception list's entry states) are cleared; everything else of the last good status (last scan, summary) is kept.
+exception list's entry states) are cleared; the rest of the last good status (a profile's last
+scan and summary) is kept.
 
 Jobs and Nodes get neither. An object that becomes valid or is deleted is forgotten, and each new
 bad edit (a new generation, or a new message) is reported again.
