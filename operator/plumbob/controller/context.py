@@ -115,6 +115,7 @@ class Context:
         self._kubernetes_version: str | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._failures: set[tuple[str, str, str]] = set()  # (what, name, error) already reported
+        self._posted: set[tuple[str | None, ...]] = set()  # keys of Events posted once
 
     @contextlib.contextmanager
     def isolated(self, what: str, name: str, involved: dict[str, str] | None = None) -> Iterator[None]:
@@ -182,7 +183,23 @@ class Context:
             raise CatalogError("; ".join(problems))
         return tailoring
 
-    def event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
+    def event(
+        self,
+        involved: dict[str, str],
+        type_: str,
+        reason: str,
+        message: str,
+        *,
+        once: tuple[str | None, ...] | None = None,
+    ) -> None:
+        """Post an Event; with ``once``, at most one per key in this process, so that a trigger whose
+        record could not be written (a tick whose status write failed) does not repeat its Event."""
+        if once is not None:
+            if once in self._posted:
+                return
+            if len(self._posted) > 10_000:
+                self._posted.clear()
+            self._posted.add(once)
         try:
             self.kube.post_event(involved, type_=type_, reason=reason, message=message)
         except KubeError as exc:

@@ -67,6 +67,7 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                                 "Normal",
                                 "ScanSkipped",
                                 f"{name}: scan {running} is still running",
+                                once=("ScanSkipped", meta.uid or meta.name, name, iso(tick)),
                             )
                             continue
                         scan_status.create_scan(

@@ -1091,3 +1091,29 @@ def test_exception_list_that_cannot_be_parsed_shows_no_entry_as_applying(world: 
     status = w.kube.status("clustercomplianceexceptions", "waivers")
     assert status.get("entries") is None and status.get("summary") is None
     assert conds(w, "clustercomplianceexceptions", "waivers")["Stalled"][0] == "True"
+
+
+def test_tick_whose_record_is_refused_skips_with_one_event(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    w.clock.now = datetime(2026, 6, 1, 0, 30, tzinfo=UTC)
+    w.kube.put("nodes", node("worker-1"))
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule())
+    w.run(2)
+    rescan(w, "running")  # a scan that is still running when the tick comes
+    real = w.kube.patch_status
+
+    def patch_status(plural: str, name: str, status: dict[str, Any], namespace: str | None = None) -> Any:
+        if plural == "complianceschedules":
+            raise InvalidError(422, "status: Invalid value")
+        return real(plural, name, status, namespace)
+
+    monkeypatch.setattr(w.kube, "patch_status", patch_status)
+    w.clock.now = datetime(2026, 6, 1, 1, 0, 10, tzinfo=UTC)
+    for _ in range(4):
+        w.clock.now += timedelta(seconds=5)
+        w.run()
+    assert len(w.kube.events_of("ScanSkipped")) == 1
+    assert len([s for s in w.scans().values() if s["spec"]["trigger"] == "schedule"]) == 0
