@@ -199,6 +199,7 @@ class ScanStatus:
                 continue
             verdicts[node_name] = scanning.node_verdict(
                 node_name,
+                profile=profile.metadata.name,
                 node=snap.nodes.get(node_name),
                 job=jobs.get(node_name),
                 report=report,
