@@ -119,7 +119,7 @@ def test_scan_spec_is_immutable(cp: ControlPlane, cleanup: list[dict[str, Any]])
     scan: dict[str, Any] = {
         "apiVersion": "plumbob.dev/v1alpha1",
         "kind": "ComplianceScan",
-        "metadata": {"name": "immutable-scan"},
+        "metadata": {"name": "cis-kubeadm-20260101-120000"},
         "spec": {"profile": "cis-kubeadm", "trigger": "manual"},
     }
     cleanup.append(scan)

@@ -11,9 +11,10 @@ Runs in the audit Pod that the operator creates on each node. Input is the envir
 ``PLUMBOB_HOST_ROOT``       where the host's file system is mounted (``/host``)
 ==========================  =====================================================================
 
-The agent writes exactly one object, the node's ``ComplianceReport`` (create, or replace the
-previous one), with one API write. The API server only lets it write the report of its own node
-(a ValidatingAdmissionPolicy compares ``spec.nodeName`` with the node bound to its token).
+The agent writes exactly one object, the node's ``ComplianceReport`` named ``<profile>.<node>``
+(create, or replace the previous one), with one API write. The API server lets it write nothing
+else: a ValidatingAdmissionPolicy checks the report's name, node, profile and scan against the
+node and Pod its token is bound to (``crds/policy/node-bound-reports.yaml``).
 
 Exit codes: 0 results written; 3 the audit could not run; 4 the results could not be written.
 """
@@ -125,6 +126,10 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
     missing = [k for k in ("PLUMBOB_NODE_NAME", "PLUMBOB_PROFILE", "PLUMBOB_SCAN") if not env.get(k)]
     if missing:
         raise AuditError(f"missing environment: {', '.join(missing)}")
+    try:
+        report_name(env["PLUMBOB_PROFILE"], env["PLUMBOB_NODE_NAME"])
+    except ValueError as exc:  # the operator does not start such audits; say why if one runs anyway
+        raise AuditError(str(exc)) from exc
     tailoring = Tailoring.model_validate_json(env.get("PLUMBOB_TAILORING") or '{"benchmark": "cis-1.12"}')
     try:
         benchmark = load_benchmark(tailoring.benchmark, tailoring.variables or None)

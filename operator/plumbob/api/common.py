@@ -17,7 +17,6 @@ Conventions used by all the kinds in :mod:`plumbob.api`:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,7 +49,11 @@ MAX_NODE_NAMES = 10  # node names listed per rule (failing nodes, drifted nodes)
 MAX_NODE_PROBLEMS = 100  # nodes listed with the reason they produced no results
 MAX_RULES = 1000  # rule results in one object
 MAX_EVIDENCE = 8
-MAX_PROFILE_NAME = 47  # leaves room for "-YYYYMMDD-hhmmss" in a 63-character scan name / label value
+# A profile's scan is named "<profile>-YYYYMMDD-hhmmss" (52 characters at most) and its audit Jobs
+# "<scan>-<10 hex>" (63 at most, a label value): so the admission policy can read the scan off the
+# audit Pod's name (docs/decisions/2026-12-02-report-and-job-names.md).
+MAX_PROFILE_NAME = 36
+MAX_NAME = 253  # metadata.name of any object
 MAX_TEXT = 1024
 MAX_EVIDENCE_TEXT = 512
 
@@ -507,26 +510,42 @@ def ready_column(priority: int = 0) -> PrinterColumn:
 # ---- names ------------------------------------------------------------------------------------------
 
 
-def _bounded(name: str, limit: int) -> str:
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return f"{name[: limit - 11].rstrip('.-')}-{digest}"
+SCAN_TIME_FORMAT = "%Y%m%d-%H%M%S"
+_SCAN_TIME = re.compile(r"[0-9]{8}-[0-9]{6}")
 
 
 def report_name(profile: str, node: str | None) -> str:
     """Name of the ``ComplianceReport`` of ``profile`` for ``node`` (``None``: the cluster-level report).
 
-    ``<profile>`` for the cluster report, ``<profile>.<node>`` for a node. Profile names are
-    DNS labels (no dots), so the two never collide. Names over 253 characters are shortened with
-    a hash suffix: the authoritative node name is ``spec.nodeName``, not the object name.
+    ``<profile>`` for the cluster report, ``<profile>.<node>`` for a node, never shortened: the
+    admission policy checks that an agent writes under exactly this name, and the operator reads a
+    node's results only from the report so named (a report under any other name is not counted).
+    Profile names are DNS labels (no dots), so the two never collide. Raises ``ValueError`` when
+    ``<profile>.<node>`` exceeds 253 characters (a node name over 216 characters): such a node
+    cannot have a report of that profile, and the operator does not audit it for that profile.
     """
-    return profile if node is None else _bounded(f"{profile}.{node}", 253)
+    if node is None:
+        return profile
+    name = f"{profile}.{node}"
+    if len(name) > MAX_NAME:
+        room = MAX_NAME - 1 - len(node)
+        fix = f"a profile name of at most {room} characters" if room > 0 else "a shorter node name"
+        raise ValueError(
+            f"the report name '<profile>.<node>' would have {len(name)} characters, over the {MAX_NAME} "
+            f"an object name may have: auditing this node needs {fix}"
+        )
+    return name
 
 
 def scan_name(profile: str, started: datetime) -> str:
-    """``<profile>-YYYYMMDD-hhmmss`` (UTC), at most 63 characters so it fits in a label value."""
-    return _bounded(f"{profile}-{started.strftime('%Y%m%d-%H%M%S')}", 63)
+    """``<profile>-YYYYMMDD-hhmmss`` (UTC): at most 52 characters, so its Job names fit in 63."""
+    return f"{profile}-{started.strftime(SCAN_TIME_FORMAT)}"
+
+
+def is_scan_name_of(name: str, profile: str) -> bool:
+    """Whether ``name`` is a scan name of ``profile`` (:func:`scan_name`'s form, any moment)."""
+    prefix = f"{profile}-"
+    return name.startswith(prefix) and _SCAN_TIME.fullmatch(name[len(prefix) :]) is not None
 
 
 def label_value(value: str) -> str | None:

@@ -268,9 +268,10 @@ class ComplianceProfile(Resource):
         root_validations=[
             cel(
                 "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') "
-                "&& size(self.metadata.name) <= 47",
-                "metadata.name of a profile must be a lowercase DNS label of at most 47 characters "
-                "(letters, digits and '-', no dots): it is used in scan names and label values",
+                f"&& size(self.metadata.name) <= {MAX_PROFILE_NAME}",
+                f"metadata.name of a profile must be a lowercase DNS label of at most {MAX_PROFILE_NAME} "
+                "characters (letters, digits and '-', no dots): it is used in the names of its scans, "
+                "audit Jobs and reports",
             ),
         ],
     )

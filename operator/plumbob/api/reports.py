@@ -7,9 +7,10 @@ Who writes what:
 
 - ``spec`` holds the raw results, as audited. For a node report the node's **agent** writes it
   directly (create or update; one API write per node per scan, no copy through the operator).
-  ``spec.nodeName`` is a plain top-level string so that a ValidatingAdmissionPolicy can compare it
-  with the ``authentication.kubernetes.io/node-name`` claim of the agent's pod-bound token: a
-  node can write its own report and no other. The cluster report's spec is written by the operator.
+  A ValidatingAdmissionPolicy binds the write to the agent's pod-bound token: ``spec.nodeName``
+  is the token's node, the name is ``<profile>.<node>``, and ``spec.scan`` is the scan the token's
+  Pod audits. Only the report so named is read as the node's results. The cluster report's spec
+  is written by the operator.
 - ``status`` holds the operator's judgement: exceptions matched to results and the summary after
   them. Adding, editing or expiring an exception rewrites only the status, never re-audits.
 

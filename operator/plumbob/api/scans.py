@@ -1,10 +1,13 @@
 """``ComplianceScan`` (cluster-scoped): one run of a profile over the cluster, owned by the profile.
 
 Created by the operator when a schedule fires or a rescan is requested; pruned to the schedule's
-history limit. The spec records what was asked for and is immutable; the status records what
-happened. Per-node detail lives in the ``ComplianceReport`` objects; the scan only aggregates,
-with every list capped (node names per rule, problem nodes) and exact counts alongside, so its
-size does not grow with the number of nodes.
+history limit. Named ``<profile>-YYYYMMDD-hhmmss`` (checked by the API server; a scan created by
+hand must follow it too): the node-bound admission policy reads the profile of a report's scan
+from the name, and the scan from the audit Pod's name (:func:`plumbob.controller.scanning.job_name`).
+The spec records what was asked for and is immutable; the status records what happened. Per-node
+detail lives in the ``ComplianceReport`` objects; the scan only aggregates, with every list capped
+(node names per rule, problem nodes) and exact counts alongside, so its size does not grow with
+the number of nodes.
 
 Aggregation of one rule across nodes (:func:`aggregate_status`): ``fail`` if any node fails,
 else ``error`` if any errs, else ``excepted`` if any failure is excepted, else ``manual``, else
@@ -40,6 +43,7 @@ from plumbob.api.common import (
     Summary,
     cel,
     column,
+    is_scan_name_of,
     ready_column,
     validations,
 )
@@ -228,8 +232,26 @@ class ComplianceScan(Resource):
             AGE,
         ],
         selectable_fields=[".spec.profile", ".spec.trigger"],
+        root_validations=[
+            cel(
+                "!has(self.spec) || !has(self.spec.profile) || "
+                "(self.metadata.name.startsWith(self.spec.profile + '-') && "
+                "size(self.metadata.name) == size(self.spec.profile) + 16 && "
+                "self.metadata.name.substring(size(self.spec.profile) + 1).matches('^[0-9]{8}-[0-9]{6}$'))",
+                "metadata.name of a scan must be its profile's name and the moment it starts, "
+                "<profile>-YYYYMMDD-hhmmss (UTC), for example cis-kubeadm-20261201-120000: the "
+                "admission policy reads the scan's profile from it",
+            ),
+        ],
     )
 
     kind: Literal["ComplianceScan"] = "ComplianceScan"
     spec: ComplianceScanSpec
     status: ComplianceScanStatus | None = None
+
+    @model_validator(mode="after")
+    def _named_after_profile(self) -> ComplianceScan:
+        name = self.metadata.name
+        if name and not is_scan_name_of(name, self.spec.profile):
+            raise ValueError(self.CRD.root_validations[0]["message"])
+        return self

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from plumbob.api.common import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, RULE_ID, ResultStatus, Severity
+from plumbob.api.common import (
+    LABEL_NODE,
+    LABEL_PROFILE,
+    LABEL_SCAN,
+    RULE_ID,
+    ResultStatus,
+    Severity,
+    report_name,
+)
 
 ANNOTATION_NODE = "plumbob.dev/node-name"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -84,6 +92,18 @@ class ReportDigest:
     severities: dict[str, str]
     observed_generation: int | None
     status: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def authoritative(self) -> bool:
+        """Whether this is *the* report of its profile and node: the one named ``<profile>.<node>``.
+
+        Object names are unique, so no two reports are; any other report about the same profile
+        and node (an admin's copy, a leftover) is never read as the node's results.
+        """
+        try:
+            return self.name == report_name(self.profile, self.node)
+        except ValueError:  # no name fits: no report of this profile and node is authoritative
+            return False
 
 
 def node_digest(body: dict[str, Any]) -> NodeDigest:

@@ -8,7 +8,11 @@ It decides and writes, for each node report:
   direction on the profile and on the Node;
 - always: the results with exceptions applied (summary and which entry excepts which rule), and
   ``ResultsExcepted`` / ``ExceptionLifted`` Events on the profile when that changes without new
-  results (an exception list was edited or an entry expired).
+  results (an exception list was edited or an entry expired);
+- for a report not named ``<profile>.<node>`` (see :attr:`ReportDigest.authoritative`): it is
+  never read as results; its status says so (``Stalled``, reason ``MisnamedReport``) and a
+  ``MisnamedReport`` Warning on it and on its profile names the report that counts (once per
+  report and process).
 
 :class:`ReportStatus` remembers each report's fingerprint (generations, applicable entries, node
 labels) when it was last settled, so that a pass at thousands of nodes skips the unchanged ones.
@@ -18,9 +22,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from plumbob.api.common import ResultStatus, Summary
+from pydantic import TypeAdapter, ValidationError
+
+from plumbob.api.common import API_VERSION, Condition, ResultStatus, Summary, report_name
 from plumbob.controller import excepting
-from plumbob.controller.context import Context, ref, same
+from plumbob.controller.context import Context, conditions, ref, same, stalled
 from plumbob.controller.digests import ReportDigest
 from plumbob.controller.store import Snapshot
 
@@ -40,13 +46,18 @@ def exceptions_applied(
     )
 
 
+_CONDITIONS = TypeAdapter(list[Condition])
+
+
 class ReportStatus:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._settled: dict[str, tuple[object, ...]] = {}  # report name -> fingerprint when last settled
+        self._told: set[tuple[str, str]] = set()  # (name, uid) of misnamed reports with an Event
 
     def reconcile(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> None:
         """Write the status of every node report that changed since it was last settled."""
+        self._misnamed(snap, now)
         # A report needs work only when its results, the applicable exception entries or its node's
         # labels changed since it was last settled: at thousands of nodes, every other pass is cheap.
         active = repr([e for e in entries if now < e.expires_at])
@@ -67,6 +78,44 @@ class ReportStatus:
                     self._settled[report.name] = fingerprint
 
         self.ctx.in_parallel(settle, pending)
+
+    def _misnamed(self, snap: Snapshot, now: datetime) -> None:
+        """Mark each report not named ``<profile>.<node>`` as not counted, and say so once."""
+        self._told &= {(r.name, r.uid) for r in snap.misnamed_reports}
+        for report in snap.misnamed_reports:
+            subject = f"node {report.node}" if report.node is not None else "the cluster-level rules"
+            try:
+                counted = f"the report named after them, {report_name(report.profile, report.node)}"
+            except ValueError as exc:
+                counted = f"a report named after them, and no name fits ({exc})"
+            message = (
+                f"not counted: the results of profile {report.profile} on {subject} are read only from "
+                f"{counted}; this one is named {report.name}"
+            )
+            try:
+                current = _CONDITIONS.validate_python(report.status.get("conditions") or [])
+            except ValidationError:
+                current = []
+            wanted = stalled("MisnamedReport", message, "never read: delete it")
+            self.ctx.patch(
+                "compliancereports",
+                report.name,
+                report.status,
+                {"conditions": conditions(current, report.generation, now, wanted)},
+            )
+            if (report.name, report.uid) in self._told:
+                continue
+            self._told.add((report.name, report.uid))
+            itself = {
+                "apiVersion": API_VERSION,
+                "kind": "ComplianceReport",
+                "name": report.name,
+                "uid": report.uid,
+            }
+            self.ctx.event(itself, "Warning", "MisnamedReport", message)
+            profile = snap.profiles.get(report.profile)
+            if profile is not None:
+                self.ctx.event(ref(profile), "Warning", "MisnamedReport", message)
 
     def _write(self, snap: Snapshot, report: ReportDigest, applied: excepting.Applied) -> bool:
         """Write the report's status if it differs; whether the report is now settled."""

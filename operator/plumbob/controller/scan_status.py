@@ -241,6 +241,7 @@ class ScanStatus:
             verdicts[node_name] = scanning.node_verdict(
                 node_name,
                 earlier=earlier.get(node_name),
+                profile=profile.metadata.name,
                 node=snap.nodes.get(node_name),
                 job=jobs.get(node_name),
                 report=report,

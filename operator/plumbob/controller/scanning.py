@@ -14,7 +14,8 @@ Node states (the first that holds):
   recorded in the scan's status this is final for the scan, whether or not the Job still exists
   (a Job deleted by hand or by a TTL must not make the node Pending and start its audit again);
 - ``Running``: its Job exists and has not finished;
-- ``Unschedulable``: no Job, and the node is NotReady or has a taint the audit does not tolerate;
+- ``Unschedulable``: no Job, and the node is NotReady or has a taint the audit does not tolerate,
+  or its name is too long for a report name ``<profile>.<node>`` (over 253 characters);
 - ``Pending``: waiting for a free slot (at most ``maxParallelNodes`` Jobs run at once).
 """
 
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from plumbob.api.common import LabelSelector, Toleration
+from plumbob.api.common import LabelSelector, Toleration, report_name
 from plumbob.api.scans import NodeState
 from plumbob.controller.digests import JobDigest, NodeDigest, ReportDigest, Taint
 from plumbob.controller.excepting import selector_matches
@@ -98,8 +99,15 @@ def unschedulable_reason(node: NodeDigest, tolerations: Sequence[Toleration]) ->
 
 
 def job_name(scan: str, node: str) -> str:
+    """``<scan>-<10 hex digits of a hash of scan and node>``: at most 63 characters (a label value).
+
+    The Job controller names the Job's Pod ``<job name>-<5 random characters>``, cut to 58
+    characters before the random part, so the Pod's name always starts with ``<scan>-`` (scan
+    names have at most 52 characters). The admission policy relies on it: the agent's token names
+    its Pod, and a report may only carry the scan that Pod was started for.
+    """
     digest = hashlib.sha256(f"{scan}\0{node}".encode()).hexdigest()[:10]
-    return f"{scan[:52].rstrip('-.')}-{digest}"
+    return f"{scan}-{digest}"
 
 
 def target_nodes(
@@ -122,6 +130,7 @@ def target_nodes(
 def node_verdict(
     node_name: str,
     *,
+    profile: str,
     node: NodeDigest | None,
     job: JobDigest | None,
     report: ReportDigest | None,
@@ -153,6 +162,10 @@ def node_verdict(
         return NodeVerdict(NodeState.RUNNING)  # running, or finished and its report not yet seen
     if node is None:
         return NodeVerdict(NodeState.FAILED, "NodeDeleted", "the node was deleted before its audit ran")
+    try:
+        report_name(profile, node_name)
+    except ValueError as exc:  # its results could not be stored under a name the API server checks
+        return NodeVerdict(NodeState.UNSCHEDULABLE, "ReportNameTooLong", str(exc))
     blocked = unschedulable_reason(node, tolerations)
     return blocked or NodeVerdict(NodeState.PENDING)
 

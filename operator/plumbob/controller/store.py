@@ -4,6 +4,8 @@ Watch handlers call :meth:`Store.upsert` / :meth:`Store.remove` with raw bodies;
 each body once (models for Plumbob's own kinds, compact digests for nodes, Jobs and reports) and
 wakes the reconciler when something it cares about changed. An object whose body does not parse
 is kept aside with the error so the reconciler can report it (``Stalled``) instead of crashing.
+A report not named ``<profile>.<node>`` is kept aside too (:attr:`Snapshot.misnamed_reports`): a
+node's results are read only from the report so named, so no second report can replace or block it.
 """
 
 from __future__ import annotations
@@ -182,7 +184,10 @@ class Store:
                 exceptions=list(self.objects["complianceexceptions"].values()),
                 cluster_exceptions=list(self.objects["clustercomplianceexceptions"].values()),
                 scans={k[1]: v for k, v in self.objects["compliancescans"].items()},
-                reports={k[1]: v for k, v in self.objects["compliancereports"].items()},
+                reports={k[1]: v for k, v in self.objects["compliancereports"].items() if v.authoritative},
+                misnamed_reports=[
+                    v for v in self.objects["compliancereports"].values() if not v.authoritative
+                ],
                 jobs={k[1]: v for k, v in self.objects["jobs"].items()},
                 nodes={k[1]: v for k, v in self.objects["nodes"].items()},
                 invalid=list(self.invalid.values()),
@@ -198,7 +203,8 @@ class Snapshot:
     exceptions: list[ComplianceException]
     cluster_exceptions: list[ClusterComplianceException]
     scans: dict[str, ComplianceScan]
-    reports: dict[str, ReportDigest]
+    reports: dict[str, ReportDigest]  # only the authoritative report of each profile and node
+    misnamed_reports: list[ReportDigest]  # not named <profile>.<node>: never read as results
     jobs: dict[str, JobDigest]
     nodes: dict[str, NodeDigest]
     invalid: list[Invalid]

@@ -6,8 +6,10 @@ Cases:
   that names the field the file expects;
 - checks only the models can make: cron ranges, unknown time zones, impossible dates;
 - both spellings (snake_case and camelCase) are accepted; dumps are camelCase without None;
-- helpers: expiry instants, score, aggregation across nodes, conditions, object names,
-  effective status of a report result;
+- helpers: expiry instants, score, aggregation across nodes, conditions, object names (a report
+  name is never shortened: too long is an error; scan names fit Job names; which names are scans
+  of a profile), effective status of a report result;
+- a scan must be named <profile>-YYYYMMDD-hhmmss (the CRD's rule, mirrored);
 - size: a scan of 1000 nodes where every rule fails everywhere stays far below 512 KiB.
 """
 
@@ -23,13 +25,15 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from plumbob.api import KINDS, ComplianceReport, ComplianceSchedule
+from plumbob.api import KINDS, ComplianceReport, ComplianceScan, ComplianceSchedule
 from plumbob.api.common import (
     MAX_NODE_NAMES,
+    MAX_PROFILE_NAME,
     Condition,
     ConditionStatus,
     ResultStatus,
     Summary,
+    is_scan_name_of,
     report_name,
     scan_name,
     set_condition,
@@ -200,13 +204,33 @@ def test_set_condition_keeps_transition_time() -> None:
 def test_object_names() -> None:
     assert report_name("cis", None) == "cis"
     assert report_name("cis", "node-1.example.com") == "cis.node-1.example.com"
-    long = report_name("cis", "n" * 300)
-    assert len(long) <= 253
-    assert long != report_name("cis", "n" * 299)
-    assert (
-        scan_name("cis-kubeadm", datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)) == "cis-kubeadm-20270102-030405"
-    )
-    assert len(scan_name("p" * 47, datetime(2027, 1, 1, tzinfo=UTC))) == 63
+    # never shortened (the admission policy checks the exact name): too long is an error that says
+    # how long the profile name may be, or that no profile fits
+    assert report_name("p" * 36, "n" * 216) == "p" * 36 + "." + "n" * 216
+    with pytest.raises(ValueError, match=r"254 characters.*profile name of at most 36 characters"):
+        report_name("p" * 37, "n" * 216)
+    with pytest.raises(ValueError, match="a shorter node name"):
+        report_name("p", "n" * 253)
+    started = datetime(2027, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert scan_name("cis-kubeadm", started) == "cis-kubeadm-20270102-030405"
+    assert len(scan_name("p" * MAX_PROFILE_NAME, started)) == 52  # its Job names fit in 63
+    assert is_scan_name_of("cis-kubeadm-20270102-030405", "cis-kubeadm")
+    assert not is_scan_name_of("cis-kubeadm-20270102-030405", "cis")  # a prefix is not the profile
+    assert not is_scan_name_of("cis-kubeadm-2027-01-02", "cis-kubeadm")
+    assert not is_scan_name_of("cis-20270102-030405-x", "cis")
+
+
+def test_scan_is_named_after_its_profile() -> None:
+    scan = {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceScan",
+        "metadata": {"name": "cis-20270102-030405"},
+        "spec": {"profile": "cis", "trigger": "manual"},
+    }
+    assert ComplianceScan.model_validate(scan).metadata.name == "cis-20270102-030405"
+    for name in ("my-scan", "cis-kubeadm-20270102-030405", "cis-20270102-0304"):
+        with pytest.raises(ValidationError, match="<profile>-YYYYMMDD-hhmmss"):
+            ComplianceScan.model_validate({**scan, "metadata": {"name": name}})
 
 
 def test_effective_status_of_report_results() -> None:

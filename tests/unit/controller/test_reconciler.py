@@ -21,7 +21,11 @@ Cases:
 - a scan completes when every node is terminal: per-rule aggregation with failingNodes capped at
   10 and exact counts, nodes done/unschedulable, ScanComplete event, Jobs within max parallel;
 - history pruned to the schedule's limit;
-- profile drift counters are those of the last scan, not a running total.
+- profile drift counters are those of the last scan, not a running total;
+- second reports for a node and profile under other names (one of an older scan, seen after the
+  real one; one of the running scan): the node stays Running until its agent writes, the scan
+  completes with the real results only, each copy is marked Stalled (MisnamedReport) with one
+  Warning on it and one on the profile, and gets no results status; later passes write nothing.
 """
 
 from __future__ import annotations
@@ -578,6 +582,49 @@ def test_scan_completes_with_capped_aggregation(world: World) -> None:
     profile_status = w.kube.status("complianceprofiles", "cis")
     assert profile_status["lastScan"]["name"] == scan
     assert profile_status["summary"]["fail"] == 2
+
+
+def test_second_report_of_a_node_neither_blocks_nor_replaces_the_real_one(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.clock.now += timedelta(minutes=1)
+    first = complete_scan(w, {"worker-1": {"4.2.1": "pass"}})
+    real = copy.deepcopy(w.kube.objects[("compliancereports", None, "cis.worker-1")])
+
+    def copy_of_worker_1(name: str, scan: str) -> None:  # seen after the real report: it would win
+        spec = {
+            **real["spec"],
+            "scan": scan,
+            "results": [{"id": "4.2.1", "severity": "high", "status": "fail"}],
+        }
+        w.kube.put("compliancereports", {**real, "metadata": {"name": name}, "spec": spec, "status": None})
+
+    copy_of_worker_1("cis.worker-1.stale", first)  # of an older scan: would block the new one
+    w.clock.now += timedelta(minutes=10)
+    second = rescan(w, value="2")
+    copy_of_worker_1("cis.worker-1.forged", second)  # of this scan: would stand in for the agent
+    w.run(2)
+    assert w.scans()[second]["status"]["nodes"]["running"] == 1, "the copy did not finish the node"
+    w.finish_job("worker-1", results={"4.2.1": "pass"}, scan=second)
+    w.run(3)
+    status = w.scans()[second]["status"]
+    assert status["phase"] == "Complete" and status["nodes"]["done"] == 1, status["nodes"]
+    assert [r["passCount"] for r in status["rules"]] == [1], "only the real report counts"
+    assert w.kube.status("complianceprofiles", "cis")["summary"]["fail"] == 0
+
+    for name in ("cis.worker-1.stale", "cis.worker-1.forged"):
+        conditions = {c["type"]: c for c in w.kube.status("compliancereports", name)["conditions"]}
+        assert conditions["Stalled"]["reason"] == "MisnamedReport"
+        assert "cis.worker-1" in conditions["Stalled"]["message"]
+        assert "summary" not in w.kube.status("compliancereports", name), "no results applied to it"
+        told = [e for e in w.kube.events_of("MisnamedReport") if name in e["message"]]
+        assert {e["involved"]["kind"] for e in told} == {"ComplianceReport", "ComplianceProfile"}
+        assert len(told) == 2, "once per report, on it and on its profile"
+    assert "summary" in w.kube.status("compliancereports", "cis.worker-1")
+    before = len(w.kube.writes())
+    w.run(2)
+    assert w.kube.writes()[before:] == [], "settled: no more status writes or events"
 
 
 def test_max_parallel_respected(world: World) -> None:

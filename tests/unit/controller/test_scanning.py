@@ -15,7 +15,10 @@ Cases:
 - pods_to_start: never more Running than max parallel, sorted, only Pending nodes;
 - target_nodes: selector and roles, nodes created after the scan excluded (same instant kept),
   nodes that already have a Job of the scan kept (even if gone or no longer selected);
-- job_name: at most 63 characters, a DNS label, deterministic, distinct per node and per scan.
+- a node whose report name <profile>.<node> would exceed 253 characters is Unschedulable
+  (ReportNameTooLong, saying how short the profile name must be), not audited;
+- job_name: at most 63 characters, a DNS label, deterministic, distinct per node and per scan;
+  the audit Pod's name satisfies the admission policy's rule for its scan and no other scan's.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from plumbob.api.common import LabelSelector, Toleration
+from plumbob.api.common import MAX_PROFILE_NAME, LabelSelector, Toleration
 from plumbob.api.scans import NodeState
 from plumbob.controller.digests import JobDigest, NodeDigest, ReportDigest, Taint
 from plumbob.controller.scanning import (
@@ -187,6 +190,7 @@ def test_not_ready_node_is_unschedulable() -> None:
 
 def verdict(
     *,
+    name: str = "worker-1",
     n: NodeDigest | None = None,
     j: JobDigest | None = None,
     r: ReportDigest | None = None,
@@ -195,8 +199,9 @@ def verdict(
     tolerations: list[Toleration] | None = None,
 ) -> NodeVerdict:
     return node_verdict(
-        "worker-1",
-        node=None if gone else (n or node()),
+        name,
+        profile="cis",
+        node=None if gone else (n or node(name)),
         job=j,
         report=r,
         scan=SCAN,
@@ -208,6 +213,14 @@ def verdict(
 def test_report_of_this_scan_is_done() -> None:
     assert verdict(j=job(complete=True, finished_at=NOW), r=report()).state is NodeState.DONE
     assert verdict(r=report(), gone=True).state is NodeState.DONE, "results count even if the node left"
+
+
+def test_node_whose_report_name_is_too_long_is_not_audited() -> None:
+    fits, too_long = "n" * (253 - len("cis.")), "n" * (254 - len("cis."))
+    assert verdict(name=fits).state is NodeState.PENDING
+    v = verdict(name=too_long)
+    assert (v.state, v.reason) == (NodeState.UNSCHEDULABLE, "ReportNameTooLong")
+    assert "profile name of at most 2 characters" in v.message
 
 
 def test_report_of_an_older_scan_is_not_done() -> None:
@@ -345,17 +358,34 @@ def test_node_roles() -> None:
 
 
 def test_job_name_bounded_deterministic_distinct() -> None:
-    long_scan = "p" * 47 + "-20260601-120000"
+    longest_scan = "p" * MAX_PROFILE_NAME + "-20260601-120000"
     long_node = "ip-10-0-0-1." + "x" * 200 + ".compute.internal"
-    names = {
-        job_name(scan, n)
-        for scan in (SCAN, long_scan, "a-" * 40)
-        for n in ("worker-1", "worker-2", long_node)
-    }
-    assert len(names) == 9
+    names = {job_name(scan, n) for scan in (SCAN, longest_scan) for n in ("worker-1", "worker-2", long_node)}
+    assert len(names) == 6
     for name in names:
         assert len(name) <= 63
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name
     assert job_name(SCAN, "worker-1") == job_name(SCAN, "worker-1")
     assert job_name(SCAN, "worker-1") != job_name(SCAN, "worker-10")
-    assert job_name(SCAN, "worker-1").startswith(SCAN)
+
+
+@pytest.mark.parametrize("profile_length", [1, 3, 30, 31, 32, MAX_PROFILE_NAME])
+def test_audit_pod_names_carry_the_scan_as_the_policy_expects(profile_length: int) -> None:
+    """The admission policy's rule 6, in Python: the Pod the Job controller creates for the Job
+    (``generateName: <job>-``, cut to 58 characters, plus 5 random ones) starts with ``<scan>-``
+    and has min(len(scan) + 17, 63) characters; another scan's Pods never match."""
+    scans = [f"{'p' * profile_length}-2026060{d}-120000" for d in (1, 2)]
+
+    def pod(scan: str, node: str) -> str:
+        return (job_name(scan, node) + "-")[:58] + "bcd42"
+
+    def policy_admits(scan: str, pod_name: str) -> bool:
+        return pod_name.startswith(scan + "-") and len(pod_name) == min(len(scan) + 17, 63)
+
+    if len(scans[0]) <= MAX_PROFILE_NAME:  # a profile named like another profile's scan
+        scans.append(f"{scans[0]}-20260603-120000")
+    for node_name in ("worker-1", "n" * 253):
+        assert policy_admits(scans[0], pod(scans[0], node_name))
+        for other in scans[1:]:
+            assert not policy_admits(scans[0], pod(other, node_name))
+            assert not policy_admits(other, pod(scans[0], node_name))
