@@ -47,6 +47,7 @@ from plumbob.benchmarks.rules import (
     Op,
     SettingAudit,
     Test,
+    to_plain,
 )
 from plumbob.engine.values import as_number
 
@@ -782,9 +783,7 @@ def spec_paths(spec: NodeSpec, ref: FileRef) -> list[str]:
 def _target_file(spec: NodeSpec, ref: FileRef) -> str:
     paths = spec_paths(spec, ref)
     if not paths:
-        raise MutationError(
-            f"no file of this {spec.kind} node matches {ref.model_dump(exclude_defaults=True)}"
-        )
+        raise MutationError(f"no file of this {spec.kind} node matches {to_plain(ref)}")
     path = paths[0]
     if ref.recursive:
         below = [p for p in spec.below(path) if not spec.files[p].is_dir]

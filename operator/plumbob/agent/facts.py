@@ -26,6 +26,7 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from plumbob.agent.hostfs import HostRoot
@@ -40,7 +41,7 @@ from plumbob.agent.parsing import (
 from plumbob.benchmarks.rules import Component, Rule
 from plumbob.engine.components import COMPONENTS, component_of_argv
 from plumbob.engine.evaluation import components_with_settings, files_wanted
-from plumbob.engine.facts import ConfigFile, FileStat, Kubeconfig, Manifest, NodeFacts, Process
+from plumbob.engine.facts import ConfigFile, FileKind, FileStat, Kubeconfig, Manifest, NodeFacts, Process
 from plumbob.engine.flags import flag_values
 
 _GLOB = frozenset("*?[")
@@ -170,7 +171,7 @@ class _Gatherer:
 
     def stat(self, path: str) -> FileStat:
         st = self.root.lstat(path)
-        kind = (
+        kind: FileKind = (
             "file"
             if stat.S_ISREG(st.st_mode)
             else "directory"
@@ -251,13 +252,12 @@ def gather_facts(
     hostname = None
     with contextlib.suppress(OSError):
         hostname = root.read_bytes("/etc/hostname", 256).decode("utf-8", "replace").strip() or None
-    return partial.model_copy(
-        update={
-            "hostname": hostname,
-            "kubeconfigs": tuple(kubeconfigs),
-            "files": files,
-            "missing": frozenset(missing),
-            "listings": listings,
-            "errors": errors,
-        }
+    return replace(
+        partial,
+        hostname=hostname,
+        kubeconfigs=tuple(kubeconfigs),
+        files=files,
+        missing=frozenset(missing),
+        listings=listings,
+        errors=errors,
     )

@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 import yaml
-from pydantic import JsonValue
+
+from plumbob.engine.facts import JsonValue
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000  # YAML aliases can make a small file expand enormously

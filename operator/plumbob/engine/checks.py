@@ -23,8 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from pydantic import JsonValue
-
 from plumbob.benchmarks.rules import (
     AllOf,
     AnyOf,
@@ -36,7 +34,7 @@ from plumbob.benchmarks.rules import (
     SettingAudit,
 )
 from plumbob.engine.components import COMPONENTS
-from plumbob.engine.facts import FileStat, NodeFacts, Process
+from plumbob.engine.facts import FileStat, JsonValue, NodeFacts, Process
 from plumbob.engine.findings import Evidence, Source, Status
 from plumbob.engine.flags import flag_name, flag_values
 from plumbob.engine.values import as_text, compare

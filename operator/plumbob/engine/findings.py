@@ -1,18 +1,14 @@
 """What an audit says about one rule: a :class:`Finding` with its :class:`Status` and :class:`Evidence`.
 
-These models are the engine's output and the shape the API models reuse, so they stay small,
+These dataclasses are the engine's output and the shape the API models reuse, so they stay small,
 frozen and JSON-friendly (plain strings, no paths or enums that do not serialise).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from enum import StrEnum
-
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from typing import Any
 
 
 class Status(StrEnum):
@@ -42,27 +38,30 @@ class Source(StrEnum):
     NONE = "none"  # nothing could be read
 
 
-class Evidence(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
     """One observation behind a finding: what was read, where, what was found and expected."""
 
-    subject: str = Field(description="what was read, e.g. 'kube-apiserver --profiling' or a file path")
+    subject: str  # what was read, e.g. 'kube-apiserver --profiling' or a file path
     source: Source
-    location: str | None = Field(default=None, description="pid and flag, or file path and key")
+    location: str | None = None  # pid and flag, or file path and key
     found: str | None = None
     expected: str | None = None
 
 
-class Finding(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
     rule_id: str
     title: str
     severity: str
     scored: bool
     status: Status
-    reason: str | None = Field(default=None, description="why: for fail, manual, n/a and error results")
+    reason: str | None = None  # why: for fail, manual, n/a and error results
     evidence: tuple[Evidence, ...] = ()
 
 
-class AuditResult(_Frozen):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditResult:
     """The findings of one node audit, with what was audited."""
 
     benchmark: str
@@ -70,6 +69,10 @@ class AuditResult(_Frozen):
     node: str | None = None
     roles: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """Every field as JSON data (enums as their values)."""
+        return asdict(self)
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}

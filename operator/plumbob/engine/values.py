@@ -15,9 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pydantic import JsonValue
-
 from plumbob.benchmarks.rules import Op, Test
+from plumbob.engine.facts import JsonValue
 
 
 def as_text(value: JsonValue) -> str | None:
