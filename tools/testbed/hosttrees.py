@@ -98,6 +98,7 @@ class Proc:
     running: bool = True
     manifest: str | None = None  # static pod manifest written from ``argv``
     raw_cmdline: bytes | None = None  # overrides argv in /proc (garbage tests)
+    env: dict[str, str] = field(default_factory=dict)  # the manifest container's environment
 
 
 @dataclass
@@ -200,7 +201,7 @@ class NodeSpec:
                     files[proc.manifest].mode,
                     files[proc.manifest].uid,
                     files[proc.manifest].gid,
-                    data=_pod(proc.argv),
+                    data=_pod(proc.argv, proc.env),
                 )
         files.setdefault("/etc/passwd", Entry(0o644, content=PASSWD))
         files.setdefault("/etc/group", Entry(0o644, content=GROUP))
@@ -253,8 +254,15 @@ def _write_proc(root: Path, pid: int, cmdline: bytes) -> None:
     (d / "cmdline").write_bytes(cmdline)
 
 
-def _pod(argv: Sequence[str]) -> dict[str, Any]:
+def _pod(argv: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     name = argv[0].rsplit("/", 1)[-1]
+    container: dict[str, Any] = {
+        "name": name,
+        "image": f"registry.k8s.io/{name}:v1.33.0",
+        "command": list(argv),
+    }
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -266,9 +274,7 @@ def _pod(argv: Sequence[str]) -> dict[str, Any]:
         "spec": {
             "hostNetwork": True,
             "priorityClassName": "system-node-critical",
-            "containers": [
-                {"name": name, "image": f"registry.k8s.io/{name}:v1.33.0", "command": list(argv)},
-            ],
+            "containers": [container],
         },
     }
 
@@ -639,6 +645,83 @@ def _kubelet_config_defaults(spec: NodeSpec) -> None:
         spec.remove_config(Component.KUBELET, key)
 
 
+KUBELET_DROP_INS = "/etc/kubernetes/kubelet.conf.d"
+
+
+def kubelet_drop_in(name: str, data: dict[str, Any]) -> Mutation:
+    """The kubelet also reads ``--config-dir``; ``name`` is a drop-in there (created on first use)."""
+
+    def apply(spec: NodeSpec) -> None:
+        spec.set_flag(Component.KUBELET, "--config-dir", KUBELET_DROP_INS)
+        spec.add(f"{KUBELET_DROP_INS}/{name}", Entry(0o600, data={**_KUBELET_KIND, **data}))
+
+    return apply
+
+
+def _kubelet_garbage_drop_in(spec: NodeSpec) -> None:
+    kubelet_drop_in("30-ok.conf", {})(spec)
+    spec.add(f"{KUBELET_DROP_INS}/40-garbage.conf", Entry(0o600, content="readOnlyPort: [1"))
+
+
+_KUBELET_KIND = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration"}
+
+
+def _etcd_env(flag: str, value: str) -> Mutation:
+    """etcd's ``flag`` given as ``ETCD_*`` in its static pod instead of on the command line."""
+
+    def apply(spec: NodeSpec) -> None:
+        spec.remove_flag(Component.ETCD, flag)
+        spec._proc(Component.ETCD).env["ETCD_" + flag.lstrip("-").upper().replace("-", "_")] = value
+
+    return apply
+
+
+AUTHZ_CONFIG = "/etc/kubernetes/authorization-config.yaml"
+AUTHN_CONFIG = "/etc/kubernetes/authentication-config.yaml"
+
+
+def _authorization_config(*types: str) -> Mutation:
+    """The API server authorizes with an AuthorizationConfiguration file instead of the flag."""
+
+    def apply(spec: NodeSpec) -> None:
+        spec.remove_flag(Component.APISERVER, "--authorization-mode")
+        spec.set_flag(Component.APISERVER, "--authorization-config", AUTHZ_CONFIG)
+        authorizers: list[dict[str, Any]] = [{"type": t, "name": t.lower()} for t in types]
+        for a in authorizers:
+            if a["type"] == "Webhook":
+                a["webhook"] = {"timeout": "3s", "subjectAccessReviewVersion": "v1", "failurePolicy": "Deny"}
+        spec.add(
+            AUTHZ_CONFIG,
+            Entry(
+                0o600,
+                data={
+                    "apiVersion": "apiserver.config.k8s.io/v1",
+                    "kind": "AuthorizationConfiguration",
+                    "authorizers": authorizers,
+                },
+            ),
+        )
+
+    return apply
+
+
+def _authentication_config(anonymous: bool | None) -> Mutation:
+    """An AuthenticationConfiguration file, with an anonymous section unless ``anonymous`` is None."""
+
+    def apply(spec: NodeSpec) -> None:
+        spec.remove_flag(Component.APISERVER, "--anonymous-auth")
+        spec.set_flag(Component.APISERVER, "--authentication-config", AUTHN_CONFIG)
+        data: dict[str, Any] = {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "AuthenticationConfiguration",
+        }
+        if anonymous is not None:
+            data["anonymous"] = {"enabled": anonymous, "conditions": [{"path": "/livez"}]}
+        spec.add(AUTHN_CONFIG, Entry(0o600, data=data))
+
+    return apply
+
+
 MISCONFIGURATIONS: dict[str, Mutation] = {
     "apiserver-anonymous-auth": _set(Component.APISERVER, "--anonymous-auth", "true"),
     "apiserver-profiling": _set(Component.APISERVER, "--profiling", "true"),
@@ -664,6 +747,24 @@ MISCONFIGURATIONS: dict[str, Mutation] = {
     "scheduler-not-running": _stop(Component.SCHEDULER),
     "external-etcd": _external_etcd,
     "no-kube-proxy": _no_kube_proxy,
+    # The kubelet's --config-dir: drop-ins override the --config file, later files override earlier.
+    "kubelet-drop-in-anonymous": kubelet_drop_in(
+        "50-anonymous.conf", {"authentication": {"anonymous": {"enabled": True}}}
+    ),
+    "kubelet-drop-in-read-only-port": kubelet_drop_in("10-port.conf", {"readOnlyPort": 10255}),
+    "kubelet-drop-in-read-only-port-off": kubelet_drop_in("20-port.conf", {"readOnlyPort": 0}),
+    "kubelet-drop-in-garbage": _kubelet_garbage_drop_in,
+    # etcd settings from its static pod's environment instead of flags
+    "etcd-env-client-cert-auth": _etcd_env("--client-cert-auth", "true"),
+    "etcd-env-no-client-cert-auth": _etcd_env("--client-cert-auth", "false"),
+    "etcd-env-data-dir": _etcd_env("--data-dir", "/var/lib/etcd"),
+    # structured API server configuration files
+    "apiserver-authorization-config": _authorization_config("Node", "RBAC"),
+    "apiserver-authorization-config-webhook-only": _authorization_config("Webhook"),
+    "apiserver-authorization-config-always-allow": _authorization_config("Node", "RBAC", "AlwaysAllow"),
+    "apiserver-authentication-config-anonymous": _authentication_config(True),
+    "apiserver-authentication-config-no-anonymous": _authentication_config(False),
+    "apiserver-authentication-config-silent": _authentication_config(None),
 }
 
 

@@ -153,10 +153,33 @@ class FileOwnerAudit:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StructuredKey:
+    """A setting kept in a structured configuration file that a flag names.
+
+    For example the kube-apiserver's ``--authorization-config`` file (``AuthorizationConfiguration``)
+    replaces ``--authorization-mode``: ``{flag: --authorization-config, key: "authorizers[].type"}``
+    reads the type of every authorizer, in order. ``key`` is a dotted path; a segment ending in
+    ``[]`` maps the rest of the path over a list.
+    """
+
+    __pydantic_config__ = _STRICT
+    flag: str
+    key: str
+
+    def __post_init__(self) -> None:
+        if not self.flag.startswith("--"):
+            raise ValueError(f"flag {self.flag!r} must start with --")
+        if not self.key or any(not part.removesuffix("[]") for part in self.key.split(".")):
+            raise ValueError(f"key {self.key!r} is not a dotted path")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SettingAudit:
     """A component setting, resolved with the component's own precedence.
 
     The effective value is the command-line ``flag`` if given on the running process, else the
+    same setting as an environment variable of the component's static pod (etcd's ``ETCD_*``),
+    else the ``structured`` file's key when the process names such a file, else the
     ``config_key`` in the component's config file, else a documented default, else unset.
 
     Some components have two sets of defaults. ``config_default`` is the value the component
@@ -173,6 +196,7 @@ class SettingAudit:
     config_key: str | None = None
     default: str | None = None
     config_default: str | None = None
+    structured: StructuredKey | None = None
     test: Test
 
     def __post_init__(self) -> None:
@@ -290,6 +314,8 @@ def audit_from_dict(data: dict[str, Any]) -> Audit:
         fields["component"] = Component(fields["component"])
     if "test" in fields:
         fields["test"] = Test(op=Op(fields["test"]["op"]), value=fields["test"].get("value"))
+    if fields.get("structured") is not None:
+        fields["structured"] = StructuredKey(**fields["structured"])
     return AUDIT_TYPES[kind](**fields)
 
 

@@ -21,6 +21,13 @@ class ComponentInfo:
     role: Target
     manifests: tuple[str, ...] = ()  # known static pod manifest locations
     config_flag: str | None = None  # the flag naming its config file, if it reads one
+    env_prefix: str | None = None  # flags may also be given as environment variables (etcd: ETCD_)
+
+    def env_name(self, flag: str) -> str | None:
+        """The environment variable that carries ``flag`` (``--client-cert-auth`` → ETCD_CLIENT_CERT_AUTH)."""
+        if self.env_prefix is None:
+            return None
+        return self.env_prefix + flag.lstrip("-").upper().replace("-", "_")
 
 
 _MANIFEST_DIRS = ("/etc/kubernetes/manifests", "/var/lib/rancher/rke2/agent/pod-manifests")
@@ -55,7 +62,13 @@ COMPONENTS: dict[Component, ComponentInfo] = {
             _manifests("kube-scheduler"),
         ),
         ComponentInfo(
-            Component.ETCD, "etcd", ("etcd",), Target.ETCD, _manifests("etcd"), config_flag="--config-file"
+            Component.ETCD,
+            "etcd",
+            ("etcd",),
+            Target.ETCD,
+            _manifests("etcd"),
+            config_flag="--config-file",
+            env_prefix="ETCD_",
         ),
         ComponentInfo(Component.KUBELET, "kubelet", ("kubelet",), Target.WORKER, config_flag="--config"),
         ComponentInfo(

@@ -97,6 +97,18 @@ def components_with_settings(rules: Iterable[Rule]) -> frozenset[Component]:
     return frozenset(out)
 
 
+def documents_wanted(rules: Iterable[Rule]) -> frozenset[tuple[Component, str]]:
+    """(component, flag) of the structured files the rules' settings may be read from."""
+    out: set[tuple[Component, str]] = set()
+    for rule in rules:
+        if rule.audit is None:
+            continue
+        for a in _audits(rule.audit):
+            if isinstance(a, SettingAudit) and a.structured is not None:
+                out.add((a.component, a.structured.flag))
+    return frozenset(out)
+
+
 def files_wanted(rules: Iterable[Rule], facts: NodeFacts) -> list[tuple[str, bool]]:
     """Paths (or globs) to stat for the rules' file audits, given the processes and configs found."""
     out: dict[tuple[str, bool], None] = {}

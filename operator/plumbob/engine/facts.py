@@ -33,6 +33,7 @@ class Manifest:
     component: Component
     path: str
     argv: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # the container's literal environment values
     error: str | None = None
 
 
@@ -45,6 +46,9 @@ class ConfigFile:
     located_by: str  # how it was found, e.g. 'flag --config of pid 42'
     data: dict[str, JsonValue] | None = None
     error: str | None = None
+    # When several files make up the configuration (the kubelet's --config then its --config-dir
+    # drop-ins, merged in that order), each file's own document; ``data`` is the merge.
+    layers: tuple[tuple[str, dict[str, JsonValue]], ...] = ()
 
 
 FileKind: TypeAlias = Literal["file", "directory", "symlink", "other"]
@@ -83,6 +87,8 @@ class NodeFacts:
     # glob pattern or directory (recursive) → matching paths, sorted
     listings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # host path → why it could not be read
+    # structured configuration files named by a flag (``--authorization-config``…), by host path
+    documents: dict[str, ConfigFile] = field(default_factory=dict)
 
     def process(self, component: Component) -> Process | None:
         """The component's process (lowest pid when several run)."""
