@@ -51,7 +51,17 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--host-root", default="/", metavar="DIR", help="the node's / (default: /; /host in a pod)"
     )
     p.add_argument("--proc-dir", metavar="DIR", help="the node's /proc (default: HOST_ROOT/proc)")
-    p.add_argument("--benchmark", default="cis-1.12", metavar="ID", help="benchmark id (default: cis-1.12)")
+    p.add_argument(
+        "--benchmark",
+        metavar="ID",
+        help="benchmark id, e.g. cis-1.12 or k3s-cis-1.12 (default: from --platform)",
+    )
+    p.add_argument(
+        "--platform",
+        default="auto",
+        choices=["auto", "generic", "k3s", "rke2", "eks", "gke", "aks"],
+        help="platform variant of the benchmark (default: auto, detected from the node's file system)",
+    )
     p.add_argument("--rules", nargs="+", metavar="GLOB", help="only these rule ids (globs such as 1.2.*)")
     p.add_argument(
         "--role",
@@ -69,9 +79,22 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
         from plumbob.agent.auditing import AuditError, run_audit  # noqa: PLC0415
         from plumbob.benchmarks.catalog import CatalogError, load_benchmark  # noqa: PLC0415
+        from plumbob.benchmarks.detection import host_platform  # noqa: PLC0415
         from plumbob.benchmarks.rules import Target  # noqa: PLC0415
+        from plumbob.benchmarks.versions import newest_for_platform  # noqa: PLC0415
         from plumbob.reports.rendering import render  # noqa: PLC0415
 
+        benchmark_id = args.benchmark
+        if benchmark_id is None:
+            platform = args.platform
+            if platform == "auto":
+                root = Path(args.host_root)
+                platform = host_platform(lambda mark: (root / mark.lstrip("/")).exists()).platform
+            try:
+                benchmark_id = newest_for_platform(platform)
+            except CatalogError as exc:
+                print(f"plumbob audit: {exc}", file=sys.stderr)
+                return 2
         overrides = {}
         for item in args.set:
             name, eq, value = item.partition("=")
@@ -80,7 +103,7 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                 return 2
             overrides[name] = value
         try:
-            benchmark = load_benchmark(args.benchmark, overrides)
+            benchmark = load_benchmark(benchmark_id, overrides)
         except CatalogError as exc:
             print(f"plumbob audit: {exc}", file=sys.stderr)
             return 2
@@ -88,7 +111,7 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         try:
             result = run_audit(
                 args.host_root,
-                benchmark_id=args.benchmark,
+                benchmark_id=benchmark_id,
                 rule_patterns=args.rules,
                 roles=roles,
                 overrides=overrides,

@@ -768,6 +768,158 @@ MISCONFIGURATIONS: dict[str, Mutation] = {
 }
 
 
+# ---- platforms -------------------------------------------------------------------------------------
+
+
+def _swap(value: Any, moves: Sequence[tuple[str, str]]) -> Any:
+    """``value`` with every path that starts with a moved prefix rewritten (strings, lists, mappings)."""
+    if isinstance(value, str):
+        for old, new in moves:
+            if old in value:
+                return value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [_swap(v, moves) for v in value]
+    if isinstance(value, dict):
+        return {k: _swap(v, moves) for k, v in value.items()}
+    return value
+
+
+def relocate(spec: NodeSpec, moves: Sequence[tuple[str, str]]) -> NodeSpec:
+    """Move files (and what names them: flags, manifests, config values) to a platform's layout."""
+    files = dict(spec.files)
+    spec.files = {}
+    for path, entry in files.items():
+        if entry.data is not None:
+            entry.data = _swap(entry.data, moves)
+        spec.add(_swap(path, moves), entry)
+    for proc in spec.components.values():
+        proc.argv = _swap(proc.argv, moves)
+        proc.manifest = _swap(proc.manifest, moves)
+    return spec
+
+
+RKE2_MOVES = (
+    ("/etc/kubernetes/manifests", "/var/lib/rancher/rke2/agent/pod-manifests"),
+    ("/etc/kubernetes/pki", "/var/lib/rancher/rke2/server/tls"),
+    ("/etc/kubernetes/super-admin.conf", "/var/lib/rancher/rke2/server/cred/super-admin.kubeconfig"),
+    ("/etc/kubernetes/admin.conf", "/var/lib/rancher/rke2/server/cred/admin.kubeconfig"),
+    ("/etc/kubernetes/scheduler.conf", "/var/lib/rancher/rke2/server/cred/scheduler.kubeconfig"),
+    ("/etc/kubernetes/controller-manager.conf", "/var/lib/rancher/rke2/server/cred/controller.kubeconfig"),
+    ("/etc/kubernetes/kubelet.conf", "/var/lib/rancher/rke2/agent/kubelet.kubeconfig"),
+    ("/var/lib/etcd", "/var/lib/rancher/rke2/server/db/etcd"),
+)
+
+
+def rke2_server_spec(hostname: str = "rke2-1", node_ip: str = "10.0.0.30") -> NodeSpec:
+    """An RKE2 server: kubeadm's components and files in RKE2's places; no kubelet service file."""
+    spec = control_plane_spec(hostname, node_ip)
+    for path in spec.below("/etc/systemd") + spec.below("/lib/systemd") + spec.below("/usr/lib/systemd"):
+        spec.files.pop(path, None)
+    relocate(spec, RKE2_MOVES)
+    spec.kind = "rke2"
+    return spec
+
+
+K3S_TLS = "/var/lib/rancher/k3s/server/tls"
+K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
+
+
+def k3s_server_spec(hostname: str = "k3s-1", node_ip: str = "10.0.0.40") -> NodeSpec:
+    """A k3s server: one ``k3s server`` process runs every component; flags in its config file."""
+    spec = NodeSpec(kind="k3s", hostname=hostname)
+    spec.add("/etc/rancher/k3s", Entry(0o755))
+    spec.add(
+        K3S_CONFIG,
+        Entry(
+            0o600,
+            data={
+                "write-kubeconfig-mode": "0600",
+                "kube-apiserver-arg": [
+                    "audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log",
+                    "audit-log-maxage=30",
+                    "audit-log-maxbackup=10",
+                    "audit-log-maxsize=100",
+                    "service-account-lookup=true",
+                    "service-account-extend-token-expiration=false",
+                ],
+                "kube-controller-manager-arg": ["terminated-pod-gc-threshold=10"],
+                "kubelet-arg": ["streaming-connection-idle-timeout=5m", "make-iptables-util-chains=true"],
+            },
+        ),
+    )
+    for directory in ("/var/lib/rancher/k3s", "/var/lib/rancher/k3s/server", "/var/lib/rancher/k3s/agent"):
+        spec.add(directory, Entry(0o755))
+    spec.add(K3S_TLS, Entry(0o700))
+    for name in ("server-ca", "client-ca", "serving-kube-apiserver", "client-kube-apiserver"):
+        spec.add(f"{K3S_TLS}/{name}.crt", Entry(0o644, content=PEM_CERT))
+        spec.add(f"{K3S_TLS}/{name}.key", Entry(0o600, content=PEM_KEY))
+    spec.add(f"{K3S_TLS}/service.key", Entry(0o600, content=PEM_KEY))
+    spec.add("/var/lib/rancher/k3s/server/cred", Entry(0o700))
+    for name in ("admin", "scheduler", "controller"):
+        spec.add(
+            f"/var/lib/rancher/k3s/server/cred/{name}.kubeconfig",
+            Entry(0o600, data=_kubeconfig(name, "https://127.0.0.1:6444")),
+        )
+    for name in ("kubelet", "kubeproxy"):
+        spec.add(
+            f"/var/lib/rancher/k3s/agent/{name}.kubeconfig",
+            Entry(0o600, data=_kubeconfig(name, "https://127.0.0.1:6443")),
+        )
+    spec.add("/var/lib/rancher/k3s/agent/client-ca.crt", Entry(0o644, content=PEM_CERT))
+    spec.other_processes.update(
+        {
+            1: b"/sbin/init\0",
+            2001: b"/usr/local/bin/k3s\0server\0--kube-apiserver-arg=request-timeout=60s\0",
+            2002: b"/usr/bin/containerd\0",
+        }
+    )
+    return spec
+
+
+HOSTED = {
+    "eks": (
+        ("/var/lib/kubelet/config.yaml", "/etc/kubernetes/kubelet/kubelet-config.json"),
+        ("/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/kubeconfig"),
+        ("/etc/kubernetes/bootstrap-kubelet.conf", "/var/lib/kubelet/bootstrap-kubeconfig"),
+    ),
+    "gke": (
+        ("/var/lib/kubelet/config.yaml", "/home/kubernetes/kubelet-config.yaml"),
+        ("/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/kubeconfig"),
+        ("/etc/kubernetes/pki/ca.crt", "/etc/srv/kubernetes/pki/ca-certificates.crt"),
+    ),
+    "aks": (
+        ("/var/lib/kubelet/config.yaml", "/etc/default/kubeletconfig.json"),
+        ("/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/kubeconfig"),
+        ("/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/certs/ca.crt"),
+    ),
+}
+_HOSTED_MARKS = {
+    "eks": "/etc/eks/bootstrap.sh",
+    "gke": "/home/kubernetes/bin/kubelet",
+    "aks": "/etc/kubernetes/azure.json",
+}
+
+
+def hosted_worker_spec(platform: str, hostname: str | None = None, node_ip: str = "10.0.0.50") -> NodeSpec:
+    """A worker of a hosted cluster (``eks``, ``gke``, ``aks``): the kubelet's files in the
+    provider's places, and the mark the provider's node image leaves."""
+    spec = worker_spec(hostname or f"{platform}-worker-1", node_ip)
+    relocate(spec, HOSTED[platform])
+    spec.add(_HOSTED_MARKS[platform], Entry(0o755, content="#!/bin/sh\n"))
+    spec.kind = platform
+    return spec
+
+
+PLATFORM_SPECS: dict[str, Callable[[], NodeSpec]] = {
+    "k3s": k3s_server_spec,
+    "rke2": rke2_server_spec,
+    "eks": lambda: hosted_worker_spec("eks"),
+    "gke": lambda: hosted_worker_spec("gke"),
+    "aks": lambda: hosted_worker_spec("aks"),
+}
+
+
 # ---- misconfigurations derived from a rule --------------------------------------------------------
 
 
@@ -967,8 +1119,12 @@ def build_tree(
     hostname: str | None = None,
 ) -> HostTree:
     """Write a host tree of ``kind`` (``control-plane`` or ``worker``) into ``directory``."""
-    makers = {"control-plane": control_plane_spec, "worker": worker_spec}
+    makers: dict[str, Callable[..., NodeSpec]] = {
+        "control-plane": control_plane_spec,
+        "worker": worker_spec,
+        **PLATFORM_SPECS,
+    }
     if kind not in makers:
         raise ValueError(f"unknown node kind {kind!r}")
-    spec = makers[kind](hostname) if hostname else makers[kind]()
+    spec = makers[kind](hostname) if hostname and kind in ("control-plane", "worker") else makers[kind]()
     return misconfigure(spec, misconfigurations, benchmark).write(directory)

@@ -39,7 +39,7 @@ from plumbob.agent.parsing import (
     parse_names,
 )
 from plumbob.benchmarks.rules import Component, Rule
-from plumbob.engine.components import COMPONENTS, component_of_argv
+from plumbob.engine.components import COMPONENTS, component_of_argv, embedding_of_argv
 from plumbob.engine.evaluation import components_with_settings, documents_wanted, files_wanted
 from plumbob.engine.facts import (
     ConfigFile,
@@ -64,13 +64,15 @@ def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def scan_processes(proc_dir: Path) -> list[Process]:
-    """Kubernetes components among the processes under ``proc_dir``."""
+def scan_processes(proc_dir: Path) -> tuple[list[Process], list[tuple[int, tuple[str, ...]]]]:
+    """Kubernetes components among the processes under ``proc_dir``, and the processes that embed
+    several components (``k3s server``: pid and argv, expanded by :func:`expand_embedded`)."""
     found: list[Process] = []
+    embedded: list[tuple[int, tuple[str, ...]]] = []
     try:
         entries = os.listdir(proc_dir)
     except OSError:
-        return found
+        return found, embedded
     for name in entries:
         if not name.isdigit():
             continue
@@ -83,7 +85,9 @@ def scan_processes(proc_dir: Path) -> list[Process]:
         component = component_of_argv(argv)
         if component is not None:
             found.append(Process(pid=int(name), component=component, argv=argv))
-    return sorted(found, key=lambda p: p.pid)
+        elif embedding_of_argv(argv) is not None:
+            embedded.append((int(name), argv))
+    return sorted(found, key=lambda p: p.pid), sorted(embedded)
 
 
 def _host_path(value: str, base: str = "/") -> str:
@@ -292,6 +296,51 @@ class _Gatherer:
         return files, missing, listings, errors
 
 
+def _embedded_args(values: JsonValue) -> list[str]:
+    items = values if isinstance(values, list) else [values]
+    return [f"--{str(v).lstrip('-')}" for v in items if v is not None and str(v)]
+
+
+def expand_embedded(embedded: list[tuple[int, tuple[str, ...]]], root: HostRoot) -> list[Process]:
+    """Processes that run several components (``k3s server``) as one process per component, each
+    with the flags the distribution passes it: its config file's list first, then the command line's
+    (the later occurrence of a flag wins, as on a command line)."""
+    out: list[Process] = []
+    for pid, argv in embedded:
+        found = embedding_of_argv(argv)
+        assert found is not None
+        embedding, components = found
+        config: dict[str, JsonValue] = {}
+        with contextlib.suppress(OSError, ParseError):
+            config = parse_document(root.read_bytes(embedding.config_file))
+        flags = flag_values(argv)
+        if flags.get(embedding.etcd_when.lstrip("-")) in ("", "true") or config.get(
+            embedding.etcd_when.lstrip("-")
+        ) in (True, "true"):
+            components = (*components, Component.ETCD)
+        for component in components:
+            flag = embedding.arg_flags[component]
+            args = _embedded_args(config.get(flag.lstrip("-")))
+            args += [f"--{v.lstrip('-')}" for v in repeated_values(argv, flag) if v]
+            out.append(Process(pid=pid, component=component, argv=(COMPONENTS[component].name, *args)))
+    return out
+
+
+def repeated_values(argv: Sequence[str], flag: str) -> list[str]:
+    """Every value of a repeatable flag (``--x=a --x b``), in order."""
+    name, values = flag.lstrip("-"), []
+    words = list(argv[1:])
+    for i, word in enumerate(words):
+        key, eq, value = word.lstrip("-").partition("=")
+        if not word.startswith("-") or key != name:
+            continue
+        if eq:
+            values.append(value)
+        elif i + 1 < len(words) and not words[i + 1].startswith("-"):
+            values.append(words[i + 1])
+    return values
+
+
 def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
     """RFC 7386 JSON merge patch, as the kubelet applies its drop-ins: mappings merge key by key,
     ``null`` removes a key, anything else (lists included) replaces."""
@@ -313,7 +362,8 @@ def gather_facts(
     root = HostRoot(Path(host_root))
     procs = Path(proc_dir) if proc_dir is not None else Path(root.prefix) / "proc"
     g = _Gatherer(root, procs)
-    processes = scan_processes(procs)
+    standalone, embedded = scan_processes(procs)
+    processes = sorted([*standalone, *expand_embedded(embedded, root)], key=lambda p: p.pid)
     with_settings = components_with_settings(rules) | {Component.KUBELET}
     configs = [
         c

@@ -50,18 +50,36 @@ def data_root() -> Path:
     return DATA_DIR
 
 
+PLATFORM = "platform.yaml"
+
+
 def available() -> list[str]:
-    """Ids of the benchmarks shipped in the package."""
-    return sorted(d.name for d in DATA_DIR.iterdir() if (d / "benchmark.yaml").is_file())
+    """Ids of the benchmarks shipped in the package (platform variants included)."""
+    return sorted(
+        d.name for d in DATA_DIR.iterdir() if (d / "benchmark.yaml").is_file() or (d / PLATFORM).is_file()
+    )
 
 
 def _sources(directory: Path) -> list[str]:
-    """The YAML source files of a benchmark directory, in load order."""
+    """The YAML source files of a benchmark directory, in load order; a platform variant's
+    sources are its ``platform.yaml`` and then its base's (as ``../<base>/<file>``)."""
     try:
         names = sorted(p.name for p in directory.iterdir())
     except OSError as exc:
         raise CatalogError(f"{directory}: cannot list: {exc.strerror}") from exc
+    if PLATFORM in names:
+        base = _platform_base(directory)
+        return [PLATFORM, *(f"../{base}/{n}" for n in _sources(directory.parent / base))]
     return ["benchmark.yaml", *(n for n in names if _SECTION_FILE.match(n))]
+
+
+def _platform_base(directory: Path) -> str:
+    match = re.search(
+        r"(?m)^base:\s*([a-z0-9][a-z0-9.-]*)\s*$", (directory / PLATFORM).read_text(encoding="utf-8")
+    )
+    if match is None:
+        raise CatalogError(f"{directory.name}/{PLATFORM}: no base benchmark")
+    return match.group(1)
 
 
 def _digests(directory: Path) -> dict[str, str]:
@@ -73,6 +91,26 @@ def _digests(directory: Path) -> dict[str, str]:
         except OSError:
             out[name] = "unreadable"
     return out
+
+
+def _validate_variant(directory: Path, label: str) -> dict[str, Any]:
+    from plumbob.benchmarks.platforms import PlatformVariant, derive  # noqa: PLC0415 - slow path
+    from plumbob.benchmarks.validation import ValidationError, validated  # noqa: PLC0415 - slow path
+
+    raw = _read_yaml(directory / PLATFORM, f"{label}/{PLATFORM}")
+    try:
+        variant = validated(PlatformVariant, raw)
+    except ValidationError as exc:
+        raise CatalogError(f"{label}/{PLATFORM}: {exc}") from exc
+    if variant.id != directory.name:
+        raise CatalogError(f"{label}/{PLATFORM}: id {variant.id!r} differs from its directory")
+    base = validate_sources(directory.parent / variant.base, variant.base)
+    try:
+        plain = derive(base, variant)
+        validated(Benchmark, plain)  # the derived rules obey the model too
+    except (ValueError, ValidationError) as exc:
+        raise CatalogError(f"{label}/{PLATFORM}: {exc}") from exc
+    return plain
 
 
 def _read_yaml(path: Path, label: str) -> Any:
@@ -88,6 +126,8 @@ def validate_sources(directory: Path, label: str) -> dict[str, Any]:
     """Validate a benchmark's YAML sources; its plain JSON form (variables not yet substituted)."""
     from plumbob.benchmarks.validation import ValidationError, validated  # noqa: PLC0415 - slow path
 
+    if (directory / PLATFORM).is_file():
+        return _validate_variant(directory, label)
     if not (directory / "benchmark.yaml").is_file():
         raise CatalogError(f"{label}: no benchmark.yaml")
     meta = _read_yaml(directory / "benchmark.yaml", f"{label}/benchmark.yaml")
@@ -152,7 +192,7 @@ def _plain(benchmark_id: str, directory: str | None) -> dict[str, Any]:
     if "/" in benchmark_id or benchmark_id.startswith("."):
         raise CatalogError(f"invalid benchmark id {benchmark_id!r}")
     node = DATA_DIR / benchmark_id
-    if not (node / "benchmark.yaml").is_file():
+    if not (node / "benchmark.yaml").is_file() and not (node / PLATFORM).is_file():
         raise CatalogError(f"unknown benchmark {benchmark_id!r}; shipped: {', '.join(available()) or 'none'}")
     return _from_compiled(node) or validate_sources(node, benchmark_id)
 
@@ -199,6 +239,9 @@ def _benchmark(plain: Mapping[str, Any], overrides: Mapping[str, str]) -> Benchm
         variables=variables,
         sections=dict(plain.get("sections", {})),
         rules=rules,
+        platform=plain.get("platform", "generic"),
+        base=plain.get("base"),
+        responsibility=plain.get("responsibility"),
     )
 
 

@@ -196,6 +196,7 @@ class SettingAudit:
     config_key: str | None = None
     default: str | None = None
     config_default: str | None = None
+    default_by: str | None = None  # who applies ``default``, when not the component (a platform: "k3s")
     structured: StructuredKey | None = None
     test: Test
 
@@ -255,6 +256,11 @@ class Rule:
     # Absent components: when the audited component is not running on the node the rule is
     # not-applicable; when the file is absent, ``missing_file`` says what that means.
     missing_file: Literal["not-applicable", "fail"] = "not-applicable"
+    # Set by a platform variant: the control cannot apply on this platform (the reason why), or
+    # the provider of a hosted control plane owns it (a link to the provider's statement of its
+    # responsibility); either way the finding is not-applicable, never a pass or a fail.
+    not_applicable: str | None = None
+    provider_managed: str | None = None
 
     def __post_init__(self) -> None:
         _pattern(self.id, _RULE_ID, "rule id")
@@ -294,6 +300,9 @@ class Benchmark:
     variables: dict[str, str] = field(default_factory=dict)
     sections: dict[str, str] = field(default_factory=dict)  # section id → title
     rules: list[Rule]
+    platform: str = "generic"
+    base: str | None = None  # the benchmark a platform variant derives from
+    responsibility: str | None = None  # hosted: the provider's shared-responsibility statement
 
 
 # ---- building models from data that was validated before (the compiled catalog) ------------------

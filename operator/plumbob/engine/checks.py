@@ -211,6 +211,8 @@ def applicable_default(audit: SettingAudit, proc: Process) -> tuple[str | None, 
     comes from (for evidence): ``config_default`` when the component runs with a config file and
     the rule gives one, else ``default``."""
     info = COMPONENTS[audit.component]
+    if audit.default_by is not None:
+        return audit.default, f"set by {audit.default_by} unless overridden"
     if audit.config_default is None:
         return audit.default, f"{info.name} default"
     if runs_with_config_file(audit.component, proc):

@@ -26,6 +26,9 @@ class Status(StrEnum):
     ERROR = "error"
 
 
+PROVIDER_MANAGED_REASON = "managed by the provider"
+
+
 class Source(StrEnum):
     """Where a value came from."""
 
@@ -58,6 +61,9 @@ class Finding:
     status: Status
     reason: str | None = None  # why: for fail, manual, n/a and error results
     evidence: tuple[Evidence, ...] = ()
+    # not-applicable because the provider of a hosted control plane owns the control (attested,
+    # not tested); the reason says "managed by the provider" and links the provider's statement
+    provider_managed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +84,19 @@ class AuditResult:
         out = {s.value: 0 for s in Status}
         for f in self.findings:
             out[f.status.value] += 1
+        return out
+
+    def coverage(self) -> dict[str, int]:
+        """What an auditor asks first: how many controls were tested here, how many the provider
+        attests (hosted control planes), how many a person must judge, and how many do not apply."""
+        out = {"tested": 0, "provider-managed": 0, "manual": 0, "not-applicable": 0}
+        for f in self.findings:
+            if f.provider_managed:
+                out["provider-managed"] += 1
+            elif f.status in (Status.PASS, Status.FAIL, Status.ERROR):
+                out["tested"] += 1
+            else:
+                out[f.status.value] += 1
         return out
 
     def failed_scored(self) -> list[Finding]:

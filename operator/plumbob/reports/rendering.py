@@ -82,10 +82,13 @@ def _text(result: AuditResult, remediation: Mapping[str, str]) -> str:
             lines.extend(_wrap(f"evidence: {line}") for line in _evidence_line(f))
             if f.rule_id in remediation:
                 lines.append(_wrap(f"fix: {remediation[f.rule_id]}"))
+    coverage = result.coverage()
     lines += [
         "",
         f"{counts['pass']} pass, {counts['fail']} fail, {counts['error']} error, {counts['manual']} manual, "
         f"{counts['not-applicable']} not applicable",
+        f"{coverage['tested']} tested, {coverage['provider-managed']} provider-managed, "
+        f"{coverage['manual']} manual, {coverage['not-applicable']} not applicable on this node",
     ]
     return "\n".join(lines) + "\n"
 
@@ -95,6 +98,7 @@ def render(result: AuditResult, fmt: Format = "text", remediation: Mapping[str, 
     if fmt == "json":
         doc = result.as_json()
         doc["summary"] = result.counts()
+        doc["coverage"] = result.coverage()
         for finding in doc["findings"]:
             if finding["status"] in ("fail", "error") and finding["rule_id"] in remediation:
                 finding["remediation"] = remediation[finding["rule_id"]]
