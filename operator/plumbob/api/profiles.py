@@ -198,6 +198,9 @@ class ResolvedBenchmark(Model):
     name: Annotated[str, Field(max_length=64)]
     version: Annotated[str, Field(max_length=16)]
     platform: Platform
+    platform_reason: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="why this platform: set in the profile, or what detection saw"
+    )
     kubernetes_version: Annotated[str, Field(max_length=64)] | None = None
     rules: Count = Field(default=0, description="rules evaluated after tailoring")
 
@@ -218,6 +221,17 @@ class DriftCounters(Model):
     )
 
 
+class Coverage(Model):
+    """Rules of the last scan by how they were decided: tested on the nodes, attested by the
+    provider of a hosted control plane (not-applicable, "managed by the provider"), judged by a
+    person (manual), or not applicable here."""
+
+    tested: Count = 0
+    provider_managed: Count = 0
+    manual: Count = 0
+    not_applicable: Count = 0
+
+
 class ComplianceProfileStatus(Model):
     observed_generation: int | None = Field(default=None, ge=0)
     resolved_benchmark: ResolvedBenchmark | None = None
@@ -229,6 +243,7 @@ class ComplianceProfileStatus(Model):
         default=None,
         description="percent of decided rules that comply: (pass+excepted)/(pass+excepted+fail+error)",
     )
+    coverage: Coverage | None = None
     drift: DriftCounters | None = None
     last_rescan: Annotated[str, Field(max_length=256)] | None = Field(
         default=None, description="value of the plumbob.dev/rescan annotation last acted on"
