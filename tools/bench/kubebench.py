@@ -106,7 +106,10 @@ children = []
 proc = os.path.join(tree, "proc")
 for pid in sorted(os.listdir(proc), key=int):
     with open(os.path.join(proc, pid, "cmdline"), "rb") as fh:
-        argv = [w.decode() for w in fh.read().split(b"\0") if w]
+        try:
+            argv = [w.decode() for w in fh.read().split(b"\0") if w]
+        except UnicodeDecodeError:
+            continue  # the trees' deliberately garbled command lines: nothing to run
     if not argv:
         continue
     name = os.path.basename(argv[0])

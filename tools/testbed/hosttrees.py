@@ -911,12 +911,12 @@ def hosted_worker_spec(platform: str, hostname: str | None = None, node_ip: str 
     return spec
 
 
-PLATFORM_SPECS: dict[str, Callable[[], NodeSpec]] = {
+PLATFORM_SPECS: dict[str, Callable[..., NodeSpec]] = {
     "k3s": k3s_server_spec,
     "rke2": rke2_server_spec,
-    "eks": lambda: hosted_worker_spec("eks"),
-    "gke": lambda: hosted_worker_spec("gke"),
-    "aks": lambda: hosted_worker_spec("aks"),
+    "eks": lambda hostname=None: hosted_worker_spec("eks", hostname),
+    "gke": lambda hostname=None: hosted_worker_spec("gke", hostname),
+    "aks": lambda hostname=None: hosted_worker_spec("aks", hostname),
 }
 
 
@@ -1126,5 +1126,5 @@ def build_tree(
     }
     if kind not in makers:
         raise ValueError(f"unknown node kind {kind!r}")
-    spec = makers[kind](hostname) if hostname and kind in ("control-plane", "worker") else makers[kind]()
+    spec = makers[kind](hostname) if hostname else makers[kind]()
     return misconfigure(spec, misconfigurations, benchmark).write(directory)

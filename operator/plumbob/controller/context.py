@@ -25,6 +25,7 @@ from plumbob.benchmarks.catalog import available, load_benchmark
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.benchmarks.versions import benchmark_for
 from plumbob.controller.platforms import PlatformChoice, choose_platform
+from plumbob.controller.scanning import selects
 from plumbob.controller.store import Store
 from plumbob.kube import Kube, KubeError
 
@@ -136,10 +137,13 @@ class Context:
         return self._kubernetes_version
 
     def platform(self, profile: ComplianceProfile) -> PlatformChoice:
-        """The platform the profile's benchmark is for (``auto``: detected from the cluster)."""
+        """The platform the profile's benchmark is for (``auto``: detected from the nodes the
+        profile selects, and the API server's version)."""
         with self.store.lock:
             nodes = list(self.store.objects["nodes"].values())
-        return choose_platform(profile.spec.benchmark.platform.value, nodes, self.kubernetes_version())
+        roles = [r.value for r in profile.spec.node_roles]
+        selected = [n for n in nodes if selects(n, profile.spec.node_selector, roles)]
+        return choose_platform(profile.spec.benchmark.platform.value, selected, self.kubernetes_version())
 
     def resolve(self, profile: ComplianceProfile) -> Tailoring:
         """The profile's benchmark and tailoring; raises CatalogError when it cannot be resolved."""
