@@ -7,8 +7,9 @@ same private host view as ``plumbob audit``.
   by version under the testbed's cache directory, like the control-plane binaries.
 - :class:`HostView` shows a simulated host tree (``testbed.hosttrees``) as the machine itself to
   whatever runs inside it: a private mount and PID namespace (``unshare``, needs root) where each
-  top-level directory of the tree is overlaid, read-only, on the real one (``/etc``, ``/var``,
-  ``/usr``), and the tree's processes run for real, each a ``pause`` started under the
+  top-level directory of the tree is overlaid, read-only, on the real one (``/etc``, ``/var``; as
+  deep as the tree goes where it is a single chain, ``/usr/lib/systemd/system``), and the tree's
+  processes run for real, each a ``pause`` started under the
   component's name with the component's command line. Commands enter it with ``nsenter``, so both
   tools see the same files and processes, and nothing of the machine's own processes.
 """
@@ -99,8 +100,17 @@ tree, pause, links = sys.argv[1], sys.argv[2], sys.argv[3]
 for top in sorted(os.listdir(tree)):
     if top == "proc" or not os.path.isdir(os.path.join(tree, top)) or not os.path.isdir("/" + top):
         continue
+    # overlay as deep as the tree is a single chain of directories (usr/lib/systemd/system), so
+    # the tools' own files (the Python standard library in /usr) stay on the plain file system
+    sub = top
+    while True:
+        entries = os.listdir(os.path.join(tree, sub))
+        only = os.path.join(sub, entries[0]) if len(entries) == 1 else None
+        if only is None or not os.path.isdir(os.path.join(tree, only)) or not os.path.isdir("/" + only):
+            break
+        sub = only
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                    f"lowerdir={os.path.join(tree, top)}:/{top}", "/" + top], check=True)
+                    f"lowerdir={os.path.join(tree, sub)}:/{sub}", "/" + sub], check=True)
 os.makedirs(links, exist_ok=True)
 children = []
 proc = os.path.join(tree, "proc")

@@ -16,9 +16,11 @@ lives in the module named after the kind whose status it writes:
    pruned to the limit;
 5. :mod:`~plumbob.controller.profile_status`: summary, score, drift counters and conditions from
    the latest completed scan;
-6. :mod:`~plumbob.controller.exception_status`: entry states (active / unused / expired),
+6. :mod:`~plumbob.controller.cve_status`: the known Kubernetes CVEs of the API server's and the
+   profile's nodes' versions (data shipped, or replaced by a ConfigMap);
+7. :mod:`~plumbob.controller.exception_status`: entry states (active / unused / expired),
    ``ExceptionExpired`` Events;
-7. :mod:`~plumbob.controller.invalid_objects`: objects that could not be parsed are marked
+8. :mod:`~plumbob.controller.invalid_objects`: objects that could not be parsed are marked
    ``Stalled``, once.
 
 The store is read again between steps, so each step sees what the earlier ones wrote. What the
@@ -34,6 +36,7 @@ import threading
 import time
 
 from plumbob.controller import (
+    cve_status,
     excepting,
     exception_status,
     profile_status,
@@ -62,6 +65,7 @@ class Reconciler(Context):
         self._reports = ReportStatus(self)
         self._scans = ScanStatus(self)
         self._invalid = InvalidObjects(self)
+        self._cves = cve_status.CveSource(self)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -88,6 +92,8 @@ class Reconciler(Context):
         waits.append(self._scans.reconcile(snap, entries, now))
         snap = self.store.snapshot()  # see the scans completed in this pass
         profile_status.reconcile(self, snap, entries, now)
+        snap = self.store.snapshot()
+        waits.append(cve_status.reconcile(self, self._cves, snap))
         waits.append(exception_status.reconcile(self, snap, entries, now))
         self._invalid.reconcile(snap)
         return max(0.05, min(waits))
