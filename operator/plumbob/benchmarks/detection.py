@@ -24,16 +24,16 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 GENERIC = "generic"
 PLATFORMS = ("k3s", "rke2", "eks", "gke", "aks")
 
 
-@dataclass(frozen=True)
-class NodeSignals:
+class NodeSignals(NamedTuple):
     name: str
-    labels: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = MappingProxyType({})
     provider_id: str = ""
     kubelet_version: str = ""
 
@@ -69,8 +69,7 @@ def node_platform(node: NodeSignals) -> tuple[str, str]:
     return GENERIC, "no platform label or version suffix"
 
 
-@dataclass(frozen=True)
-class Detection:
+class Detection(NamedTuple):
     platform: str
     reason: str
 

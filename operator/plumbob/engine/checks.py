@@ -21,7 +21,7 @@ its static pod manifest), then its config-file key, then the rule's known paths 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from plumbob.benchmarks.rules import (
     AllOf,
@@ -44,8 +44,7 @@ _GLOB_CHARS = frozenset("*?[")
 _EVIDENCE_CAP = 10  # passing files listed one by one up to this many, then summarised
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     status: Status
     evidence: tuple[Evidence, ...] = ()
     reason: str | None = None
@@ -54,8 +53,7 @@ class Outcome:
     reasons: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
     """What a check needs besides the facts: the rule's stance on absent files."""
 
     missing_file: str = "not-applicable"
@@ -179,8 +177,7 @@ def select(data: JsonValue, path: str) -> tuple[bool, JsonValue]:
     return select(child, rest) if found else (False, None)
 
 
-@dataclass(frozen=True)
-class Structured:
+class Structured(NamedTuple):
     value: str | None = None
     location: str | None = None
     problem: str | None = None
@@ -227,8 +224,7 @@ def _is_glob(path: str) -> bool:
     return not _GLOB_CHARS.isdisjoint(path)
 
 
-@dataclass(frozen=True)
-class Named:
+class Named(NamedTuple):
     """A path a flag or config key names (authoritative), with how it was found."""
 
     path: str | None
@@ -278,12 +274,11 @@ def wanted_paths(ref: FileRef, facts: NodeFacts) -> list[tuple[str, bool]]:
     return [(p, ref.recursive) for p in ref.paths]
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(NamedTuple):
     stats: tuple[FileStat, ...] = ()
     how: str = ""
     problem: str | None = None
-    looked_for: tuple[str, ...] = field(default_factory=tuple)
+    looked_for: tuple[str, ...] = ()
 
 
 def _expand(path: str, recursive: bool, facts: NodeFacts) -> list[str]:

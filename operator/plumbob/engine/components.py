@@ -8,13 +8,12 @@ Known locations follow the public layouts of kubeadm, RKE2, k3s and the distribu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from plumbob.benchmarks.rules import Component, Target
 
 
-@dataclass(frozen=True)
-class ComponentInfo:
+class ComponentInfo(NamedTuple):
     component: Component
     name: str  # how people call it: the binary name
     binaries: tuple[str, ...]  # argv[0] basenames; also recognised as ``hyperkube <name>``
@@ -94,8 +93,7 @@ def component_of_argv(argv: tuple[str, ...]) -> Component | None:
     return None
 
 
-@dataclass(frozen=True)
-class Embedding:
+class Embedding(NamedTuple):
     """A distribution that runs several components inside one process (k3s).
 
     ``binary subcommand`` (``k3s server``) runs ``subcommands[subcommand]``; each component's own
