@@ -33,7 +33,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 PROVIDER_MANAGED_REASON = "managed by the provider"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class RuleDelta:
     __pydantic_config__ = _STRICT
     rules: list[str]
@@ -52,7 +52,7 @@ class RuleDelta:
             raise ValueError("provider_managed is the https link to the provider's responsibility statement")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class PlatformVariant:
     """``platform.yaml``: a benchmark derived from ``base`` for one platform."""
 

@@ -93,7 +93,7 @@ def _pattern(value: str, pattern: re.Pattern[str], what: str) -> None:
         raise ValueError(f"{what} {value!r} does not match {pattern.pattern}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Test:
     __pydantic_config__ = _STRICT
     op: Op
@@ -107,7 +107,7 @@ class Test:
             raise ValueError(f"op {self.op} needs a value")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class FileRef:
     """How to locate a file (or directory) on the node.
 
@@ -132,7 +132,7 @@ class FileRef:
             raise ValueError("flag and config_key need the component they belong to")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class FileModeAudit:
     __pydantic_config__ = _STRICT
     type: Literal["file-mode"] = "file-mode"
@@ -143,7 +143,7 @@ class FileModeAudit:
         _pattern(self.max_mode, _MODE, "max_mode")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class FileOwnerAudit:
     __pydantic_config__ = _STRICT
     type: Literal["file-owner"] = "file-owner"
@@ -152,7 +152,7 @@ class FileOwnerAudit:
     group: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class StructuredKey:
     """A setting kept in a structured configuration file that a flag names.
 
@@ -173,7 +173,7 @@ class StructuredKey:
             raise ValueError(f"key {self.key!r} is not a dotted path")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class SettingAudit:
     """A component setting, resolved with the component's own precedence.
 
@@ -209,7 +209,7 @@ class SettingAudit:
             raise ValueError(f"flag {self.flag!r} must start with --")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class AllOf:
     __pydantic_config__ = _STRICT
     type: Literal["all"] = "all"
@@ -220,7 +220,7 @@ class AllOf:
             raise ValueError("'all' needs at least one audit")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class AnyOf:
     __pydantic_config__ = _STRICT
     type: Literal["any"] = "any"
@@ -241,7 +241,7 @@ AUDIT_TYPES: dict[str, type[Audit]] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Rule:
     __pydantic_config__ = _STRICT
     id: str
@@ -275,7 +275,7 @@ class Rule:
             raise ValueError(f"rule {self.id} is not in section {self.section}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class SectionFile:
     """One YAML data file: a top-level section and its rules."""
 
@@ -289,7 +289,7 @@ class SectionFile:
         _pattern(self.section, _TOP_SECTION, "section")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Benchmark:
     """Loaded benchmark: ``benchmark.yaml`` metadata plus its section files."""
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from plumbob.benchmarks.catalog import DATA_DIR, CatalogError
 
@@ -20,21 +19,14 @@ _VERSION = re.compile(r"^v?(\d+)\.(\d+)")
 _MINOR = re.compile(r"^\d+\.\d+$")
 
 
-@dataclass(frozen=True)
-class VersionMapping:
+class VersionMapping(NamedTuple):
     min: str
     benchmark: str
     platform: str = "generic"
     max: str | None = None
 
-    def __post_init__(self) -> None:
-        for bound in (self.min, self.max):
-            if bound is not None and not _MINOR.match(bound):
-                raise CatalogError(f"versions: {bound!r} is not a minor version such as '1.32'")
 
-
-@dataclass(frozen=True)
-class VersionTable:
+class VersionTable(NamedTuple):
     mappings: tuple[VersionMapping, ...]
 
     @classmethod
@@ -46,9 +38,13 @@ class VersionTable:
             if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
                 raise CatalogError(f"versions: entry {entry!r} is not a mapping of strings")
             try:
-                out.append(VersionMapping(**entry))
+                mapping = VersionMapping(**entry)
             except TypeError as exc:
                 raise CatalogError(f"versions: entry {entry!r}: {exc}") from exc
+            for bound in (mapping.min, mapping.max):
+                if bound is not None and not _MINOR.match(bound):
+                    raise CatalogError(f"versions: {bound!r} is not a minor version such as '1.32'")
+            out.append(mapping)
         return cls(tuple(out))
 
     def platforms(self) -> frozenset[str]:

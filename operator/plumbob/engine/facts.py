@@ -17,7 +17,7 @@ from plumbob.benchmarks.rules import Component
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Process:
     """A running component found in /proc."""
 
@@ -26,7 +26,7 @@ class Process:
     argv: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Manifest:
     """A static pod manifest for a component; ``argv`` is its container's command + args."""
 
@@ -37,7 +37,7 @@ class Manifest:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class ConfigFile:
     """A component's config file (kubelet ``--config`` and the like), parsed."""
 
@@ -54,7 +54,7 @@ class ConfigFile:
 FileKind: TypeAlias = Literal["file", "directory", "symlink", "other"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class FileStat:
     path: str
     kind: FileKind
@@ -65,7 +65,7 @@ class FileStat:
     group: str | None = None  # group name from the host's /etc/group
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Kubeconfig:
     """What matters about a kubeconfig for auditing, not its secrets."""
 
@@ -75,7 +75,7 @@ class Kubeconfig:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class NodeFacts:
     hostname: str | None = None
     processes: tuple[Process, ...] = ()

@@ -41,7 +41,7 @@ class Source(StrEnum):
     NONE = "none"  # nothing could be read
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Evidence:
     """One observation behind a finding: what was read, where, what was found and expected."""
 
@@ -52,7 +52,7 @@ class Evidence:
     expected: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     rule_id: str
     title: str
@@ -66,7 +66,7 @@ class Finding:
     provider_managed: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class AuditResult:
     """The findings of one node audit, with what was audited."""
 
