@@ -37,6 +37,7 @@ from kubebench import KUBE_BENCH_VERSION, HostView, ensure_kube_bench  # noqa: E
 
 from plumbob.agent.auditing import run_audit  # noqa: E402
 from plumbob.benchmarks.catalog import load_benchmark  # noqa: E402
+from testbed.binaries import BuildError  # noqa: E402
 from testbed.hosttrees import build_tree  # noqa: E402
 
 _SPAWN_EVENTS = {"subprocess.Popen", "os.exec", "os.posix_spawn", "os.system", "os.fork", "os.forkpty"}
@@ -90,7 +91,11 @@ def main() -> int:
                 samples.append(time.perf_counter() - t0)
             print(f"CLI process {kind:<20}{_median_ms(samples)}")
         if args.kube_bench_runs > 0:
-            against_kube_bench(trees, args.kube_bench_runs, Path(tmp))
+            try:
+                against_kube_bench(trees, args.kube_bench_runs, Path(tmp))
+            except (BuildError, RuntimeError, OSError) as exc:
+                print(f"\nplumbob vs kube-bench: NOT MEASURED: {exc}")
+                return 1
     return 1 if _spawned else 0
 
 
