@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv testbed test test-unit lint format crds bench demo clean
+.PHONY: help venv testbed test test-unit lint format crds catalog bench demo clean
 
 help:
 	@echo "make demo    - build/start a local testbed, run Plumbob on it and show the results"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint    - ruff, mypy --strict, import-linter contracts"
 	@echo "make bench   - benchmarks (node audit; operator scale run)"
 	@echo "make crds    - regenerate crds/ from the pydantic models"
+	@echo "make catalog - validate the benchmark YAML and rewrite the compiled catalog the audit loads"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
@@ -44,6 +45,9 @@ format: venv
 
 crds: venv
 	$(PY) -m plumbob crds --output-dir crds
+
+catalog: venv
+	$(PY) -m plumbob.benchmarks.catalog
 
 bench: venv testbed
 	$(PY) tools/bench/run.py

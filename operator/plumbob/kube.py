@@ -218,6 +218,16 @@ class Kube:
             raise _error(exc) from exc
         return res.status is not None and bool(res.status.allowed)
 
+    def get_configmap(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The data of a ConfigMap, or None when there is none of that name."""
+        try:
+            cm = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc) from exc
+        return dict(cm.data or {})
+
     def server_version(self) -> str:
         try:
             return str(self.version_api.get_code().git_version)

@@ -19,7 +19,7 @@ from e2e_support import RUN_LABEL, MakeCluster, NodeSpec, Plumbob, get, wait_for
 from testbed.controlplane import ControlPlane
 from testbed.deploy import install, start_operator
 from testbed.hosttrees import build_tree
-from testbed.simnodes import SimulatedCluster, SimulatedNode
+from testbed.simnodes import KUBELET_VERSION, SimulatedCluster, SimulatedNode
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +47,17 @@ def make_cluster(plumbob: Plumbob, run_id: str, tmp_path: Path) -> Iterator[Make
         nodes = []
         for spec in specs:
             root = tmp_path / "hosts" / spec.name
-            build_tree(root, spec.kind, spec.misconfigurations, hostname=spec.name)
+            build_tree(root, spec.tree or spec.kind, spec.misconfigurations, hostname=spec.name)
             nodes.append(
                 SimulatedNode(
                     name=spec.name,
                     role=spec.kind,
                     host_root=root,
-                    labels={RUN_LABEL: run_id},
+                    labels={RUN_LABEL: run_id, **spec.labels},
                     fault=spec.fault,
                     taints=spec.taints,
+                    provider_id=spec.provider_id,
+                    kubelet_version=spec.kubelet_version or KUBELET_VERSION,
                 )
             )
         cluster = SimulatedCluster(

@@ -37,6 +37,10 @@ class NodeSpec:
     misconfigurations: list[str] = field(default_factory=list)
     fault: str = "none"
     taints: list[dict[str, str]] | None = None  # None: the role's default taints
+    tree: str | None = None  # host tree kind when not the role's (k3s, rke2, eks, gke, aks)
+    labels: dict[str, str] = field(default_factory=dict)
+    kubelet_version: str | None = None  # None: the simulated kubelet's own
+    provider_id: str = ""
 
 
 MakeCluster = Callable[..., SimulatedCluster]

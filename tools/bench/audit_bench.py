@@ -7,15 +7,22 @@ Builds a compliant control-plane tree and a compliant worker tree (``testbed.hos
   audit hook on ``subprocess.Popen``, ``os.exec*``, ``os.posix_spawn*``, ``os.system`` and
   ``os.fork`` (must be 0);
 - as a CLI process: ``python -m plumbob audit --host-root TREE --format json``, M runs, median
-  (includes interpreter start-up and imports).
+  (includes interpreter start-up and imports);
+- against kube-bench (:mod:`kubebench`, built once from its Go module): each tree shown as the
+  machine itself in private namespaces (:class:`kubebench.HostView`: the tree's files overlaid on
+  ``/etc``, ``/var``, ``/usr``; its processes running under their names), then ``plumbob audit
+  --host-root /`` and ``kube-bench run --benchmark cis-1.12`` in turn, K runs each (A B A B …),
+  wall time of each whole process; medians and the ratio.
 
-Prints the figures; asserts nothing about time (the goal is < 50 ms in-process).
-Usage: ``python tools/bench/audit_bench.py [--runs 30] [--cli-runs 5]``
+Prints the figures and the goals (in-process < 50 ms; whole process < 150 ms; at least 10x
+faster than kube-bench); asserts nothing about time.
+Usage: ``python tools/bench/audit_bench.py [--runs 30] [--cli-runs 5] [--kube-bench-runs 5]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -24,10 +31,13 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "operator"), str(REPO / "tools")]
+sys.path[:0] = [str(REPO / "operator"), str(REPO / "tools"), str(REPO / "tools" / "bench")]
+
+from kubebench import KUBE_BENCH_VERSION, HostView, ensure_kube_bench  # noqa: E402
 
 from plumbob.agent.auditing import run_audit  # noqa: E402
 from plumbob.benchmarks.catalog import load_benchmark  # noqa: E402
+from testbed.binaries import BuildError  # noqa: E402
 from testbed.hosttrees import build_tree  # noqa: E402
 
 _SPAWN_EVENTS = {"subprocess.Popen", "os.exec", "os.posix_spawn", "os.system", "os.fork", "os.forkpty"}
@@ -48,6 +58,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--cli-runs", type=int, default=5)
+    parser.add_argument("--kube-bench-runs", type=int, default=5)
     args = parser.parse_args()
     sys.addaudithook(_hook)
     load_benchmark("cis-1.12")  # warm the catalog cache, as a long-lived agent would
@@ -79,7 +90,63 @@ def main() -> int:
                 )
                 samples.append(time.perf_counter() - t0)
             print(f"CLI process {kind:<20}{_median_ms(samples)}")
+        if args.kube_bench_runs > 0:
+            try:
+                against_kube_bench(trees, args.kube_bench_runs, Path(tmp))
+            except (BuildError, RuntimeError, OSError) as exc:
+                print(f"\nplumbob vs kube-bench: NOT MEASURED: {exc}")
+                return 1
     return 1 if _spawned else 0
+
+
+GOAL_MS, GOAL_RATIO = 150.0, 10.0
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, check=False, env=env)
+    return time.perf_counter() - t0, done
+
+
+def _kube_bench_totals(stdout: bytes) -> str:
+    try:
+        totals = json.loads(stdout).get("Totals", {})
+    except ValueError:
+        return "no JSON output"
+    return ", ".join(
+        f"{totals.get(k, 0)} {k.removeprefix('total_')}" for k in ("total_pass", "total_fail", "total_warn")
+    )
+
+
+def against_kube_bench(trees: dict[str, Path], runs: int, scratch: Path) -> None:
+    """Whole-process plumbob audit vs kube-bench on each tree, seen as the machine itself."""
+    kube_bench, cfg, pause = ensure_kube_bench()
+    env = {"PYTHONPATH": str(REPO / "operator"), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    plumbob = [sys.executable, "-m", "plumbob", "audit", "--host-root", "/", "--format", "json"]
+    theirs = [str(kube_bench), "run", "--config-dir", str(cfg), "--benchmark", "cis-1.12", "--json"]
+    print(
+        f"\nwhole process, same host view: plumbob audit vs kube-bench {KUBE_BENCH_VERSION} (n={runs} each)"
+    )
+    for kind, root in trees.items():
+        with HostView(root, pause, scratch / f"view-{kind}") as view:
+            ours_s, theirs_s = [], []
+            _timed(view.command(plumbob), env)  # warm-up: page cache, first exec
+            last_theirs = _timed(view.command(theirs), env)[1]
+            for _ in range(runs):
+                elapsed, ours_done = _timed(view.command(plumbob), env)
+                ours_s.append(elapsed)
+                elapsed, last_theirs = _timed(view.command(theirs), env)
+                theirs_s.append(elapsed)
+            counts = json.loads(ours_done.stdout)["summary"]
+            print(f"plumbob {kind:<24}{_median_ms(ours_s)}   {counts['pass']} pass, {counts['fail']} fail")
+            print(f"kube-bench {kind:<21}{_median_ms(theirs_s)}   {_kube_bench_totals(last_theirs.stdout)}")
+            ours_ms = statistics.median(ours_s) * 1000
+            ratio = statistics.median(theirs_s) / statistics.median(ours_s)
+            print(
+                f"  {kind}: plumbob {ours_ms:.0f} ms (goal < {GOAL_MS:.0f} ms: "
+                f"{'met' if ours_ms < GOAL_MS else 'MISSED'}); kube-bench / plumbob = {ratio:.1f}x "
+                f"(goal >= {GOAL_RATIO:.0f}x: {'met' if ratio >= GOAL_RATIO else 'MISSED'})"
+            )
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from plumbob.benchmarks.rules import (
     Op,
     SettingAudit,
     Test,
+    to_plain,
 )
 from plumbob.engine.values import as_number
 
@@ -97,6 +98,7 @@ class Proc:
     running: bool = True
     manifest: str | None = None  # static pod manifest written from ``argv``
     raw_cmdline: bytes | None = None  # overrides argv in /proc (garbage tests)
+    env: dict[str, str] = field(default_factory=dict)  # the manifest container's environment
 
 
 @dataclass
@@ -199,7 +201,7 @@ class NodeSpec:
                     files[proc.manifest].mode,
                     files[proc.manifest].uid,
                     files[proc.manifest].gid,
-                    data=_pod(proc.argv),
+                    data=_pod(proc.argv, proc.env),
                 )
         files.setdefault("/etc/passwd", Entry(0o644, content=PASSWD))
         files.setdefault("/etc/group", Entry(0o644, content=GROUP))
@@ -252,8 +254,15 @@ def _write_proc(root: Path, pid: int, cmdline: bytes) -> None:
     (d / "cmdline").write_bytes(cmdline)
 
 
-def _pod(argv: Sequence[str]) -> dict[str, Any]:
+def _pod(argv: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     name = argv[0].rsplit("/", 1)[-1]
+    container: dict[str, Any] = {
+        "name": name,
+        "image": f"registry.k8s.io/{name}:v1.33.0",
+        "command": list(argv),
+    }
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -265,9 +274,7 @@ def _pod(argv: Sequence[str]) -> dict[str, Any]:
         "spec": {
             "hostNetwork": True,
             "priorityClassName": "system-node-critical",
-            "containers": [
-                {"name": name, "image": f"registry.k8s.io/{name}:v1.33.0", "command": list(argv)},
-            ],
+            "containers": [container],
         },
     }
 
@@ -638,6 +645,83 @@ def _kubelet_config_defaults(spec: NodeSpec) -> None:
         spec.remove_config(Component.KUBELET, key)
 
 
+KUBELET_DROP_INS = "/etc/kubernetes/kubelet.conf.d"
+
+
+def kubelet_drop_in(name: str, data: dict[str, Any]) -> Mutation:
+    """The kubelet also reads ``--config-dir``; ``name`` is a drop-in there (created on first use)."""
+
+    def apply(spec: NodeSpec) -> None:
+        spec.set_flag(Component.KUBELET, "--config-dir", KUBELET_DROP_INS)
+        spec.add(f"{KUBELET_DROP_INS}/{name}", Entry(0o600, data={**_KUBELET_KIND, **data}))
+
+    return apply
+
+
+def _kubelet_garbage_drop_in(spec: NodeSpec) -> None:
+    kubelet_drop_in("30-ok.conf", {})(spec)
+    spec.add(f"{KUBELET_DROP_INS}/40-garbage.conf", Entry(0o600, content="readOnlyPort: [1"))
+
+
+_KUBELET_KIND = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration"}
+
+
+def _etcd_env(flag: str, value: str) -> Mutation:
+    """etcd's ``flag`` given as ``ETCD_*`` in its static pod instead of on the command line."""
+
+    def apply(spec: NodeSpec) -> None:
+        spec.remove_flag(Component.ETCD, flag)
+        spec._proc(Component.ETCD).env["ETCD_" + flag.lstrip("-").upper().replace("-", "_")] = value
+
+    return apply
+
+
+AUTHZ_CONFIG = "/etc/kubernetes/authorization-config.yaml"
+AUTHN_CONFIG = "/etc/kubernetes/authentication-config.yaml"
+
+
+def _authorization_config(*types: str) -> Mutation:
+    """The API server authorizes with an AuthorizationConfiguration file instead of the flag."""
+
+    def apply(spec: NodeSpec) -> None:
+        spec.remove_flag(Component.APISERVER, "--authorization-mode")
+        spec.set_flag(Component.APISERVER, "--authorization-config", AUTHZ_CONFIG)
+        authorizers: list[dict[str, Any]] = [{"type": t, "name": t.lower()} for t in types]
+        for a in authorizers:
+            if a["type"] == "Webhook":
+                a["webhook"] = {"timeout": "3s", "subjectAccessReviewVersion": "v1", "failurePolicy": "Deny"}
+        spec.add(
+            AUTHZ_CONFIG,
+            Entry(
+                0o600,
+                data={
+                    "apiVersion": "apiserver.config.k8s.io/v1",
+                    "kind": "AuthorizationConfiguration",
+                    "authorizers": authorizers,
+                },
+            ),
+        )
+
+    return apply
+
+
+def _authentication_config(anonymous: bool | None) -> Mutation:
+    """An AuthenticationConfiguration file, with an anonymous section unless ``anonymous`` is None."""
+
+    def apply(spec: NodeSpec) -> None:
+        spec.remove_flag(Component.APISERVER, "--anonymous-auth")
+        spec.set_flag(Component.APISERVER, "--authentication-config", AUTHN_CONFIG)
+        data: dict[str, Any] = {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "AuthenticationConfiguration",
+        }
+        if anonymous is not None:
+            data["anonymous"] = {"enabled": anonymous, "conditions": [{"path": "/livez"}]}
+        spec.add(AUTHN_CONFIG, Entry(0o600, data=data))
+
+    return apply
+
+
 MISCONFIGURATIONS: dict[str, Mutation] = {
     "apiserver-anonymous-auth": _set(Component.APISERVER, "--anonymous-auth", "true"),
     "apiserver-profiling": _set(Component.APISERVER, "--profiling", "true"),
@@ -663,6 +747,176 @@ MISCONFIGURATIONS: dict[str, Mutation] = {
     "scheduler-not-running": _stop(Component.SCHEDULER),
     "external-etcd": _external_etcd,
     "no-kube-proxy": _no_kube_proxy,
+    # The kubelet's --config-dir: drop-ins override the --config file, later files override earlier.
+    "kubelet-drop-in-anonymous": kubelet_drop_in(
+        "50-anonymous.conf", {"authentication": {"anonymous": {"enabled": True}}}
+    ),
+    "kubelet-drop-in-read-only-port": kubelet_drop_in("10-port.conf", {"readOnlyPort": 10255}),
+    "kubelet-drop-in-read-only-port-off": kubelet_drop_in("20-port.conf", {"readOnlyPort": 0}),
+    "kubelet-drop-in-garbage": _kubelet_garbage_drop_in,
+    # etcd settings from its static pod's environment instead of flags
+    "etcd-env-client-cert-auth": _etcd_env("--client-cert-auth", "true"),
+    "etcd-env-no-client-cert-auth": _etcd_env("--client-cert-auth", "false"),
+    "etcd-env-data-dir": _etcd_env("--data-dir", "/var/lib/etcd"),
+    # structured API server configuration files
+    "apiserver-authorization-config": _authorization_config("Node", "RBAC"),
+    "apiserver-authorization-config-webhook-only": _authorization_config("Webhook"),
+    "apiserver-authorization-config-always-allow": _authorization_config("Node", "RBAC", "AlwaysAllow"),
+    "apiserver-authentication-config-anonymous": _authentication_config(True),
+    "apiserver-authentication-config-no-anonymous": _authentication_config(False),
+    "apiserver-authentication-config-silent": _authentication_config(None),
+}
+
+
+# ---- platforms -------------------------------------------------------------------------------------
+
+
+def _swap(value: Any, moves: Sequence[tuple[str, str]]) -> Any:
+    """``value`` with every path that starts with a moved prefix rewritten (strings, lists, mappings)."""
+    if isinstance(value, str):
+        for old, new in moves:
+            if old in value:
+                return value.replace(old, new)
+        return value
+    if isinstance(value, list):
+        return [_swap(v, moves) for v in value]
+    if isinstance(value, dict):
+        return {k: _swap(v, moves) for k, v in value.items()}
+    return value
+
+
+def relocate(spec: NodeSpec, moves: Sequence[tuple[str, str]]) -> NodeSpec:
+    """Move files (and what names them: flags, manifests, config values) to a platform's layout."""
+    files = dict(spec.files)
+    spec.files = {}
+    for path, entry in files.items():
+        if entry.data is not None:
+            entry.data = _swap(entry.data, moves)
+        spec.add(_swap(path, moves), entry)
+    for proc in spec.components.values():
+        proc.argv = _swap(proc.argv, moves)
+        proc.manifest = _swap(proc.manifest, moves)
+    return spec
+
+
+RKE2_MOVES = (
+    ("/etc/kubernetes/manifests", "/var/lib/rancher/rke2/agent/pod-manifests"),
+    ("/etc/kubernetes/pki", "/var/lib/rancher/rke2/server/tls"),
+    ("/etc/kubernetes/super-admin.conf", "/var/lib/rancher/rke2/server/cred/super-admin.kubeconfig"),
+    ("/etc/kubernetes/admin.conf", "/var/lib/rancher/rke2/server/cred/admin.kubeconfig"),
+    ("/etc/kubernetes/scheduler.conf", "/var/lib/rancher/rke2/server/cred/scheduler.kubeconfig"),
+    ("/etc/kubernetes/controller-manager.conf", "/var/lib/rancher/rke2/server/cred/controller.kubeconfig"),
+    ("/etc/kubernetes/kubelet.conf", "/var/lib/rancher/rke2/agent/kubelet.kubeconfig"),
+    ("/var/lib/etcd", "/var/lib/rancher/rke2/server/db/etcd"),
+)
+
+
+def rke2_server_spec(hostname: str = "rke2-1", node_ip: str = "10.0.0.30") -> NodeSpec:
+    """An RKE2 server: kubeadm's components and files in RKE2's places; no kubelet service file."""
+    spec = control_plane_spec(hostname, node_ip)
+    for path in spec.below("/etc/systemd") + spec.below("/lib/systemd") + spec.below("/usr/lib/systemd"):
+        spec.files.pop(path, None)
+    relocate(spec, RKE2_MOVES)
+    spec.kind = "rke2"
+    return spec
+
+
+K3S_TLS = "/var/lib/rancher/k3s/server/tls"
+K3S_CONFIG = "/etc/rancher/k3s/config.yaml"
+
+
+def k3s_server_spec(hostname: str = "k3s-1", node_ip: str = "10.0.0.40") -> NodeSpec:
+    """A k3s server: one ``k3s server`` process runs every component; flags in its config file."""
+    spec = NodeSpec(kind="k3s", hostname=hostname)
+    spec.add("/etc/rancher/k3s", Entry(0o755))
+    spec.add(
+        K3S_CONFIG,
+        Entry(
+            0o600,
+            data={
+                "write-kubeconfig-mode": "0600",
+                "kube-apiserver-arg": [
+                    "audit-log-path=/var/lib/rancher/k3s/server/logs/audit.log",
+                    "audit-log-maxage=30",
+                    "audit-log-maxbackup=10",
+                    "audit-log-maxsize=100",
+                    "service-account-lookup=true",
+                    "service-account-extend-token-expiration=false",
+                ],
+                "kube-controller-manager-arg": ["terminated-pod-gc-threshold=10"],
+                "kubelet-arg": ["streaming-connection-idle-timeout=5m", "make-iptables-util-chains=true"],
+            },
+        ),
+    )
+    for directory in ("/var/lib/rancher/k3s", "/var/lib/rancher/k3s/server", "/var/lib/rancher/k3s/agent"):
+        spec.add(directory, Entry(0o755))
+    spec.add(K3S_TLS, Entry(0o700))
+    for name in ("server-ca", "client-ca", "serving-kube-apiserver", "client-kube-apiserver"):
+        spec.add(f"{K3S_TLS}/{name}.crt", Entry(0o644, content=PEM_CERT))
+        spec.add(f"{K3S_TLS}/{name}.key", Entry(0o600, content=PEM_KEY))
+    spec.add(f"{K3S_TLS}/service.key", Entry(0o600, content=PEM_KEY))
+    spec.add("/var/lib/rancher/k3s/server/cred", Entry(0o700))
+    for name in ("admin", "scheduler", "controller"):
+        spec.add(
+            f"/var/lib/rancher/k3s/server/cred/{name}.kubeconfig",
+            Entry(0o600, data=_kubeconfig(name, "https://127.0.0.1:6444")),
+        )
+    for name in ("kubelet", "kubeproxy"):
+        spec.add(
+            f"/var/lib/rancher/k3s/agent/{name}.kubeconfig",
+            Entry(0o600, data=_kubeconfig(name, "https://127.0.0.1:6443")),
+        )
+    spec.add("/var/lib/rancher/k3s/agent/client-ca.crt", Entry(0o644, content=PEM_CERT))
+    spec.other_processes.update(
+        {
+            1: b"/sbin/init\0",
+            2001: b"/usr/local/bin/k3s\0server\0--kube-apiserver-arg=request-timeout=60s\0",
+            2002: b"/usr/bin/containerd\0",
+        }
+    )
+    return spec
+
+
+HOSTED = {
+    "eks": (
+        ("/var/lib/kubelet/config.yaml", "/etc/kubernetes/kubelet/kubelet-config.json"),
+        ("/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/kubeconfig"),
+        ("/etc/kubernetes/bootstrap-kubelet.conf", "/var/lib/kubelet/bootstrap-kubeconfig"),
+    ),
+    "gke": (
+        ("/var/lib/kubelet/config.yaml", "/home/kubernetes/kubelet-config.yaml"),
+        ("/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/kubeconfig"),
+        ("/etc/kubernetes/pki/ca.crt", "/etc/srv/kubernetes/pki/ca-certificates.crt"),
+    ),
+    "aks": (
+        ("/var/lib/kubelet/config.yaml", "/etc/default/kubeletconfig.json"),
+        ("/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/kubeconfig"),
+        ("/etc/kubernetes/pki/ca.crt", "/etc/kubernetes/certs/ca.crt"),
+    ),
+}
+_HOSTED_MARKS = {
+    "eks": "/etc/eks/bootstrap.sh",
+    "gke": "/home/kubernetes/bin/kubelet",
+    "aks": "/etc/kubernetes/azure.json",
+}
+
+
+def hosted_worker_spec(platform: str, hostname: str | None = None, node_ip: str = "10.0.0.50") -> NodeSpec:
+    """A worker of a hosted cluster (``eks``, ``gke``, ``aks``): the kubelet's files in the
+    provider's places, and the mark the provider's node image leaves."""
+    spec = worker_spec(hostname or f"{platform}-worker-1", node_ip)
+    relocate(spec, HOSTED[platform])
+    spec.add(_HOSTED_MARKS[platform], Entry(0o755, content="#!/bin/sh\n"))
+    spec.kind = platform
+    return spec
+
+
+PLATFORM_SPECS: dict[str, Callable[..., NodeSpec]] = {
+    "k3s": k3s_server_spec,
+    "rke2": rke2_server_spec,
+    "eks": lambda hostname=None: hosted_worker_spec("eks", hostname),
+    "gke": lambda hostname=None: hosted_worker_spec("gke", hostname),
+    "aks": lambda hostname=None: hosted_worker_spec("aks", hostname),
 }
 
 
@@ -782,9 +1036,7 @@ def spec_paths(spec: NodeSpec, ref: FileRef) -> list[str]:
 def _target_file(spec: NodeSpec, ref: FileRef) -> str:
     paths = spec_paths(spec, ref)
     if not paths:
-        raise MutationError(
-            f"no file of this {spec.kind} node matches {ref.model_dump(exclude_defaults=True)}"
-        )
+        raise MutationError(f"no file of this {spec.kind} node matches {to_plain(ref)}")
     path = paths[0]
     if ref.recursive:
         below = [p for p in spec.below(path) if not spec.files[p].is_dir]
@@ -867,7 +1119,11 @@ def build_tree(
     hostname: str | None = None,
 ) -> HostTree:
     """Write a host tree of ``kind`` (``control-plane`` or ``worker``) into ``directory``."""
-    makers = {"control-plane": control_plane_spec, "worker": worker_spec}
+    makers: dict[str, Callable[..., NodeSpec]] = {
+        "control-plane": control_plane_spec,
+        "worker": worker_spec,
+        **PLATFORM_SPECS,
+    }
     if kind not in makers:
         raise ValueError(f"unknown node kind {kind!r}")
     spec = makers[kind](hostname) if hostname else makers[kind]()

@@ -127,6 +127,9 @@ class SimulatedNode:
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[Json] | None = None
     fault: Fault | str = Fault.NONE
+    kubelet_version: str = KUBELET_VERSION  # status.nodeInfo.kubeletVersion (platforms suffix it)
+    kube_proxy_version: str = ""  # status.nodeInfo.kubeProxyVersion (deprecated upstream; often empty)
+    provider_id: str = ""  # spec.providerID
     capacity: dict[str, str] = field(
         default_factory=lambda: {
             "cpu": "4",
@@ -652,7 +655,8 @@ class SimulatedCluster:
                     "kernelVersion": platform.release(),
                     "osImage": "Plumbob simulated node",
                     "containerRuntimeVersion": "simulated://1.0.0",
-                    "kubeletVersion": KUBELET_VERSION,
+                    "kubeletVersion": spec.kubelet_version,
+                    "kubeProxyVersion": spec.kube_proxy_version,
                     "operatingSystem": "linux",
                     "architecture": "amd64",
                 },
@@ -669,7 +673,11 @@ class SimulatedCluster:
                 "labels": spec.all_labels(),
                 "annotations": {"plumbob.dev/simulated": "true"},
             },
-            "spec": {"taints": spec.all_taints(), "podCIDR": st.pod_cidr()},
+            "spec": {
+                "taints": spec.all_taints(),
+                "podCIDR": st.pod_cidr(),
+                **({"providerID": spec.provider_id} if spec.provider_id else {}),
+            },
         }
         try:
             node = self._api.request("POST", "/api/v1/nodes", body)

@@ -26,6 +26,7 @@ import contextlib
 import os
 import stat
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from plumbob.agent.hostfs import HostRoot
@@ -34,13 +35,22 @@ from plumbob.agent.parsing import (
     parse_cmdline,
     parse_document,
     parse_kubeconfig,
-    parse_manifest,
+    parse_manifest_container,
     parse_names,
 )
 from plumbob.benchmarks.rules import Component, Rule
-from plumbob.engine.components import COMPONENTS, component_of_argv
-from plumbob.engine.evaluation import components_with_settings, files_wanted
-from plumbob.engine.facts import ConfigFile, FileStat, Kubeconfig, Manifest, NodeFacts, Process
+from plumbob.engine.components import COMPONENTS, component_of_argv, embedding_of_argv
+from plumbob.engine.evaluation import components_with_settings, documents_wanted, files_wanted
+from plumbob.engine.facts import (
+    ConfigFile,
+    FileKind,
+    FileStat,
+    JsonValue,
+    Kubeconfig,
+    Manifest,
+    NodeFacts,
+    Process,
+)
 from plumbob.engine.flags import flag_values
 
 _GLOB = frozenset("*?[")
@@ -54,13 +64,15 @@ def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def scan_processes(proc_dir: Path) -> list[Process]:
-    """Kubernetes components among the processes under ``proc_dir``."""
+def scan_processes(proc_dir: Path) -> tuple[list[Process], list[tuple[int, tuple[str, ...]]]]:
+    """Kubernetes components among the processes under ``proc_dir``, and the processes that embed
+    several components (``k3s server``: pid and argv, expanded by :func:`expand_embedded`)."""
     found: list[Process] = []
+    embedded: list[tuple[int, tuple[str, ...]]] = []
     try:
         entries = os.listdir(proc_dir)
     except OSError:
-        return found
+        return found, embedded
     for name in entries:
         if not name.isdigit():
             continue
@@ -73,7 +85,9 @@ def scan_processes(proc_dir: Path) -> list[Process]:
         component = component_of_argv(argv)
         if component is not None:
             found.append(Process(pid=int(name), component=component, argv=argv))
-    return sorted(found, key=lambda p: p.pid)
+        elif embedding_of_argv(argv) is not None:
+            embedded.append((int(name), argv))
+    return sorted(found, key=lambda p: p.pid), sorted(embedded)
 
 
 def _host_path(value: str, base: str = "/") -> str:
@@ -118,38 +132,94 @@ class _Gatherer:
             return Manifest(component=by_name, path=path, error=_why(exc)) if by_name else None
         try:
             binaries = COMPONENTS[by_name].binaries if by_name else ()
-            argv = parse_manifest(raw, binaries)
+            argv, env = parse_manifest_container(raw, binaries)
         except ParseError as exc:
             return Manifest(component=by_name, path=path, error=str(exc)) if by_name else None
         component = component_of_argv(argv) or by_name
-        return Manifest(component=component, path=path, argv=argv) if component else None
+        return Manifest(component=component, path=path, argv=argv, env=env) if component else None
 
     # -- configs -----------------------------------------------------------------------------------
-    def config(self, proc: Process) -> ConfigFile | None:
-        flag = COMPONENTS[proc.component].config_flag
-        value = flag_values(proc.argv).get(flag.lstrip("-")) if flag else None
-        if not value:
-            return None
-        path = _host_path(value)
-        located_by = f"flag {flag} of pid {proc.pid}"
-        raw: bytes | None = None
+    def _read(self, proc: Process, path: str) -> tuple[bytes | None, str, str | None]:
+        """A file the process names: (content, how it was found, why not). When the path is not
+        on the host (a component in a container keeps it there), through ``<proc>/<pid>/root``."""
         try:
-            raw = self.root.read_bytes(path)
+            return self.root.read_bytes(path), "", None
         except FileNotFoundError:
-            try:  # not on the host: the process may see it inside its container
+            try:
                 raw = HostRoot(self.proc_dir / str(proc.pid) / "root").read_bytes(path)
-                located_by += " (inside its container)"
             except OSError:
-                return ConfigFile(
-                    component=proc.component, path=path, located_by=located_by, error="not found on the host"
-                )
+                return None, "", "not found on the host"
+            return raw, " (inside its container)", None
         except OSError as exc:
-            return ConfigFile(component=proc.component, path=path, located_by=located_by, error=_why(exc))
+            return None, "", _why(exc)
+
+    def document(self, proc: Process, flag: str, value: str) -> ConfigFile:
+        path = _host_path(value)
+        raw, inside, error = self._read(proc, path)
+        located_by = f"flag {flag} of pid {proc.pid}{inside}"
+        if raw is None:
+            return ConfigFile(component=proc.component, path=path, located_by=located_by, error=error)
         try:
             data = parse_document(raw)
         except ParseError as exc:
             return ConfigFile(component=proc.component, path=path, located_by=located_by, error=str(exc))
         return ConfigFile(component=proc.component, path=path, located_by=located_by, data=data)
+
+    def config(self, proc: Process) -> ConfigFile | None:
+        flags = flag_values(proc.argv)
+        flag = COMPONENTS[proc.component].config_flag
+        value = flags.get(flag.lstrip("-")) if flag else None
+        drop_ins = flags.get("config-dir") if proc.component is Component.KUBELET else None
+        base = self.document(proc, flag, value) if flag and value else None
+        if not drop_ins or (base is not None and base.data is None):
+            return base
+        return self.kubelet_drop_ins(proc, base, _host_path(drop_ins))
+
+    def files_in_order(self, directory: str, depth: int = 0) -> Iterable[str]:
+        """Files below a directory in Go's ``filepath.WalkDir`` order: entries sorted by name, each
+        subdirectory walked where it sorts (symbolic links to directories are not followed)."""
+        try:
+            names = sorted(os.listdir(self.root.real_path(directory)))
+        except (OSError, ValueError):
+            return
+        for name in names:
+            path = f"{directory.rstrip('/')}/{name}"
+            try:
+                mode = self.root.lstat(path).st_mode
+            except (OSError, ValueError):
+                continue
+            if stat.S_ISDIR(mode) and depth < 8:
+                yield from self.files_in_order(path, depth + 1)
+            elif stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                yield path
+
+    def kubelet_drop_ins(self, proc: Process, base: ConfigFile | None, directory: str) -> ConfigFile:
+        """The kubelet's --config file merged with the ``*.conf`` files of its --config-dir, in the
+        kubelet's own order: the directory walked in lexical order (subdirectories included), each
+        drop-in applied as a JSON merge patch over what came before, so later files win and every
+        drop-in wins over the --config file."""
+        layers = list(base.layers or ((base.path, base.data),)) if base and base.data is not None else []
+        merged: dict[str, JsonValue] = dict(base.data) if base and base.data is not None else {}
+        located_by = f"flag --config-dir of pid {proc.pid}"
+        for path in self.files_in_order(directory):
+            if not path.endswith(".conf"):
+                continue
+            drop_in = self.document(proc, "--config-dir", path)
+            if drop_in.data is None:
+                return ConfigFile(
+                    component=proc.component, path=path, located_by=located_by, error=drop_in.error
+                )
+            patched = merge_patch(merged, drop_in.data)
+            assert isinstance(patched, dict)
+            merged = patched
+            layers.append((path, drop_in.data))
+        return ConfigFile(
+            component=proc.component,
+            path=base.path if base is not None else directory,
+            located_by=base.located_by if base is not None else located_by,
+            data=merged,
+            layers=tuple(layers),
+        )
 
     def kubeconfig(self, path: str) -> Kubeconfig:
         try:
@@ -170,7 +240,7 @@ class _Gatherer:
 
     def stat(self, path: str) -> FileStat:
         st = self.root.lstat(path)
-        kind = (
+        kind: FileKind = (
             "file"
             if stat.S_ISREG(st.st_mode)
             else "directory"
@@ -226,6 +296,65 @@ class _Gatherer:
         return files, missing, listings, errors
 
 
+def _embedded_args(values: JsonValue) -> list[str]:
+    items = values if isinstance(values, list) else [values]
+    return [f"--{str(v).lstrip('-')}" for v in items if v is not None and str(v)]
+
+
+def expand_embedded(embedded: list[tuple[int, tuple[str, ...]]], root: HostRoot) -> list[Process]:
+    """Processes that run several components (``k3s server``) as one process per component, each
+    with the flags the distribution passes it: its config file's list first, then the command line's
+    (the later occurrence of a flag wins, as on a command line)."""
+    out: list[Process] = []
+    for pid, argv in embedded:
+        found = embedding_of_argv(argv)
+        assert found is not None
+        embedding, components = found
+        config: dict[str, JsonValue] = {}
+        with contextlib.suppress(OSError, ParseError):
+            config = parse_document(root.read_bytes(embedding.config_file))
+        flags = flag_values(argv)
+        if flags.get(embedding.etcd_when.lstrip("-")) in ("", "true") or config.get(
+            embedding.etcd_when.lstrip("-")
+        ) in (True, "true"):
+            components = (*components, Component.ETCD)
+        for component in components:
+            flag = embedding.arg_flags[component]
+            args = _embedded_args(config.get(flag.lstrip("-")))
+            args += [f"--{v.lstrip('-')}" for v in repeated_values(argv, flag) if v]
+            out.append(Process(pid=pid, component=component, argv=(COMPONENTS[component].name, *args)))
+    return out
+
+
+def repeated_values(argv: Sequence[str], flag: str) -> list[str]:
+    """Every value of a repeatable flag (``--x=a --x b``), in order."""
+    name, values = flag.lstrip("-"), []
+    words = list(argv[1:])
+    for i, word in enumerate(words):
+        key, eq, value = word.lstrip("-").partition("=")
+        if not word.startswith("-") or key != name:
+            continue
+        if eq:
+            values.append(value)
+        elif i + 1 < len(words) and not words[i + 1].startswith("-"):
+            values.append(words[i + 1])
+    return values
+
+
+def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
+    """RFC 7386 JSON merge patch, as the kubelet applies its drop-ins: mappings merge key by key,
+    ``null`` removes a key, anything else (lists included) replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
 def gather_facts(
     rules: Sequence[Rule], host_root: str | Path = "/", proc_dir: str | Path | None = None
 ) -> NodeFacts:
@@ -233,7 +362,8 @@ def gather_facts(
     root = HostRoot(Path(host_root))
     procs = Path(proc_dir) if proc_dir is not None else Path(root.prefix) / "proc"
     g = _Gatherer(root, procs)
-    processes = scan_processes(procs)
+    standalone, embedded = scan_processes(procs)
+    processes = sorted([*standalone, *expand_embedded(embedded, root)], key=lambda p: p.pid)
     with_settings = components_with_settings(rules) | {Component.KUBELET}
     configs = [
         c
@@ -241,23 +371,30 @@ def gather_facts(
         if p.component in with_settings and (c := g.config(p)) is not None
     ]
     kubelet_config = next((c for c in configs if c.component is Component.KUBELET), None)
+    documents: dict[str, ConfigFile] = {}
+    for component, flag in sorted(documents_wanted(rules)):
+        proc = next((p for p in processes if p.component is component), None)
+        value = flag_values(proc.argv).get(flag.lstrip("-")) if proc is not None else None
+        if proc is not None and value and value not in documents:
+            documents[value] = g.document(proc, flag, value)
     manifests = g.manifests(kubelet_config)
     kubeconfig_paths = dict.fromkeys(
         _host_path(v) for p in processes if (v := flag_values(p.argv).get("kubeconfig"))
     )
     kubeconfigs = [g.kubeconfig(path) for path in kubeconfig_paths]
-    partial = NodeFacts(processes=tuple(processes), manifests=tuple(manifests), configs=tuple(configs))
+    partial = NodeFacts(
+        processes=tuple(processes), manifests=tuple(manifests), configs=tuple(configs), documents=documents
+    )
     files, missing, listings, errors = g.files(files_wanted(rules, partial))
     hostname = None
     with contextlib.suppress(OSError):
         hostname = root.read_bytes("/etc/hostname", 256).decode("utf-8", "replace").strip() or None
-    return partial.model_copy(
-        update={
-            "hostname": hostname,
-            "kubeconfigs": tuple(kubeconfigs),
-            "files": files,
-            "missing": frozenset(missing),
-            "listings": listings,
-            "errors": errors,
-        }
+    return replace(
+        partial,
+        hostname=hostname,
+        kubeconfigs=tuple(kubeconfigs),
+        files=files,
+        missing=frozenset(missing),
+        listings=listings,
+        errors=errors,
     )

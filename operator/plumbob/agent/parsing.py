@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 import yaml
-from pydantic import JsonValue
+
+from plumbob.engine.facts import JsonValue
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000  # YAML aliases can make a small file expand enormously
@@ -76,12 +77,22 @@ def parse_document(raw: bytes) -> dict[str, JsonValue]:
 
 def parse_manifest(raw: bytes, component_binaries: tuple[str, ...] = ()) -> tuple[str, ...]:
     """A static pod manifest: the command + args of its container (the one running the component)."""
+    return parse_manifest_container(raw, component_binaries)[0]
+
+
+def parse_manifest_container(
+    raw: bytes, component_binaries: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], dict[str, str]]:
+    """A static pod manifest: (command + args, literal environment) of the component's container.
+
+    Environment entries whose value comes from elsewhere (``valueFrom``) are not literal, so they
+    are left out: the node cannot tell what they resolve to."""
     pod = parse_document(raw)
     spec = pod.get("spec")
     containers = spec.get("containers") if isinstance(spec, dict) else None
     if not isinstance(containers, list) or not containers:
         raise ParseError("no spec.containers in the pod manifest")
-    candidates: list[tuple[str, ...]] = []
+    candidates: list[tuple[tuple[str, ...], dict[str, str]]] = []
     for container in containers:
         if not isinstance(container, dict):
             raise ParseError("a container entry is not a mapping")
@@ -89,14 +100,29 @@ def parse_manifest(raw: bytes, component_binaries: tuple[str, ...] = ()) -> tupl
         if not isinstance(command, list) or not isinstance(args, list):
             raise ParseError("container command/args must be lists")
         argv = tuple(str(w) for w in [*command, *args] if w is not None)
+        env = container.get("env", [])
+        if not isinstance(env, list):
+            raise ParseError("container env must be a list")
+        literal = {
+            str(e["name"]): as_env_text(e["value"])
+            for e in env
+            if isinstance(e, dict) and "name" in e and e.get("value") is not None
+        }
         if argv:
-            candidates.append(argv)
+            candidates.append((argv, literal))
     if not candidates:
         raise ParseError("no container has a command or args")
-    for argv in candidates:
+    for argv, literal in candidates:
         if argv[0].rsplit("/", 1)[-1] in component_binaries:
-            return argv
+            return argv, literal
     return candidates[0]
+
+
+def as_env_text(value: JsonValue) -> str:
+    """An env value as the process sees it (YAML may have parsed ``true`` or ``2379`` as non-strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def parse_kubeconfig(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -203,6 +203,9 @@ class ResolvedBenchmark(Model):
     name: Annotated[str, Field(max_length=64)]
     version: Annotated[str, Field(max_length=16)]
     platform: Platform
+    platform_reason: Annotated[str, Field(max_length=256)] | None = Field(
+        default=None, description="why this platform: set in the profile, or what detection saw"
+    )
     kubernetes_version: Annotated[str, Field(max_length=64)] | None = None
     rules: Count = Field(default=0, description="rules evaluated after tailoring")
 
@@ -223,6 +226,49 @@ class DriftCounters(Model):
     )
 
 
+class Coverage(Model):
+    """Rules of the last scan by how they were decided: tested on the nodes, attested by the
+    provider of a hosted control plane (not-applicable, "managed by the provider"), judged by a
+    person (manual), or not applicable here."""
+
+    tested: Count = 0
+    provider_managed: Count = 0
+    manual: Count = 0
+    not_applicable: Count = 0
+
+
+class CveExposure(Model):
+    """A running Kubernetes component exposed to a known CVE, or behind on patches."""
+
+    cve: Annotated[str, Field(max_length=32)] = Field(
+        description="CVE id, or 'patch-level': an older patch than the newest known of its minor"
+    )
+    component: Annotated[str, Field(max_length=32)]
+    where: Annotated[str, Field(max_length=256)] = Field(description="'API server' or the node's name")
+    running: Annotated[str, Field(max_length=64)]
+    fixed: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="first fixed version in the running minor; for patch-level the newest patch"
+    )
+    severity: Annotated[str, Field(max_length=16)]
+    reference: Annotated[str, Field(max_length=512)] | None = None
+
+
+class KubernetesCves(Model):
+    """Known Kubernetes CVEs the API server and the profile's nodes (kubelet, kube-proxy) are
+    exposed to, from the CVE data in use: shipped with Plumbob, or a ConfigMap's."""
+
+    data_version: Annotated[str, Field(max_length=64)]
+    data_published: Annotated[str, Field(max_length=32)] = Field(description="date the CVE data was made")
+    source: Annotated[str, Field(max_length=256)] = Field(description="'package' or the ConfigMap's name")
+    data_status: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, description="why a replacement was refused (the previous data stays in use)"
+    )
+    exposure_count: Count = 0
+    exposures: Annotated[list[CveExposure], Field(max_length=100)] = Field(
+        default_factory=list, description="the first 100, most severe first"
+    )
+
+
 class ComplianceProfileStatus(Model):
     observed_generation: int | None = Field(default=None, ge=0)
     resolved_benchmark: ResolvedBenchmark | None = None
@@ -234,6 +280,8 @@ class ComplianceProfileStatus(Model):
         default=None,
         description="percent of decided rules that comply: (pass+excepted)/(pass+excepted+fail+error)",
     )
+    coverage: Coverage | None = None
+    kubernetes_cves: KubernetesCves | None = None
     drift: DriftCounters | None = None
     last_rescan: Annotated[str, Field(max_length=256)] | None = Field(
         default=None, description="value of the plumbob.dev/rescan annotation last acted on"

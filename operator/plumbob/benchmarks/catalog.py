@@ -2,10 +2,19 @@
 
 A benchmark lives in ``benchmarks/data/<id>/``: ``benchmark.yaml`` (id, title, version,
 variables, section titles) and one :class:`~plumbob.benchmarks.rules.SectionFile` per top-level
-section (``1-*.yaml`` … ``5-*.yaml``). :func:`load_benchmark` reads them through
-``importlib.resources`` (so they work from a wheel or zip), validates them with the rule model,
-substitutes ``${name}`` variables (a caller's ``overrides`` win over the benchmark's defaults) and
-caches the result.
+section (``1-*.yaml`` … ``5-*.yaml``). Those YAML files are the source.
+
+The node audit must start in milliseconds, so the package also ships ``compiled.json`` beside
+them: the benchmark already validated (by pydantic, through
+:mod:`plumbob.benchmarks.validation`), as plain JSON, with the CRC-32 and size of every source
+file it was made from (a staleness check, not a signature: both ship in the same package).
+:func:`load_benchmark` uses it when those match the sources on disk, and otherwise validates the
+YAML itself (slower, same result), so an edited source is never shadowed by a stale compiled
+file. ``make catalog`` rewrites the compiled files; a unit test fails when they differ from their
+sources or when a source is invalid.
+
+Variables (``${name}`` in audits) are substituted at load; a caller's ``overrides`` win over the
+benchmark's defaults. Results are cached per benchmark and overrides.
 
 Errors::
 
@@ -16,18 +25,19 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import json
 import re
+import sys
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
+from plumbob.benchmarks.rules import Benchmark, Rule, SectionFile, rule_from_dict, to_plain
 
-from plumbob.benchmarks.rules import Benchmark, Rule, SectionFile
-
+DATA_DIR = Path(__file__).resolve().parent / "data"
+COMPILED = "compiled.json"
+COMPILED_FORMAT = 1
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _INTEGER = re.compile(r"[0-9]+")
 _SECTION_FILE = re.compile(r"^\d+-.*\.ya?ml$")
@@ -37,44 +47,105 @@ class CatalogError(Exception):
     """A benchmark could not be loaded, validated or tailored."""
 
 
-def data_root() -> Traversable:
-    return resources.files("plumbob.benchmarks").joinpath("data")
+def data_root() -> Path:
+    return DATA_DIR
+
+
+PLATFORM = "platform.yaml"
 
 
 def available() -> list[str]:
-    """Ids of the benchmarks shipped in the package."""
-    root = data_root()
-    return sorted(d.name for d in root.iterdir() if d.is_dir() and d.joinpath("benchmark.yaml").is_file())
+    """Ids of the benchmarks shipped in the package (platform variants included)."""
+    return sorted(
+        d.name for d in DATA_DIR.iterdir() if (d / "benchmark.yaml").is_file() or (d / PLATFORM).is_file()
+    )
 
 
-def _read_yaml(node: Traversable, label: str) -> Any:
+def _sources(directory: Path) -> list[str]:
+    """The YAML source files of a benchmark directory, in load order; a platform variant's
+    sources are its ``platform.yaml`` and then its base's (as ``../<base>/<file>``)."""
     try:
-        return yaml.safe_load(node.read_text(encoding="utf-8"))
+        names = sorted(p.name for p in directory.iterdir())
+    except OSError as exc:
+        raise CatalogError(f"{directory}: cannot list: {exc.strerror}") from exc
+    if PLATFORM in names:
+        base = _platform_base(directory)
+        return [PLATFORM, *(f"../{base}/{n}" for n in _sources(directory.parent / base))]
+    return ["benchmark.yaml", *(n for n in names if _SECTION_FILE.match(n))]
+
+
+def _platform_base(directory: Path) -> str:
+    match = re.search(
+        r"(?m)^base:\s*([a-z0-9][a-z0-9.-]*)\s*$", (directory / PLATFORM).read_text(encoding="utf-8")
+    )
+    if match is None:
+        raise CatalogError(f"{directory.name}/{PLATFORM}: no base benchmark")
+    return match.group(1)
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    out = {}
+    for name in _sources(directory):
+        try:
+            data = (directory / name).read_bytes()
+            out[name] = f"crc32:{zlib.crc32(data):08x} size:{len(data)}"
+        except OSError:
+            out[name] = "unreadable"
+    return out
+
+
+def _validate_variant(directory: Path, label: str) -> dict[str, Any]:
+    from plumbob.benchmarks.platforms import PlatformVariant, derive  # noqa: PLC0415 - slow path
+    from plumbob.benchmarks.validation import ValidationError, validated  # noqa: PLC0415 - slow path
+
+    raw = _read_yaml(directory / PLATFORM, f"{label}/{PLATFORM}")
+    try:
+        variant = validated(PlatformVariant, raw)
+    except ValidationError as exc:
+        raise CatalogError(f"{label}/{PLATFORM}: {exc}") from exc
+    if variant.id != directory.name:
+        raise CatalogError(f"{label}/{PLATFORM}: id {variant.id!r} differs from its directory")
+    base = validate_sources(directory.parent / variant.base, variant.base)
+    try:
+        plain = derive(base, variant)
+        validated(Benchmark, plain)  # the derived rules obey the model too
+    except (ValueError, ValidationError) as exc:
+        raise CatalogError(f"{label}/{PLATFORM}: {exc}") from exc
+    return plain
+
+
+def _read_yaml(path: Path, label: str) -> Any:
+    import yaml  # noqa: PLC0415 - only the slow path reads YAML
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CatalogError(f"{label}: cannot read: {exc}") from exc
 
 
-def _load(directory: Traversable, label: str) -> Benchmark:
-    meta_node = directory.joinpath("benchmark.yaml")
-    if not meta_node.is_file():
+def validate_sources(directory: Path, label: str) -> dict[str, Any]:
+    """Validate a benchmark's YAML sources; its plain JSON form (variables not yet substituted)."""
+    from plumbob.benchmarks.validation import ValidationError, validated  # noqa: PLC0415 - slow path
+
+    if (directory / PLATFORM).is_file():
+        return _validate_variant(directory, label)
+    if not (directory / "benchmark.yaml").is_file():
         raise CatalogError(f"{label}: no benchmark.yaml")
-    meta = _read_yaml(meta_node, f"{label}/benchmark.yaml")
+    meta = _read_yaml(directory / "benchmark.yaml", f"{label}/benchmark.yaml")
     if not isinstance(meta, dict):
         raise CatalogError(f"{label}/benchmark.yaml: expected a mapping")
     rules: list[Rule] = []
-    for node in sorted(directory.iterdir(), key=lambda n: n.name):
-        if not _SECTION_FILE.match(node.name):
-            continue
-        raw = _read_yaml(node, f"{label}/{node.name}")
+    for name in _sources(directory)[1:]:
+        raw = _read_yaml(directory / name, f"{label}/{name}")
         try:
-            section = SectionFile.model_validate(raw)
+            section = validated(SectionFile, raw)
         except ValidationError as exc:
-            raise CatalogError(f"{label}/{node.name}: {exc}") from exc
+            raise CatalogError(f"{label}/{name}: {exc}") from exc
         if section.benchmark != meta.get("id"):
-            raise CatalogError(f"{label}/{node.name}: benchmark {section.benchmark!r} != {meta.get('id')!r}")
+            raise CatalogError(f"{label}/{name}: benchmark {section.benchmark!r} != {meta.get('id')!r}")
         for rule in section.rules:
             if rule.section.split(".")[0] != section.section:
-                raise CatalogError(f"{label}/{node.name}: rule {rule.id} is not in section {section.section}")
+                raise CatalogError(f"{label}/{name}: rule {rule.id} is not in section {section.section}")
         rules.extend(section.rules)
     ids = [r.id for r in rules]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -82,25 +153,55 @@ def _load(directory: Traversable, label: str) -> Benchmark:
         raise CatalogError(f"{label}: duplicate rule ids {', '.join(duplicates)}")
     rules.sort(key=lambda r: tuple(int(p) for p in r.id.split(".")))
     try:
-        return Benchmark.model_validate({**meta, "rules": rules})
+        benchmark = validated(Benchmark, {**meta, "rules": rules})
     except ValidationError as exc:
         raise CatalogError(f"{label}/benchmark.yaml: {exc}") from exc
+    plain: dict[str, Any] = to_plain(benchmark)
+    return plain
+
+
+def compiled_text(directory: Path, label: str) -> str:
+    """The ``compiled.json`` of a benchmark directory, from its validated sources."""
+    document = {
+        "format": COMPILED_FORMAT,
+        "sources": _digests(directory),
+        "benchmark": validate_sources(directory, label),
+    }
+    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"
+
+
+def _from_compiled(directory: Path) -> dict[str, Any] | None:
+    """The compiled benchmark when it exists and was made from exactly these sources."""
+    try:
+        document = json.loads((directory / COMPILED).read_bytes())
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != COMPILED_FORMAT
+        or document.get("sources") != _digests(directory)
+    ):
+        return None
+    plain: dict[str, Any] = document["benchmark"]
+    return plain
 
 
 @functools.lru_cache(maxsize=16)
-def _cached(benchmark_id: str, directory: str | None) -> Benchmark:
+def _plain(benchmark_id: str, directory: str | None) -> dict[str, Any]:
     if directory is not None:
-        return _load(Path(directory), directory)
+        return validate_sources(Path(directory), directory)
     if "/" in benchmark_id or benchmark_id.startswith("."):
         raise CatalogError(f"invalid benchmark id {benchmark_id!r}")
-    node = data_root().joinpath(benchmark_id)
-    if not node.is_dir():
+    node = DATA_DIR / benchmark_id
+    if not (node / "benchmark.yaml").is_file() and not (node / PLATFORM).is_file():
         raise CatalogError(f"unknown benchmark {benchmark_id!r}; shipped: {', '.join(available()) or 'none'}")
-    return _load(node, benchmark_id)
+    return _from_compiled(node) or validate_sources(node, benchmark_id)
 
 
 def _substitute(value: Any, variables: Mapping[str, str], rule_id: str) -> Any:
     if isinstance(value, str):
+        if "${" not in value:
+            return value
 
         def one(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -116,30 +217,39 @@ def _substitute(value: Any, variables: Mapping[str, str], rule_id: str) -> Any:
     return value
 
 
-def tailored(benchmark: Benchmark, overrides: Mapping[str, str] | None = None) -> Benchmark:
-    """The benchmark with ``${name}`` variables substituted in every audit (tests, paths, defaults)."""
-    unknown = sorted(set(overrides or {}) - set(benchmark.variables))
+def _benchmark(plain: Mapping[str, Any], overrides: Mapping[str, str]) -> Benchmark:
+    """Build the models, with ``${name}`` variables substituted in every audit."""
+    defaults: dict[str, str] = plain.get("variables", {})
+    unknown = sorted(set(overrides) - set(defaults))
     if unknown:
-        raise CatalogError(f"{benchmark.id}: unknown variables {', '.join(unknown)}")
-    for name, value in sorted((overrides or {}).items()):
-        default = benchmark.variables[name]
+        raise CatalogError(f"{plain['id']}: unknown variables {', '.join(unknown)}")
+    for name, value in sorted(overrides.items()):
+        default = defaults[name]
         if _INTEGER.fullmatch(default) and not _INTEGER.fullmatch(value):
             raise CatalogError(
                 f"variables.{name}: {value!r} is not a whole number (the benchmark's default is {default})"
             )
-    variables = {**benchmark.variables, **(overrides or {})}
+    variables = {**defaults, **overrides}
     rules = []
-    for rule in benchmark.rules:
-        if rule.audit is None:
-            rules.append(rule)
-            continue
-        dumped = rule.model_dump(mode="json", exclude_unset=True)
-        dumped["audit"] = _substitute(dumped["audit"], variables, rule.id)
+    for source in plain["rules"]:
+        data = source
+        if source.get("audit") is not None:
+            data = {**source, "audit": _substitute(source["audit"], variables, source["id"])}
         try:
-            rules.append(Rule.model_validate(dumped))
-        except ValidationError as exc:
-            raise CatalogError(f"rule {rule.id}: invalid after substituting variables: {exc}") from exc
-    return benchmark.model_copy(update={"rules": rules, "variables": variables})
+            rules.append(rule_from_dict(data))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CatalogError(f"rule {data['id']}: invalid after substituting variables: {exc}") from exc
+    return Benchmark(
+        id=plain["id"],
+        title=plain["title"],
+        version=plain["version"],
+        variables=variables,
+        sections=dict(plain.get("sections", {})),
+        rules=rules,
+        platform=plain.get("platform", "generic"),
+        base=plain.get("base"),
+        responsibility=plain.get("responsibility"),
+    )
 
 
 def load_benchmark(
@@ -153,7 +263,7 @@ def load_benchmark(
 @functools.lru_cache(maxsize=64)
 def _tailored(benchmark_id: str, directory: str | None, overrides: tuple[tuple[str, str], ...]) -> Benchmark:
     """Cached per (benchmark, overrides): the operator resolves every profile on every pass."""
-    return tailored(_cached(benchmark_id, directory), dict(overrides))
+    return _benchmark(_plain(benchmark_id, directory), dict(overrides))
 
 
 def select_rules(rules: Iterable[Rule], patterns: Sequence[str] | None) -> list[Rule]:
@@ -168,3 +278,25 @@ def select_rules(rules: Iterable[Rule], patterns: Sequence[str] | None) -> list[
         return fnmatch.fnmatchcase(rule_id, pattern) or rule_id.startswith(pattern + ".")
 
     return [r for r in rules if any(matches(r.id, p) for p in patterns)]
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m plumbob.benchmarks.catalog [--check]``: write (or check) every compiled.json."""
+    check = "--check" in argv
+    stale = []
+    for benchmark_id in available():
+        directory = DATA_DIR / benchmark_id
+        text = compiled_text(directory, benchmark_id)
+        target = directory / COMPILED
+        current = target.read_text(encoding="utf-8") if target.is_file() else None
+        if current != text:
+            stale.append(benchmark_id)
+            if not check:
+                target.write_text(text, encoding="utf-8")
+    verb = "out of date" if check else "rewritten"
+    print(f"compiled benchmarks {verb}: {', '.join(stale) or 'none'}")
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -4,7 +4,7 @@ A benchmark (for example ``cis-1.12``) is a set of YAML files under ``benchmarks
 Each file holds one section's rules. A rule says *what* to look at declaratively; the engine
 (:mod:`plumbob.engine`) turns gathered node facts into findings by interpreting these models.
 
-Shape of an audit (a discriminated union on ``type``)::
+Shape of an audit (a union tagged by ``type``)::
 
     Audit
      ├── FileModeAudit      file permissions at most ``max_mode`` (octal string, e.g. "600")
@@ -15,18 +15,27 @@ Shape of an audit (a discriminated union on ``type``)::
      └── (none)             manual rules carry ``audit: null`` and ``guidance`` instead
 
 Values in tests may reference benchmark variables as ``${name}``; a profile can override them.
+
+The models are frozen standard-library dataclasses, so the node audit (the agent in every audit
+Pod, ``plumbob audit``) imports no validation library. Each model checks its own invariants in
+``__post_init__``; the types and unknown keys of the data files are validated by pydantic in
+:mod:`plumbob.benchmarks.validation` (``__pydantic_config__`` forbids unknown keys), which runs
+when the shipped catalog is compiled and checked (``make catalog``, the unit tests), and whenever
+a benchmark is loaded from YAML.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import MISSING, dataclass, field
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+_STRICT: Any = {"extra": "forbid"}  # pydantic's ConfigDict, as a plain dict: no import here
+_RULE_ID = re.compile(r"^\d+(\.\d+){1,3}$")
+_SECTION = re.compile(r"^\d+(\.\d+)?$")
+_TOP_SECTION = re.compile(r"^\d+$")
+_MODE = re.compile(r"^[0-7]{3,4}$")
 
 
 class Severity(StrEnum):
@@ -79,21 +88,27 @@ class Op(StrEnum):
     REGEX = "regex"
 
 
-class Test(_Model):
+def _pattern(value: str, pattern: re.Pattern[str], what: str) -> None:
+    if not pattern.match(value):
+        raise ValueError(f"{what} {value!r} does not match {pattern.pattern}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Test:
+    __pydantic_config__ = _STRICT
     op: Op
     value: str | list[str] | None = None
 
-    @model_validator(mode="after")
-    def _value_matches_op(self) -> Test:
+    def __post_init__(self) -> None:
         if self.op in (Op.PRESENT, Op.ABSENT):
             if self.value is not None:
                 raise ValueError(f"op {self.op} takes no value")
         elif self.value is None:
             raise ValueError(f"op {self.op} needs a value")
-        return self
 
 
-class FileRef(_Model):
+@dataclass(frozen=True, kw_only=True)
+class FileRef:
     """How to locate a file (or directory) on the node.
 
     Tried in order: the ``component``'s command-line ``flag``, then its config-file ``config_key``
@@ -102,39 +117,69 @@ class FileRef(_Model):
     ``recursive`` a directory is audited together with everything below it.
     """
 
+    __pydantic_config__ = _STRICT
     component: Component | None = None
     flag: str | None = None
     config_key: str | None = None
-    paths: list[str] = Field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     all_matches: bool = False
     recursive: bool = False
 
-    @model_validator(mode="after")
-    def _has_a_source(self) -> FileRef:
+    def __post_init__(self) -> None:
         if not (self.flag or self.config_key or self.paths):
             raise ValueError("a file reference needs a flag, a config_key or known paths")
         if (self.flag or self.config_key) and self.component is None:
             raise ValueError("flag and config_key need the component they belong to")
-        return self
 
 
-class FileModeAudit(_Model):
+@dataclass(frozen=True, kw_only=True)
+class FileModeAudit:
+    __pydantic_config__ = _STRICT
     type: Literal["file-mode"] = "file-mode"
     file: FileRef
-    max_mode: str = Field(pattern=r"^[0-7]{3,4}$", description="most permissive allowed mode, octal")
+    max_mode: str  # most permissive allowed mode, octal
+
+    def __post_init__(self) -> None:
+        _pattern(self.max_mode, _MODE, "max_mode")
 
 
-class FileOwnerAudit(_Model):
+@dataclass(frozen=True, kw_only=True)
+class FileOwnerAudit:
+    __pydantic_config__ = _STRICT
     type: Literal["file-owner"] = "file-owner"
     file: FileRef
     user: str
     group: str
 
 
-class SettingAudit(_Model):
+@dataclass(frozen=True, kw_only=True)
+class StructuredKey:
+    """A setting kept in a structured configuration file that a flag names.
+
+    For example the kube-apiserver's ``--authorization-config`` file (``AuthorizationConfiguration``)
+    replaces ``--authorization-mode``: ``{flag: --authorization-config, key: "authorizers[].type"}``
+    reads the type of every authorizer, in order. ``key`` is a dotted path; a segment ending in
+    ``[]`` maps the rest of the path over a list.
+    """
+
+    __pydantic_config__ = _STRICT
+    flag: str
+    key: str
+
+    def __post_init__(self) -> None:
+        if not self.flag.startswith("--"):
+            raise ValueError(f"flag {self.flag!r} must start with --")
+        if not self.key or any(not part.removesuffix("[]") for part in self.key.split(".")):
+            raise ValueError(f"key {self.key!r} is not a dotted path")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SettingAudit:
     """A component setting, resolved with the component's own precedence.
 
     The effective value is the command-line ``flag`` if given on the running process, else the
+    same setting as an environment variable of the component's static pod (etcd's ``ETCD_*``),
+    else the ``structured`` file's key when the process names such a file, else the
     ``config_key`` in the component's config file, else a documented default, else unset.
 
     Some components have two sets of defaults. ``config_default`` is the value the component
@@ -144,85 +189,169 @@ class SettingAudit(_Model):
     Evidence records which source supplied the value, and which default applied.
     """
 
+    __pydantic_config__ = _STRICT
     type: Literal["setting"] = "setting"
     component: Component
     flag: str | None = None
     config_key: str | None = None
     default: str | None = None
     config_default: str | None = None
+    default_by: str | None = None  # who applies ``default``, when not the component (a platform: "k3s")
+    structured: StructuredKey | None = None
     test: Test
 
-    @model_validator(mode="after")
-    def _names_a_setting(self) -> SettingAudit:
+    def __post_init__(self) -> None:
         if not (self.flag or self.config_key):
             raise ValueError("a setting audit needs a flag or a config_key")
         if self.config_default is not None and not self.config_key:
             raise ValueError("config_default is the default of a config_key: name the key")
         if self.flag is not None and not self.flag.startswith("--"):
             raise ValueError(f"flag {self.flag!r} must start with --")
-        return self
 
 
-class AllOf(_Model):
+@dataclass(frozen=True, kw_only=True)
+class AllOf:
+    __pydantic_config__ = _STRICT
     type: Literal["all"] = "all"
-    audits: list[Audit] = Field(min_length=1)
+    audits: list[Audit]
+
+    def __post_init__(self) -> None:
+        if not self.audits:
+            raise ValueError("'all' needs at least one audit")
 
 
-class AnyOf(_Model):
+@dataclass(frozen=True, kw_only=True)
+class AnyOf:
+    __pydantic_config__ = _STRICT
     type: Literal["any"] = "any"
-    audits: list[Audit] = Field(min_length=1)
+    audits: list[Audit]
+
+    def __post_init__(self) -> None:
+        if not self.audits:
+            raise ValueError("'any' needs at least one audit")
 
 
-Audit = Annotated[
-    FileModeAudit | FileOwnerAudit | SettingAudit | AllOf | AnyOf,
-    Field(discriminator="type"),
-]
+Audit = FileModeAudit | FileOwnerAudit | SettingAudit | AllOf | AnyOf
+AUDIT_TYPES: dict[str, type[Audit]] = {
+    "file-mode": FileModeAudit,
+    "file-owner": FileOwnerAudit,
+    "setting": SettingAudit,
+    "all": AllOf,
+    "any": AnyOf,
+}
 
 
-class Rule(_Model):
-    id: str = Field(pattern=r"^\d+(\.\d+){1,3}$")
+@dataclass(frozen=True, kw_only=True)
+class Rule:
+    __pydantic_config__ = _STRICT
+    id: str
     title: str
-    section: str = Field(pattern=r"^\d+(\.\d+)?$")
+    section: str
     severity: Severity
-    targets: list[Target] = Field(min_length=1)
-    scored: bool = Field(description="CIS 'Automated' (true) or 'Manual' (false)")
+    targets: list[Target]
+    scored: bool  # CIS 'Automated' (true) or 'Manual' (false)
     audit: Audit | None = None
-    guidance: str | None = Field(default=None, description="how a person checks a manual rule")
+    guidance: str | None = None  # how a person checks a manual rule
     remediation: str
     # Absent components: when the audited component is not running on the node the rule is
     # not-applicable; when the file is absent, ``missing_file`` says what that means.
     missing_file: Literal["not-applicable", "fail"] = "not-applicable"
+    # Set by a platform variant: the control cannot apply on this platform (the reason why), or
+    # the provider of a hosted control plane owns it (a link to the provider's statement of its
+    # responsibility); either way the finding is not-applicable, never a pass or a fail.
+    not_applicable: str | None = None
+    provider_managed: str | None = None
 
-    @model_validator(mode="after")
-    def _manual_or_audited(self) -> Rule:
+    def __post_init__(self) -> None:
+        _pattern(self.id, _RULE_ID, "rule id")
+        _pattern(self.section, _SECTION, f"rule {self.id}: section")
+        if not self.targets:
+            raise ValueError(f"rule {self.id}: targets must name at least one target")
         if self.audit is None and not self.guidance:
             raise ValueError(f"rule {self.id}: a rule without an audit needs guidance")
         if self.scored and self.audit is None and Target.CLUSTER not in self.targets:
             raise ValueError(f"rule {self.id}: an automated node rule needs an audit")
         if not self.id.startswith(self.section + ".") and self.id != self.section:
             raise ValueError(f"rule {self.id} is not in section {self.section}")
-        return self
 
 
-class SectionFile(_Model):
+@dataclass(frozen=True, kw_only=True)
+class SectionFile:
     """One YAML data file: a top-level section and its rules."""
 
+    __pydantic_config__ = _STRICT
     benchmark: str
-    section: str = Field(pattern=r"^\d+$")
+    section: str
     title: str
     rules: list[Rule]
 
+    def __post_init__(self) -> None:
+        _pattern(self.section, _TOP_SECTION, "section")
 
-class Benchmark(_Model):
+
+@dataclass(frozen=True, kw_only=True)
+class Benchmark:
     """Loaded benchmark: ``benchmark.yaml`` metadata plus its section files."""
 
+    __pydantic_config__ = _STRICT
     id: str
     title: str
     version: str
-    variables: dict[str, str] = Field(default_factory=dict)
-    sections: dict[str, str] = Field(default_factory=dict, description="section id → title")
+    variables: dict[str, str] = field(default_factory=dict)
+    sections: dict[str, str] = field(default_factory=dict)  # section id → title
     rules: list[Rule]
+    platform: str = "generic"
+    base: str | None = None  # the benchmark a platform variant derives from
+    responsibility: str | None = None  # hosted: the provider's shared-responsibility statement
 
 
-AllOf.model_rebuild()
-AnyOf.model_rebuild()
+# ---- building models from data that was validated before (the compiled catalog) ------------------
+
+
+def audit_from_dict(data: dict[str, Any]) -> Audit:
+    """An audit from its JSON form (``type`` tag plus fields); nested audits and refs built too."""
+    kind = data["type"]
+    if kind in ("all", "any"):
+        return AUDIT_TYPES[kind](audits=[audit_from_dict(a) for a in data["audits"]])  # type: ignore[call-arg]
+    fields = {k: v for k, v in data.items() if k != "type"}
+    if "file" in fields:
+        ref = dict(fields["file"])
+        if ref.get("component") is not None:
+            ref["component"] = Component(ref["component"])
+        fields["file"] = FileRef(**ref)
+    if "component" in fields:
+        fields["component"] = Component(fields["component"])
+    if "test" in fields:
+        fields["test"] = Test(op=Op(fields["test"]["op"]), value=fields["test"].get("value"))
+    if fields.get("structured") is not None:
+        fields["structured"] = StructuredKey(**fields["structured"])
+    return AUDIT_TYPES[kind](**fields)
+
+
+def rule_from_dict(data: dict[str, Any]) -> Rule:
+    fields = dict(data)
+    fields["severity"] = Severity(fields["severity"])
+    fields["targets"] = [Target(t) for t in fields["targets"]]
+    if fields.get("audit") is not None:
+        fields["audit"] = audit_from_dict(fields["audit"])
+    return Rule(**fields)
+
+
+def to_plain(value: Any) -> Any:
+    """A model as JSON data: fields left at their defaults are omitted, except an audit's ``type``."""
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields is None:
+        return value
+    out: dict[str, Any] = {}
+    for name, f in fields.items():
+        item = getattr(value, name)
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
+        if name == "type" or default is MISSING or item != default:
+            out[name] = to_plain(item)
+    return out

@@ -11,29 +11,44 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib import resources
+from typing import Any, NamedTuple
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
-
-from plumbob.benchmarks.catalog import CatalogError
+from plumbob.benchmarks.catalog import DATA_DIR, CatalogError
 
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)")
+_MINOR = re.compile(r"^\d+\.\d+$")
 
 
-class VersionMapping(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    platform: str = "generic"
-    min: str = Field(pattern=r"^\d+\.\d+$")
-    max: str | None = Field(default=None, pattern=r"^\d+\.\d+$")
+class VersionMapping(NamedTuple):
+    min: str
     benchmark: str
+    platform: str = "generic"
+    max: str | None = None
 
 
-class VersionTable(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class VersionTable(NamedTuple):
+    mappings: tuple[VersionMapping, ...]
 
-    mappings: list[VersionMapping]
+    @classmethod
+    def from_data(cls, data: Any) -> VersionTable:
+        if not isinstance(data, dict) or set(data) != {"mappings"} or not isinstance(data["mappings"], list):
+            raise CatalogError("versions: expected a mapping with one key, 'mappings', holding a list")
+        out = []
+        for entry in data["mappings"]:
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise CatalogError(f"versions: entry {entry!r} is not a mapping of strings")
+            try:
+                mapping = VersionMapping(**entry)
+            except TypeError as exc:
+                raise CatalogError(f"versions: entry {entry!r}: {exc}") from exc
+            for bound in (mapping.min, mapping.max):
+                if bound is not None and not _MINOR.match(bound):
+                    raise CatalogError(f"versions: {bound!r} is not a minor version such as '1.32'")
+            out.append(mapping)
+        return cls(tuple(out))
+
+    def platforms(self) -> frozenset[str]:
+        return frozenset(m.platform for m in self.mappings)
 
 
 def _minor(version: str) -> tuple[int, int]:
@@ -45,8 +60,11 @@ def _minor(version: str) -> tuple[int, int]:
 
 @functools.cache
 def version_table() -> VersionTable:
-    text = resources.files("plumbob.benchmarks").joinpath("data", "versions.yaml").read_text(encoding="utf-8")
-    return VersionTable.model_validate(yaml.safe_load(text))
+    import yaml  # noqa: PLC0415 - only when a benchmark is chosen by version or platform
+
+    text = (DATA_DIR / "versions.yaml").read_text(encoding="utf-8")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return VersionTable.from_data(yaml.load(text, Loader=loader))  # noqa: S506 - a safe loader
 
 
 def benchmark_for(
@@ -65,3 +83,17 @@ def benchmark_for(
         raise CatalogError(f"no benchmark covers Kubernetes {kubernetes_version} on platform {platform!r}")
     best = max(candidates, key=lambda m: (m.platform == platform and platform != "generic", _minor(m.min)))
     return best.benchmark
+
+
+def has_platform_benchmark(platform: str, table: VersionTable | None = None) -> bool:
+    """Does ``platform`` have a benchmark of its own (not only the generic one)?"""
+    return platform == "generic" or platform in (table or version_table()).platforms()
+
+
+def newest_for_platform(platform: str, table: VersionTable | None = None) -> str:
+    """The newest benchmark of a platform (the generic one when it has none of its own)."""
+    mappings = (table or version_table()).mappings
+    own = [m for m in mappings if m.platform == platform] or [m for m in mappings if m.platform == "generic"]
+    if not own:
+        raise CatalogError(f"no benchmark for platform {platform!r}")
+    return max(own, key=lambda m: _minor(m.min)).benchmark

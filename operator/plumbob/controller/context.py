@@ -25,9 +25,11 @@ from typing import Any, TypeVar
 
 from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
 from plumbob.api.common import Condition, ConditionStatus, set_condition
-from plumbob.benchmarks.catalog import CatalogError, load_benchmark
+from plumbob.benchmarks.catalog import CatalogError, available, load_benchmark
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.benchmarks.versions import benchmark_for
+from plumbob.controller.platforms import PlatformChoice, choose_platform
+from plumbob.controller.scanning import selects
 from plumbob.controller.store import Store
 from plumbob.kube import Kube, KubeError
 
@@ -160,15 +162,26 @@ class Context:
             self._kubernetes_version = self.kube.server_version()
         return self._kubernetes_version
 
+    def platform(self, profile: ComplianceProfile) -> PlatformChoice:
+        """The platform the profile's benchmark is for (``auto``: detected from the nodes the
+        profile selects, and the API server's version)."""
+        with self.store.lock:
+            nodes = list(self.store.objects["nodes"].values())
+        roles = [r.value for r in profile.spec.node_roles]
+        selected = [n for n in nodes if selects(n, profile.spec.node_selector, roles)]
+        return choose_platform(profile.spec.benchmark.platform.value, selected, self.kubernetes_version())
+
     def resolve(self, profile: ComplianceProfile) -> Tailoring:
         """The profile's benchmark and tailoring; raises CatalogError when it cannot be resolved."""
         bench = profile.spec.benchmark
         version = str(bench.version)
+        platform = self.platform(profile).platform
         if version == "auto":
-            platform = bench.platform.value if bench.platform.value != "auto" else "generic"
             benchmark_id = benchmark_for(self.kubernetes_version(), platform)
         else:
             benchmark_id = f"cis-{version}"
+            if platform != "generic" and f"{platform}-{benchmark_id}" in available():
+                benchmark_id = f"{platform}-{benchmark_id}"
         loaded = load_benchmark(benchmark_id, profile.spec.variables or None)  # validates id and variables
         rules = profile.spec.rules
         tailoring = Tailoring(

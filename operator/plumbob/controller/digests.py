@@ -61,6 +61,10 @@ class NodeDigest:
     taints: tuple[Taint, ...]
     ready: bool
     created: datetime | None
+    # what the node says of itself: platform detection and Kubernetes CVE exposure read these
+    provider_id: str = ""
+    kubelet_version: str = ""
+    kube_proxy_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,9 @@ def node_digest(body: dict[str, Any]) -> NodeDigest:
         taints=taints,
         ready=ready,
         created=parse_time(meta.get("creationTimestamp")),
+        provider_id=str(spec.get("providerID") or ""),
+        kubelet_version=str((status.get("nodeInfo") or {}).get("kubeletVersion") or ""),
+        kube_proxy_version=str((status.get("nodeInfo") or {}).get("kubeProxyVersion") or ""),
     )
 
 

@@ -36,6 +36,7 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     needed += [(v, "batch", "jobs", None) for v in ("list", "watch")]
     needed += [(v, "batch", "jobs", namespace) for v in ("create", "delete", "deletecollection")]
     needed.append(("create", "", "events", None))
+    needed.append(("get", "", "configmaps", namespace))  # the Kubernetes CVE data override
     return needed
 
 

@@ -22,7 +22,8 @@ from plumbob.api import ComplianceProfile
 from plumbob.api.common import ANNOTATION_RESCAN, Summary
 from plumbob.api.scans import ScanPhase
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
-from plumbob.controller import excepting, scan_status, scanning
+from plumbob.benchmarks.rules import Rule
+from plumbob.controller import excepting, platforms, scan_status, scanning
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
 from plumbob.controller.digests import ReportDigest
 from plumbob.controller.store import Snapshot
@@ -137,13 +138,16 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
             reports = [r for r in snap.reports.values() if r.profile == meta.name and r.node is not None]
             new = {"observedGeneration": meta.generation}
             bench = load_benchmark(tailoring.benchmark, tailoring.variables or None)
+            choice = ctx.platform(profile)
+            node_rules = tailoring.node_rules(bench.rules)
             new["resolvedBenchmark"] = {
                 "id": bench.id,
                 "name": "cis-kubernetes",
                 "version": bench.version,
-                "platform": profile.spec.benchmark.platform.value,
+                "platform": choice.platform,
+                "platformReason": choice.reason[:256],
                 "kubernetesVersion": ctx.kubernetes_version(),
-                "rules": len(tailoring.node_rules(bench.rules)),
+                "rules": len(node_rules),
             }
             if latest is not None:
                 ls = latest.status
@@ -166,6 +170,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 score = Summary.model_validate(summary).score()
                 if score is not None:
                     new["score"] = score
+                new["coverage"] = coverage(agg["rules"], node_rules)
                 compliant = compliance(last_done.metadata.name, of_scan, agg)
             # Drift counters: what the latest completed scan changed against the one before it.
             last_drift = agg.get("drift") or {}
@@ -193,6 +198,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 wanted = {
                     **stalled("NoNodesSelected", why, "waiting for a node that matches"),
                     "Compliant": (False, "NothingChecked", why),
+                    "PlatformSupported": platforms.condition(choice, bench.id),
                 }
             else:
                 wanted = {
@@ -206,6 +212,25 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                     if not running
                     else (False, "FirstScanRunning", "the first scan is running"),
                     "Compliant": compliant,
+                    "PlatformSupported": platforms.condition(choice, bench.id),
                 }
             new["conditions"] = conditions(conds, meta.generation, now, wanted)
             ctx.patch("complianceprofiles", meta.name, current, new)
+
+
+def coverage(rules: list[dict[str, Any]], node_rules: list[Rule]) -> dict[str, int]:
+    """What the last scan tested, what the provider of a hosted control plane attests, what a
+    person must judge: per rule, counted apart so an auditor sees tested from attested."""
+    managed = {r.id for r in node_rules if r.provider_managed is not None}
+    out = {"tested": 0, "providerManaged": 0, "manual": 0, "notApplicable": 0}
+    for result in rules:
+        status = result["status"]
+        if result["id"] in managed:
+            out["providerManaged"] += 1
+        elif status in ("pass", "fail", "error", "excepted"):
+            out["tested"] += 1
+        elif status == "manual":
+            out["manual"] += 1
+        else:
+            out["notApplicable"] += 1
+    return out

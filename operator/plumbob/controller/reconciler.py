@@ -16,9 +16,11 @@ lives in the module named after the kind whose status it writes:
    pruned to the limit;
 5. :mod:`~plumbob.controller.profile_status`: summary, score, drift counters and conditions from
    the latest completed scan;
-6. :mod:`~plumbob.controller.exception_status`: entry states (active / unused / expired),
+6. :mod:`~plumbob.controller.cve_status`: the known Kubernetes CVEs of the API server's and the
+   profile's nodes' versions (data shipped, or replaced by a ConfigMap);
+7. :mod:`~plumbob.controller.exception_status`: entry states (active / unused / expired),
    ``ExceptionExpired`` Events;
-7. :mod:`~plumbob.controller.invalid_objects`: objects that could not be parsed are marked
+8. :mod:`~plumbob.controller.invalid_objects`: objects that could not be parsed are marked
    ``Stalled``, once.
 
 The store is read again between steps, so each step sees what the earlier ones wrote. What the
@@ -34,6 +36,7 @@ import threading
 import time
 
 from plumbob.controller import (
+    cve_status,
     excepting,
     exception_status,
     profile_status,
@@ -62,6 +65,7 @@ class Reconciler(Context):
         self._reports = ReportStatus(self)
         self._scans = ScanStatus(self)
         self._invalid = InvalidObjects(self)
+        self._cves = cve_status.CveSource(self)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -97,6 +101,9 @@ class Reconciler(Context):
         snap = self.store.snapshot()  # see the scans completed in this pass
         with self.isolated("step", "profiles"):
             profile_status.reconcile(self, snap, entries, now)
+        snap = self.store.snapshot()
+        with self.isolated("step", "kubernetes CVEs"):
+            waits.append(cve_status.reconcile(self, self._cves, snap))
         with self.isolated("step", "exceptions"):
             waits.append(exception_status.reconcile(self, snap, entries, now))
         with self.isolated("step", "invalid objects"):

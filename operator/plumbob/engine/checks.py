@@ -21,9 +21,7 @@ its static pod manifest), then its config-file key, then the rule's known paths 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-
-from pydantic import JsonValue
+from typing import NamedTuple
 
 from plumbob.benchmarks.rules import (
     AllOf,
@@ -34,9 +32,10 @@ from plumbob.benchmarks.rules import (
     FileOwnerAudit,
     FileRef,
     SettingAudit,
+    StructuredKey,
 )
 from plumbob.engine.components import COMPONENTS
-from plumbob.engine.facts import FileStat, NodeFacts, Process
+from plumbob.engine.facts import ConfigFile, FileStat, JsonValue, NodeFacts, Process
 from plumbob.engine.findings import Evidence, Source, Status
 from plumbob.engine.flags import flag_name, flag_values
 from plumbob.engine.values import as_text, compare
@@ -45,8 +44,7 @@ _GLOB_CHARS = frozenset("*?[")
 _EVIDENCE_CAP = 10  # passing files listed one by one up to this many, then summarised
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     status: Status
     evidence: tuple[Evidence, ...] = ()
     reason: str | None = None
@@ -55,8 +53,7 @@ class Outcome:
     reasons: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
     """What a check needs besides the facts: the rule's stance on absent files."""
 
     missing_file: str = "not-applicable"
@@ -100,6 +97,18 @@ def noncompliant_setting(audit: SettingAudit, facts: NodeFacts, ctx: Context) ->
         if flag_name(audit.flag) in flags:
             value, source = flags[flag_name(audit.flag)], Source.FLAG
             location = f"pid {proc.pid} {audit.flag}"
+        else:
+            found_env = env_setting(audit.component, audit.flag, facts)
+            if found_env is not None:
+                value, location = found_env
+                source = Source.MANIFEST
+    if source is Source.UNSET and audit.structured is not None:
+        structured = structured_setting(audit.structured, proc, facts)
+        if structured.problem is not None:
+            evidence = Evidence(subject=subject, source=Source.CONFIG, location=structured.location)
+            return Outcome(Status.ERROR, (evidence,), structured.problem)
+        if structured.location is not None and structured.value is not None:
+            value, source, location = structured.value, Source.CONFIG, structured.location
     if source is Source.UNSET and audit.config_key:
         config = facts.config(audit.component)
         if config is not None:
@@ -111,7 +120,8 @@ def noncompliant_setting(audit: SettingAudit, facts: NodeFacts, ctx: Context) ->
                 )
             found, raw = lookup(config.data, audit.config_key)
             if found and raw is not None:
-                value, source, location = as_text(raw), Source.CONFIG, where
+                value, source = as_text(raw), Source.CONFIG
+                location = f"{origin(config, audit.config_key)}: {audit.config_key}"
     if source is Source.UNSET:
         default, where = applicable_default(audit, proc)
         if default is not None:
@@ -131,6 +141,62 @@ def noncompliant_setting(audit: SettingAudit, facts: NodeFacts, ctx: Context) ->
     return Outcome(Status.FAIL, (evidence,), f"{subject} is {shown}; expected {result.expected}")
 
 
+def origin(config: ConfigFile, dotted: str) -> str:
+    """The file that set ``dotted`` in a layered configuration (the last one that has it)."""
+    for path, data in reversed(config.layers):
+        if lookup(data, dotted)[0]:
+            return str(path)
+    return str(config.path)
+
+
+def env_setting(component: Component, flag: str, facts: NodeFacts) -> tuple[str, str] | None:
+    """``flag`` given as an environment variable of the component's static pod (etcd's ``ETCD_*``):
+    (value, where). The command line wins over the environment, as it does in etcd."""
+    info = COMPONENTS[component]
+    name = info.env_name(flag)
+    manifest = facts.manifest(component)
+    if name is None or manifest is None or name not in manifest.env:
+        return None
+    return manifest.env[name], f"env {name} in {manifest.path}"
+
+
+def select(data: JsonValue, path: str) -> tuple[bool, JsonValue]:
+    """A dotted path in a document, where ``name[]`` maps the rest of the path over a list."""
+    head, _, rest = path.partition(".")
+    if head.endswith("[]"):
+        found, items = lookup(data, head[:-2])
+        if not found or not isinstance(items, list):
+            return False, None
+        if not rest:
+            return True, items
+        picked = [value for item in items for ok, value in (select(item, rest),) if ok]
+        return True, picked
+    if not rest:
+        return lookup(data, head)
+    found, child = lookup(data, head)
+    return select(child, rest) if found else (False, None)
+
+
+class Structured(NamedTuple):
+    value: str | None = None
+    location: str | None = None
+    problem: str | None = None
+
+
+def structured_setting(key: StructuredKey, proc: Process, facts: NodeFacts) -> Structured:
+    """The setting from the structured file the process names with ``key.flag``, if it names one."""
+    path = flag_values(proc.argv).get(flag_name(key.flag))
+    if not path:
+        return Structured()
+    document = facts.documents.get(path)
+    location = f"{path}: {key.key}"
+    if document is None or document.data is None:
+        why = document.error if document is not None else "not read"
+        return Structured(location=location, problem=f"cannot read {path} (named by {key.flag}): {why}")
+    found, raw = select(document.data, key.key)
+    return Structured(value=as_text(raw) if found else None, location=location)
+
+
 def runs_with_config_file(component: Component, proc: Process) -> bool:
     """Does the running process name a config file (the component's config flag, non-empty)?"""
     config_flag = COMPONENTS[component].config_flag
@@ -142,6 +208,8 @@ def applicable_default(audit: SettingAudit, proc: Process) -> tuple[str | None, 
     comes from (for evidence): ``config_default`` when the component runs with a config file and
     the rule gives one, else ``default``."""
     info = COMPONENTS[audit.component]
+    if audit.default_by is not None:
+        return audit.default, f"set by {audit.default_by} unless overridden"
     if audit.config_default is None:
         return audit.default, f"{info.name} default"
     if runs_with_config_file(audit.component, proc):
@@ -156,8 +224,7 @@ def _is_glob(path: str) -> bool:
     return not _GLOB_CHARS.isdisjoint(path)
 
 
-@dataclass(frozen=True)
-class Named:
+class Named(NamedTuple):
     """A path a flag or config key names (authoritative), with how it was found."""
 
     path: str | None
@@ -176,6 +243,9 @@ def named_path(ref: FileRef, facts: NodeFacts) -> Named:
             value = flag_values(proc.argv).get(flag_name(ref.flag))
             if value:
                 return Named(value, f"{ref.flag} of pid {proc.pid}")
+            from_env = env_setting(ref.component, ref.flag, facts)
+            if from_env is not None and from_env[0]:
+                return Named(from_env[0], from_env[1])
         else:
             manifest = facts.manifest(ref.component)
             if manifest is not None and manifest.error is None:
@@ -204,12 +274,11 @@ def wanted_paths(ref: FileRef, facts: NodeFacts) -> list[tuple[str, bool]]:
     return [(p, ref.recursive) for p in ref.paths]
 
 
-@dataclass(frozen=True)
-class Located:
+class Located(NamedTuple):
     stats: tuple[FileStat, ...] = ()
     how: str = ""
     problem: str | None = None
-    looked_for: tuple[str, ...] = field(default_factory=tuple)
+    looked_for: tuple[str, ...] = ()
 
 
 def _expand(path: str, recursive: bool, facts: NodeFacts) -> list[str]:

@@ -2,6 +2,9 @@
 
 For each rule, in order:
 
+0. a rule the platform hands to the provider (hosted control planes) → not-applicable, "managed by
+   the provider", with the link to the provider's responsibility statement; a rule the platform
+   says cannot apply (no static pod manifests in k3s…) → not-applicable with that reason;
 1. a cluster-level rule → not-applicable: the operator evaluates it from the Kubernetes API;
 2. a rule whose targets miss every role of this node → not-applicable, naming the roles
    (for etcd rules: etcd is not local to this node);
@@ -19,7 +22,7 @@ from plumbob.benchmarks.rules import Audit, Component, Rule, SettingAudit, Targe
 from plumbob.engine.checks import Context, Outcome, audit_outcome, wanted_paths
 from plumbob.engine.components import COMPONENTS
 from plumbob.engine.facts import NodeFacts
-from plumbob.engine.findings import Finding, Status
+from plumbob.engine.findings import PROVIDER_MANAGED_REASON, Evidence, Finding, Source, Status
 
 NODE_ROLES = (Target.CONTROL_PLANE, Target.ETCD, Target.WORKER)
 
@@ -49,6 +52,26 @@ def evaluate_rule(rule: Rule, facts: NodeFacts, roles: frozenset[Target]) -> Fin
             reason=reason,
             evidence=outcome.evidence if outcome else (),
         )
+
+    if rule.provider_managed is not None:
+        return Finding(
+            rule_id=rule.id,
+            title=rule.title,
+            severity=rule.severity.value,
+            scored=rule.scored,
+            status=Status.NOT_APPLICABLE,
+            reason=f"{PROVIDER_MANAGED_REASON} (see {rule.provider_managed})",
+            evidence=(
+                Evidence(
+                    subject="the provider's responsibility statement",
+                    source=Source.NONE,
+                    location=rule.provider_managed,
+                ),
+            ),
+            provider_managed=True,
+        )
+    if rule.not_applicable is not None:
+        return finding(Status.NOT_APPLICABLE, rule.not_applicable)
 
     node_targets = [t for t in rule.targets if t is not Target.CLUSTER]
     if not node_targets:
@@ -94,6 +117,18 @@ def components_with_settings(rules: Iterable[Rule]) -> frozenset[Component]:
             file_ref = getattr(a, "file", None)
             if file_ref is not None and file_ref.config_key and file_ref.component is not None:
                 out.add(file_ref.component)
+    return frozenset(out)
+
+
+def documents_wanted(rules: Iterable[Rule]) -> frozenset[tuple[Component, str]]:
+    """(component, flag) of the structured files the rules' settings may be read from."""
+    out: set[tuple[Component, str]] = set()
+    for rule in rules:
+        if rule.audit is None:
+            continue
+        for a in _audits(rule.audit):
+            if isinstance(a, SettingAudit) and a.structured is not None:
+                out.add((a.component, a.structured.flag))
     return frozenset(out)
 
 

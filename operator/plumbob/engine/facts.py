@@ -8,18 +8,17 @@ kept next to the thing they concern, so the checks can turn them into ``error`` 
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from dataclasses import dataclass, field
+from typing import Literal, TypeAlias
 
 from plumbob.benchmarks.rules import Component
 
+# What a parsed YAML/JSON document holds.
+JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-
-class Process(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Process:
     """A running component found in /proc."""
 
     pid: int
@@ -27,56 +26,69 @@ class Process(_Frozen):
     argv: tuple[str, ...]
 
 
-class Manifest(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
     """A static pod manifest for a component; ``argv`` is its container's command + args."""
 
     component: Component
     path: str
     argv: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # the container's literal environment values
     error: str | None = None
 
 
-class ConfigFile(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class ConfigFile:
     """A component's config file (kubelet ``--config`` and the like), parsed."""
 
     component: Component
     path: str
-    located_by: str = Field(description="how it was found, e.g. 'flag --config of pid 42'")
+    located_by: str  # how it was found, e.g. 'flag --config of pid 42'
     data: dict[str, JsonValue] | None = None
     error: str | None = None
+    # When several files make up the configuration (the kubelet's --config then its --config-dir
+    # drop-ins, merged in that order), each file's own document; ``data`` is the merge.
+    layers: tuple[tuple[str, dict[str, JsonValue]], ...] = ()
 
 
-class FileStat(_Frozen):
+FileKind: TypeAlias = Literal["file", "directory", "symlink", "other"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileStat:
     path: str
-    kind: Literal["file", "directory", "symlink", "other"]
-    mode: int = Field(description="permission bits only (st_mode & 0o7777)")
+    kind: FileKind
+    mode: int  # permission bits only (st_mode & 0o7777)
     uid: int
     gid: int
-    owner: str | None = Field(default=None, description="user name from the host's /etc/passwd")
-    group: str | None = Field(default=None, description="group name from the host's /etc/group")
+    owner: str | None = None  # user name from the host's /etc/passwd
+    group: str | None = None  # group name from the host's /etc/group
 
 
-class Kubeconfig(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Kubeconfig:
     """What matters about a kubeconfig for auditing, not its secrets."""
 
     path: str
     servers: tuple[str, ...] = ()
-    auth: tuple[str, ...] = Field(default=(), description="kinds of user credentials: cert, token, exec…")
+    auth: tuple[str, ...] = ()  # kinds of user credentials: cert, token, exec…
     error: str | None = None
 
 
-class NodeFacts(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class NodeFacts:
     hostname: str | None = None
     processes: tuple[Process, ...] = ()
     manifests: tuple[Manifest, ...] = ()
     configs: tuple[ConfigFile, ...] = ()
     kubeconfigs: tuple[Kubeconfig, ...] = ()
-    files: dict[str, FileStat] = Field(default_factory=dict, description="host path → stat")
-    missing: frozenset[str] = Field(default_factory=frozenset, description="paths looked for, absent")
-    listings: dict[str, tuple[str, ...]] = Field(
-        default_factory=dict, description="glob pattern or directory (recursive) → matching paths, sorted"
-    )
-    errors: dict[str, str] = Field(default_factory=dict, description="host path → why it could not be read")
+    files: dict[str, FileStat] = field(default_factory=dict)  # host path → stat
+    missing: frozenset[str] = frozenset()  # paths looked for, absent
+    # glob pattern or directory (recursive) → matching paths, sorted
+    listings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)  # host path → why it could not be read
+    # structured configuration files named by a flag (``--authorization-config``…), by host path
+    documents: dict[str, ConfigFile] = field(default_factory=dict)
 
     def process(self, component: Component) -> Process | None:
         """The component's process (lowest pid when several run)."""

@@ -1,18 +1,14 @@
 """What an audit says about one rule: a :class:`Finding` with its :class:`Status` and :class:`Evidence`.
 
-These models are the engine's output and the shape the API models reuse, so they stay small,
+These dataclasses are the engine's output and the shape the API models reuse, so they stay small,
 frozen and JSON-friendly (plain strings, no paths or enums that do not serialise).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from enum import StrEnum
-
-from pydantic import BaseModel, ConfigDict, Field
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from typing import Any
 
 
 class Status(StrEnum):
@@ -30,6 +26,9 @@ class Status(StrEnum):
     ERROR = "error"
 
 
+PROVIDER_MANAGED_REASON = "managed by the provider"
+
+
 class Source(StrEnum):
     """Where a value came from."""
 
@@ -42,27 +41,33 @@ class Source(StrEnum):
     NONE = "none"  # nothing could be read
 
 
-class Evidence(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Evidence:
     """One observation behind a finding: what was read, where, what was found and expected."""
 
-    subject: str = Field(description="what was read, e.g. 'kube-apiserver --profiling' or a file path")
+    subject: str  # what was read, e.g. 'kube-apiserver --profiling' or a file path
     source: Source
-    location: str | None = Field(default=None, description="pid and flag, or file path and key")
+    location: str | None = None  # pid and flag, or file path and key
     found: str | None = None
     expected: str | None = None
 
 
-class Finding(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class Finding:
     rule_id: str
     title: str
     severity: str
     scored: bool
     status: Status
-    reason: str | None = Field(default=None, description="why: for fail, manual, n/a and error results")
+    reason: str | None = None  # why: for fail, manual, n/a and error results
     evidence: tuple[Evidence, ...] = ()
+    # not-applicable because the provider of a hosted control plane owns the control (attested,
+    # not tested); the reason says "managed by the provider" and links the provider's statement
+    provider_managed: bool = False
 
 
-class AuditResult(_Frozen):
+@dataclass(frozen=True, kw_only=True)
+class AuditResult:
     """The findings of one node audit, with what was audited."""
 
     benchmark: str
@@ -71,10 +76,27 @@ class AuditResult(_Frozen):
     roles: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()
 
+    def as_json(self) -> dict[str, Any]:
+        """Every field as JSON data (enums as their values)."""
+        return asdict(self)
+
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}
         for f in self.findings:
             out[f.status.value] += 1
+        return out
+
+    def coverage(self) -> dict[str, int]:
+        """What an auditor asks first: how many controls were tested here, how many the provider
+        attests (hosted control planes), how many a person must judge, and how many do not apply."""
+        out = {"tested": 0, "provider-managed": 0, "manual": 0, "not-applicable": 0}
+        for f in self.findings:
+            if f.provider_managed:
+                out["provider-managed"] += 1
+            elif f.status in (Status.PASS, Status.FAIL, Status.ERROR):
+                out["tested"] += 1
+            else:
+                out[f.status.value] += 1
         return out
 
     def failed_scored(self) -> list[Finding]:

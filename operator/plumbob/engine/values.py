@@ -13,11 +13,10 @@ durations (``1h30m``, ``300s``), comparing durations in seconds.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
-from pydantic import JsonValue
+from typing import NamedTuple
 
 from plumbob.benchmarks.rules import Op, Test
+from plumbob.engine.facts import JsonValue
 
 
 def as_text(value: JsonValue) -> str | None:
@@ -68,8 +67,7 @@ def _norm(text: str) -> str:
     return text.lower() if text.lower() in ("true", "false") else text
 
 
-@dataclass(frozen=True)
-class Comparison:
+class Comparison(NamedTuple):
     ok: bool
     expected: str  # how the expectation reads in evidence
     problem: str | None = None  # set when the values could not be compared at all

@@ -1,8 +1,9 @@
 """Render an :class:`~plumbob.engine.findings.AuditResult` as text (a table), JSON or JUnit XML.
 
-Text and JUnit come from jinja2 templates shipped as package data (``reports/templates``); JSON
-is the result model itself plus each rule's remediation, so machines read exactly what the
-engine produced.
+Text is built here in plain Python (``plumbob audit`` prints it by default, and a node audit must
+not pay for a template engine's import); JUnit comes from a jinja2 template shipped as package
+data (``reports/templates``), imported only for that format; JSON is the result itself plus each
+rule's remediation, so machines read exactly what the engine produced.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ import functools
 import json
 import textwrap
 from collections.abc import Mapping
-from typing import Literal
-
-import jinja2
+from typing import TYPE_CHECKING, Literal
 
 from plumbob.engine.findings import AuditResult, Finding, Status
 
@@ -29,9 +28,18 @@ _MARK = {
 }
 
 
+if TYPE_CHECKING:
+    import jinja2
+
+
+def _wrap(text: str, width: int = 96, indent: str = "      ") -> str:
+    return textwrap.fill(str(text), width=width, initial_indent=indent, subsequent_indent=indent)
+
+
 @functools.cache
 def _environment(autoescape: bool) -> jinja2.Environment:
-    # Autoescaping is for the XML template; the text report is plain text, never HTML.
+    import jinja2  # noqa: PLC0415 - only the JUnit format needs a template engine
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("plumbob.reports", "templates"),
         autoescape=autoescape,  # noqa: S701
@@ -41,9 +49,7 @@ def _environment(autoescape: bool) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["mark"] = lambda status: _MARK[Status(status)]
-    env.filters["wrap"] = lambda text, width=96, indent="      ": textwrap.fill(
-        str(text), width=width, initial_indent=indent, subsequent_indent=indent
-    )
+    env.filters["wrap"] = _wrap
     return env
 
 
@@ -59,11 +65,40 @@ def _evidence_line(f: Finding) -> list[str]:
     return lines
 
 
+def _text(result: AuditResult, remediation: Mapping[str, str]) -> str:
+    counts = result.counts()
+    width = max((len(f.rule_id) for f in result.findings), default=4)
+    roles = ", ".join(result.roles) or "none detected"
+    lines = [
+        f"{result.benchmark} (v{result.benchmark_version}) on {result.node or 'this node'} — roles: {roles}",
+        "",
+    ]
+    for f in result.findings:
+        kind = "scored" if f.scored else "manual"
+        lines.append(f"{f.rule_id.ljust(width)}  {_MARK[f.status].ljust(6)}  {kind.ljust(6)}  {f.title}")
+        if f.status in (Status.FAIL, Status.ERROR, Status.NOT_APPLICABLE) and f.reason:
+            lines.append(_wrap(f.reason))
+        if f.status in (Status.FAIL, Status.ERROR):
+            lines.extend(_wrap(f"evidence: {line}") for line in _evidence_line(f))
+            if f.rule_id in remediation:
+                lines.append(_wrap(f"fix: {remediation[f.rule_id]}"))
+    coverage = result.coverage()
+    lines += [
+        "",
+        f"{counts['pass']} pass, {counts['fail']} fail, {counts['error']} error, {counts['manual']} manual, "
+        f"{counts['not-applicable']} not applicable",
+        f"{coverage['tested']} tested, {coverage['provider-managed']} provider-managed, "
+        f"{coverage['manual']} manual, {coverage['not-applicable']} not applicable on this node",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(result: AuditResult, fmt: Format = "text", remediation: Mapping[str, str] | None = None) -> str:
     remediation = remediation or {}
     if fmt == "json":
-        doc = result.model_dump(mode="json")
+        doc = result.as_json()
         doc["summary"] = result.counts()
+        doc["coverage"] = result.coverage()
         for finding in doc["findings"]:
             if finding["status"] in ("fail", "error") and finding["rule_id"] in remediation:
                 finding["remediation"] = remediation[finding["rule_id"]]
@@ -75,20 +110,5 @@ def render(result: AuditResult, fmt: Format = "text", remediation: Mapping[str, 
             .render(result=result, counts=result.counts(), remediation=remediation)
         )
     if fmt == "text":
-        width = max((len(f.rule_id) for f in result.findings), default=4)
-        rows = [
-            {
-                "finding": f,
-                "id": f.rule_id.ljust(width),
-                "mark": _MARK[f.status].ljust(6),
-                "kind": ("scored" if f.scored else "manual").ljust(6),
-                "evidence": _evidence_line(f) if f.status in (Status.FAIL, Status.ERROR) else [],
-            }
-            for f in result.findings
-        ]
-        return (
-            _environment(False)
-            .get_template("text.j2")
-            .render(result=result, rows=rows, counts=result.counts(), remediation=remediation)
-        )
+        return _text(result, remediation)
     raise ValueError(f"unknown format {fmt!r}")

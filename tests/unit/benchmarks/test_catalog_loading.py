@@ -98,12 +98,13 @@ def test_unknown_benchmark() -> None:
 def test_versions() -> None:
     assert benchmark_for("v1.32.0") == "cis-1.12"
     assert benchmark_for("1.36.3") == "cis-1.12"
-    assert benchmark_for("v1.33.1", platform="k3s") == "cis-1.12"
+    assert benchmark_for("v1.33.1", platform="k3s") == "k3s-cis-1.12"
+    assert benchmark_for("v1.33.1", platform="openshift") == "cis-1.12"
     with pytest.raises(CatalogError):
         benchmark_for("v1.31.9")
     with pytest.raises(CatalogError):
         benchmark_for("latest")
-    table = VersionTable.model_validate(
+    table = VersionTable.from_data(
         {
             "mappings": [
                 {"min": "1.32", "benchmark": "cis-1.12"},

@@ -90,6 +90,7 @@ class FakeKube:
     objects: dict[tuple[str, str | None, str], dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    configmaps: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     _rv: itertools.count[int] = field(default_factory=lambda: itertools.count(100))
     _uid: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -174,6 +175,9 @@ class FakeKube:
         body = self.objects.pop((plural, namespace, name), None)
         if body is not None:
             self.store.remove(plural, body)
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, str] | None:
+        return self.configmaps.get((namespace, name))
 
     def server_version(self) -> str:
         self.calls.append(Call("server_version", ()))

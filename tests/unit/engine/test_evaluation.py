@@ -23,9 +23,10 @@ import pytest
 
 from plumbob.benchmarks.rules import Component, Op, Rule, Target
 from plumbob.benchmarks.rules import Test as RuleTest
+from plumbob.benchmarks.validation import validated
 from plumbob.engine import evaluate
 from plumbob.engine.components import component_of_argv
-from plumbob.engine.facts import ConfigFile, FileStat, Manifest, NodeFacts, Process
+from plumbob.engine.facts import ConfigFile, FileKind, FileStat, Manifest, NodeFacts, Process
 from plumbob.engine.findings import Source, Status
 from plumbob.engine.flags import flag_values
 from plumbob.engine.values import as_number, as_text, compare
@@ -45,7 +46,7 @@ def rule(audit: dict[str, Any] | None, **kw: Any) -> Rule:
         "remediation": "fix it",
     }
     base.update(kw)
-    return Rule.model_validate(base)
+    return validated(Rule, base)
 
 
 def setting(component: str = "apiserver", **kw: Any) -> dict[str, Any]:
@@ -261,7 +262,7 @@ def test_cluster_rule() -> None:
 USERS = {0: "root", 990: "etcd"}
 
 
-def stat(path: str, mode: int, uid: int = 0, kind: str = "file") -> FileStat:
+def stat(path: str, mode: int, uid: int = 0, kind: FileKind = "file") -> FileStat:
     return FileStat(
         path=path, kind=kind, mode=mode, uid=uid, gid=uid, owner=USERS.get(uid), group=USERS.get(uid)
     )

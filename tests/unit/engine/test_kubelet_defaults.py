@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from plumbob.benchmarks.catalog import load_benchmark
 from plumbob.benchmarks.rules import Component, Rule, SettingAudit
+from plumbob.benchmarks.validation import validated
 from plumbob.engine.checks import Context, Outcome, audit_outcome, combined_outcome
 from plumbob.engine.evaluation import evaluate_rule
 from plumbob.engine.facts import ConfigFile, NodeFacts, Process
@@ -201,18 +202,21 @@ def test_findings_keep_scored_flag_and_hint(case: Case) -> None:
 
 
 def test_config_default_is_optional_and_needs_a_key() -> None:
-    plain = SettingAudit.model_validate(
-        {"component": "kubelet", "flag": "--x", "default": "1", "test": {"op": "eq", "value": "1"}}
+    plain = validated(
+        SettingAudit,
+        {"component": "kubelet", "flag": "--x", "default": "1", "test": {"op": "eq", "value": "1"}},
     )
     assert plain.config_default is None
     with pytest.raises(ValidationError, match="config_default"):
-        SettingAudit.model_validate(
-            {"component": "kubelet", "flag": "--x", "config_default": "1", "test": {"op": "present"}}
+        validated(
+            SettingAudit,
+            {"component": "kubelet", "flag": "--x", "config_default": "1", "test": {"op": "present"}},
         )
 
 
 def test_without_config_default_one_default_serves_both_modes() -> None:
-    rule = Rule.model_validate(
+    rule = validated(
+        Rule,
         {
             "id": "9.1.1",
             "title": "t",
@@ -229,7 +233,7 @@ def test_without_config_default_one_default_serves_both_modes() -> None:
                 "default": "true",
                 "test": {"op": "eq", "value": "true"},
             },
-        }
+        },
     )
     assert rule.audit is not None
     for node in (facts(), facts(config={})):

@@ -1,0 +1,1 @@
+"""Kubernetes CVE exposure: which known CVEs the running component versions are exposed to."""

@@ -1,0 +1,3 @@
+module plumbob.dev/tools/bench/pause
+
+go 1.26
