@@ -28,10 +28,14 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from plumbob import telemetry
 from plumbob.api.common import GROUP, VERSION
 
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 FIELD_MANAGER = "plumbob"
+_API_ERRORS = telemetry.meter().create_counter(
+    "plumbob_api_errors_total", description="Kubernetes API requests that failed, by HTTP status code"
+)
 
 
 class KubeError(Exception):
@@ -60,6 +64,7 @@ def _error(exc: ApiException) -> KubeError:
     except (ValueError, AttributeError):
         pass
     status = int(exc.status or 0)
+    _API_ERRORS.add(1, {"code": str(status)})
     kind = {409: ConflictError, 404: NotFoundError, 422: InvalidError}.get(status, KubeError)
     return kind(status, message)
 

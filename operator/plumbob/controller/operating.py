@@ -57,7 +57,7 @@ def missing_permissions(namespace: str) -> list[str]:
 def run(*, peering: str | None = None, liveness: str | None = None, verbose: bool = False) -> int:
     import kopf  # noqa: PLC0415 - keep `plumbob --help` fast
 
-    import plumbob.controller.handlers  # noqa: F401, PLC0415 - registers the handlers
+    from plumbob import telemetry  # noqa: PLC0415
     from plumbob.kube import KubeError  # noqa: PLC0415
 
     logging.basicConfig(
@@ -79,12 +79,18 @@ def run(*, peering: str | None = None, liveness: str | None = None, verbose: boo
             file=sys.stderr,
         )
         return 4
-    asyncio.run(
-        kopf.operator(
-            clusterwide=True,
-            standalone=peering is None,
-            peering_name=peering,
-            liveness_endpoint=liveness,
+    tel = telemetry.configure("plumbob-operator", serve_metrics=True)
+    import plumbob.controller.handlers  # noqa: F401, PLC0415 - registers the handlers (after the SDK)
+
+    try:
+        asyncio.run(
+            kopf.operator(
+                clusterwide=True,
+                standalone=peering is None,
+                peering_name=peering,
+                liveness_endpoint=liveness,
+            )
         )
-    )
+    finally:
+        tel.shutdown()
     return 0

@@ -42,6 +42,7 @@ from plumbob.controller import (
 )
 from plumbob.controller.context import Clock, Context, Settings, utcnow
 from plumbob.controller.invalid_objects import InvalidObjects
+from plumbob.controller.metrics import reconcile_pass, step
 from plumbob.controller.report_status import ReportStatus
 from plumbob.controller.scan_status import ScanStatus
 from plumbob.controller.store import Store
@@ -67,7 +68,8 @@ class Reconciler(Context):
         while not stop.is_set():
             self.store.wake.clear()
             try:
-                delay = self.reconcile()
+                with reconcile_pass(self.store):
+                    delay = self.reconcile()
             except Exception:
                 log.exception("reconcile failed; retrying")
                 delay = 5.0
@@ -79,17 +81,17 @@ class Reconciler(Context):
         snap = self.store.snapshot()
         now = self.clock()
         waits = [30.0]
-        waits.append(schedule_status.reconcile(self, snap, now))
-        profile_status.handle_rescans(self, snap, now)
+        waits.append(step("schedules", schedule_status.reconcile, self, snap, now))
+        step("rescans", profile_status.handle_rescans, self, snap, now)
         snap = self.store.snapshot()
         entries = excepting.flatten([*snap.cluster_exceptions, *snap.exceptions])
-        self._reports.reconcile(snap, entries, now)
+        step("reports", self._reports.reconcile, snap, entries, now)
         snap = self.store.snapshot()
-        waits.append(self._scans.reconcile(snap, entries, now))
+        waits.append(step("scans", self._scans.reconcile, snap, entries, now))
         snap = self.store.snapshot()  # see the scans completed in this pass
-        profile_status.reconcile(self, snap, entries, now)
-        waits.append(exception_status.reconcile(self, snap, entries, now))
-        self._invalid.reconcile(snap)
+        step("profiles", profile_status.reconcile, self, snap, entries, now)
+        waits.append(step("exceptions", exception_status.reconcile, self, snap, entries, now))
+        step("invalid", self._invalid.reconcile, snap)
         return max(0.05, min(waits))
 
     # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.
