@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv testbed test test-unit lint format crds bench demo clean
+.PHONY: help venv testbed test test-unit lint format crds bench demo clean golden
 
 help:
 	@echo "make demo    - build/start a local testbed, run Plumbob on it and show the results"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint    - ruff, mypy --strict, import-linter contracts"
 	@echo "make bench   - benchmarks (node audit; operator scale run)"
 	@echo "make crds    - regenerate crds/ from the pydantic models"
+	@echo "make golden  - refresh the golden files of the reports and the dashboard (review the diff)"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
@@ -53,3 +54,6 @@ demo: venv testbed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+golden: venv
+	PLUMBOB_UPDATE_GOLDEN=1 $(PY) -m pytest -p no:cacheprovider -q tests/unit/reports/test_golden.py tests/unit/dashboards

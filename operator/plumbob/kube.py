@@ -103,6 +103,7 @@ class Kube:
         self.custom = client.CustomObjectsApi(self.api)
         self.version_api = client.VersionApi(self.api)
         self.authz = client.AuthorizationV1Api(self.api)
+        self.authn = client.AuthenticationV1Api(self.api)
         self._lock = threading.Lock()
         self.writes: Counter[str] = Counter()
 
@@ -213,6 +214,16 @@ class Kube:
         except ApiException as exc:
             raise _error(exc) from exc
         return res.status is not None and bool(res.status.allowed)
+
+    def whoami(self) -> str:
+        """The user name the API server knows this client as (SelfSubjectReview), or "unknown"."""
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        try:
+            res = self.authn.create_self_subject_review(review)  # type: ignore[arg-type]  # dict body
+        except ApiException:
+            return "unknown"
+        info = res.status.user_info if res.status else None
+        return str(info.username) if info and info.username else "unknown"
 
     def server_version(self) -> str:
         try:
