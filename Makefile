@@ -56,4 +56,4 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 golden: venv
-	PLUMBOB_UPDATE_GOLDEN=1 $(PY) -m pytest -p no:cacheprovider -q tests/unit/reports/test_golden.py tests/unit/dashboards
+	PLUMBOB_UPDATE_GOLDEN=1 $(PY) -m pytest -p no:cacheprovider -q tests/unit/reports
