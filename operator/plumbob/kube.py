@@ -195,6 +195,81 @@ class Kube:
             if exc.status != 404:
                 raise _error(exc) from exc
 
+    # ---- other groups' custom objects (PolicyReports, OpenReports) ---------------------------
+    def served_versions(self) -> set[str]:
+        """Every ``group/version`` the API server serves (API discovery)."""
+        try:
+            groups = client.ApisApi(self.api).get_api_versions().groups or []
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return {v.group_version for g in groups for v in (g.versions or [])}
+
+    def get_custom(
+        self, group: str, version: str, plural: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        try:
+            if namespace is None:
+                res = self.custom.get_cluster_custom_object(group, version, plural, name)
+            else:
+                res = self.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return _as_dict(res)
+
+    def list_custom(
+        self, group: str, version: str, plural: str, labels: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects of ``plural`` in every namespace (or cluster-scoped ones)."""
+        try:
+            res = self.custom.list_cluster_custom_object(group, version, plural, label_selector=labels)
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return list(cast("Mapping[str, Any]", res).get("items", []))
+
+    def put_custom(self, group: str, version: str, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create ``body`` or replace the object of its name (namespaced when ``metadata.namespace``)."""
+        meta = body["metadata"]
+        name, namespace = meta["name"], meta.get("namespace")
+        try:
+            current = self.get_custom(group, version, plural, name, namespace)
+        except NotFoundError:
+            current = None
+        try:
+            if current is None:
+                self._count(f"create {plural}")
+                if namespace is None:
+                    res = self.custom.create_cluster_custom_object(group, version, plural, body)
+                else:
+                    res = self.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+            else:
+                self._count(f"update {plural}")
+                body = {
+                    **body,
+                    "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]},
+                }
+                if namespace is None:
+                    res = self.custom.replace_cluster_custom_object(group, version, plural, name, body)
+                else:
+                    res = self.custom.replace_namespaced_custom_object(
+                        group, version, namespace, plural, name, body
+                    )
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return _as_dict(res)
+
+    def delete_custom(
+        self, group: str, version: str, plural: str, name: str, namespace: str | None = None
+    ) -> None:
+        self._count(f"delete {plural}")
+        try:
+            if namespace is None:
+                self.custom.delete_cluster_custom_object(group, version, plural, name)
+            else:
+                self.custom.delete_namespaced_custom_object(group, version, namespace, plural, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error(exc) from exc
+
     # ---- core objects ------------------------------------------------------------------------
     def allowed(self, verb: str, group: str, resource: str, namespace: str | None = None) -> bool:
         """Whether the API server lets this client ``verb`` the ``resource`` (``jobs``, ``pods/status``)."""

@@ -21,6 +21,13 @@ OWN_INPUTS = (
     "clustercomplianceexceptions",
 )
 OWN_OUTPUTS = ("compliancescans", "compliancereports")
+# PolicyReport / OpenReports exports (written only when the cluster serves these APIs).
+EXPORTS = (
+    ("wgpolicyk8s.io", "policyreports"),
+    ("wgpolicyk8s.io", "clusterpolicyreports"),
+    ("openreports.io", "reports"),
+    ("openreports.io", "clusterreports"),
+)
 
 
 def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None]]:
@@ -36,6 +43,8 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     needed += [(v, "batch", "jobs", None) for v in ("list", "watch")]
     needed += [(v, "batch", "jobs", namespace) for v in ("create", "delete")]
     needed.append(("create", "", "events", None))
+    for group, plural in EXPORTS:
+        needed += [(v, group, plural, None) for v in ("get", "list", "create", "update", "delete")]
     return needed
 
 

@@ -43,6 +43,7 @@ from plumbob.controller import (
 from plumbob.controller.context import Clock, Context, Settings, utcnow
 from plumbob.controller.invalid_objects import InvalidObjects
 from plumbob.controller.metrics import reconcile_pass, step
+from plumbob.controller.policy_reports import PolicyReportExport
 from plumbob.controller.report_status import ReportStatus
 from plumbob.controller.scan_status import ScanStatus
 from plumbob.controller.store import Store
@@ -63,6 +64,7 @@ class Reconciler(Context):
         self._reports = ReportStatus(self)
         self._scans = ScanStatus(self)
         self._invalid = InvalidObjects(self)
+        self._policy_reports = PolicyReportExport(self)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -92,6 +94,7 @@ class Reconciler(Context):
         step("profiles", profile_status.reconcile, self, snap, entries, now)
         waits.append(step("exceptions", exception_status.reconcile, self, snap, entries, now))
         step("invalid", self._invalid.reconcile, snap)
+        step("policyreports", self._policy_reports.reconcile, self.store.snapshot())
         return max(0.05, min(waits))
 
     # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.
