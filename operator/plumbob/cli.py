@@ -123,9 +123,19 @@ def _register_operator(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--verbose", action="store_true")
 
     def run(args: argparse.Namespace) -> int:
-        from plumbob.controller import operating  # noqa: PLC0415 - heavy import
+        import os  # noqa: PLC0415
 
-        return operating.run(peering=args.peering, liveness=args.liveness, verbose=args.verbose)
+        from plumbob.controller import operating  # noqa: PLC0415 - heavy import
+        from plumbob.dashboards import server  # noqa: PLC0415
+        from plumbob.telemetry import parse_address  # noqa: PLC0415
+
+        address = parse_address(os.environ.get("PLUMBOB_DASHBOARD_ADDRESS", server.DEFAULT_ADDRESS))
+        return operating.run(
+            peering=args.peering,
+            liveness=args.liveness,
+            verbose=args.verbose,
+            on_ready=(lambda: server.start(*address)) if address else None,
+        )
 
     p.set_defaults(handler=run)
 

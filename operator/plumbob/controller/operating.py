@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from plumbob.api.common import GROUP
 
@@ -63,7 +64,14 @@ def missing_permissions(namespace: str) -> list[str]:
         kube.api.close()  # type: ignore[no-untyped-call]  # the client leaves close() unannotated
 
 
-def run(*, peering: str | None = None, liveness: str | None = None, verbose: bool = False) -> int:
+def run(
+    *,
+    peering: str | None = None,
+    liveness: str | None = None,
+    verbose: bool = False,
+    on_ready: Callable[[], object] | None = None,
+) -> int:
+    """Check permissions, set up telemetry, call ``on_ready`` (e.g. start the dashboard), run kopf."""
     import kopf  # noqa: PLC0415 - keep `plumbob --help` fast
 
     from plumbob import telemetry  # noqa: PLC0415
@@ -90,6 +98,9 @@ def run(*, peering: str | None = None, liveness: str | None = None, verbose: boo
         return 4
     tel = telemetry.configure("plumbob-operator", serve_metrics=True)
     import plumbob.controller.handlers  # noqa: F401, PLC0415 - registers the handlers (after the SDK)
+
+    if on_ready is not None:
+        on_ready()
 
     try:
         asyncio.run(

@@ -11,6 +11,7 @@ import functools
 import json
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 import jinja2
 
@@ -56,7 +57,7 @@ def environment(autoescape: bool) -> jinja2.Environment:
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(iso=iso, duration=duration, score=score, md=md)
+    env.filters.update(iso=iso, duration=duration, score=score, md=md, u=lambda t: quote(str(t), safe=""))
     return env
 
 

@@ -95,6 +95,7 @@ class ExceptionView:
     expires: str
     expires_at: datetime
     state: str  # active | unused | expired (from the list's status; "unknown" before the operator saw it)
+    profiles: tuple[str, ...] = ()  # empty: every profile
 
     def seconds_left(self, now: datetime) -> float:
         return (self.expires_at - now).total_seconds()
@@ -181,14 +182,15 @@ def _scan_view(scan: ComplianceScan) -> ScanView:
     )
 
 
-def _exception_views(
-    lists: Iterable[ClusterComplianceException | ComplianceException], profile: str
+def exception_views(
+    lists: Iterable[ClusterComplianceException | ComplianceException], profile: str | None = None
 ) -> list[ExceptionView]:
+    """Entries of the lists (those that can apply to ``profile``, when given), soonest expiry first."""
     out = []
     for exc in lists:
         states = {e.index: e.state.value for e in (exc.status.entries if exc.status else [])}
         for i, entry in enumerate(exc.spec.entries):
-            if entry.profiles and profile not in entry.profiles:
+            if profile is not None and entry.profiles and profile not in entry.profiles:
                 continue
             out.append(
                 ExceptionView(
@@ -203,6 +205,7 @@ def _exception_views(
                     expires=entry.expires,
                     expires_at=entry.expiry(),
                     state=states.get(i, "unknown"),
+                    profiles=tuple(entry.profiles),
                 )
             )
     return sorted(out, key=lambda e: (e.expires_at, e.kind, e.namespace or "", e.name, e.entry))
@@ -369,7 +372,7 @@ def profile_view(
         history=tuple(_scan_view(s) for s in reversed(ordered)),
         controls=controls,
         nodes=nodes,
-        exceptions=tuple(_exception_views(exceptions, name)),
+        exceptions=tuple(exception_views(exceptions, name)),
         generated_at=generated_at,
         generated_by=generated_by,
         ready=f"{ready.status.value}: {ready.reason}" if ready else "",
