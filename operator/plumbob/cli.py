@@ -134,7 +134,7 @@ def _register_operator(sub: argparse._SubParsersAction[argparse.ArgumentParser])
             peering=args.peering,
             liveness=args.liveness,
             verbose=args.verbose,
-            on_ready=(lambda: server.start(*address)) if address else None,
+            on_ready=(lambda: server.start_logging_errors(*address)) if address else None,
         )
 
     p.set_defaults(handler=run)

@@ -124,7 +124,12 @@ def _configure_metrics(resource: Any, address: tuple[str, int], out: Telemetry) 
         views=[View(instrument_name="*", aggregation_cardinality_limit=CARDINALITY_LIMIT)],
     )
     metrics.set_meter_provider(provider)
-    server, _thread = start_http_server(address[1], addr=address[0])
+    try:
+        server, _thread = start_http_server(address[1], addr=address[0])
+    except OSError as exc:  # the operator's work matters more than its metrics: say so loudly, go on
+        log.error("cannot serve metrics on %s:%d: %s", address[0], address[1], exc)
+        out._closers.append(provider.shutdown)
+        return
     out.metrics_address = (address[0], server.server_address[1])
     out._closers += [provider.shutdown, server.shutdown]
     log.info("metrics on http://%s:%d/metrics", *out.metrics_address)

@@ -16,9 +16,14 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from testbed.binaries import BuildError, Progress, _go, _say, cache_root
+from testbed.controlplane import _die_with_parent, _free_port
 
 PROMETHEUS_MODULE = "github.com/prometheus/prometheus"
 PROMETHEUS_VERSION = "v0.316.0"  # Prometheus 3.x
@@ -83,6 +88,79 @@ def ensure_prometheus(progress: Progress = _say) -> dict[str, Path]:
     shutil.rmtree(work, ignore_errors=True)
     progress(f"built prometheus and promtool in {time.monotonic() - started:.0f}s")
     return {n: directory / n for n in NAMES}
+
+
+@dataclass
+class Prometheus:
+    """A running Prometheus scraping loopback targets, and a small client of its HTTP API."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """The result vector of an instant query (raises on a PromQL error)."""
+        data = urllib.parse.urlencode({"query": expr}).encode()
+        with urllib.request.urlopen(f"{self.url}/api/v1/query", data=data, timeout=30) as res:
+            body = json.load(res)
+        if body.get("status") != "success":
+            raise RuntimeError(f"query {expr!r} failed: {body}")
+        return list(body["data"]["result"])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_prometheus(
+    workdir: Path,
+    targets: list[str],
+    rule_files: tuple[Path, ...] = (),
+    interval: str = "1s",
+) -> Prometheus:
+    """Prometheus scraping ``targets`` (``host:port`` on loopback) every ``interval`` as job "plumbob"."""
+    for target in targets:
+        if not target.startswith("127."):
+            raise ValueError(f"only loopback targets are scraped here, not {target}")
+    binaries = ensure_prometheus()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(p) for p in rule_files],
+        "scrape_configs": [{"job_name": "plumbob", "static_configs": [{"targets": targets}]}],
+    }
+    (workdir / "prometheus.yml").write_text(json.dumps(config))
+    port = _free_port()
+    log = workdir / "prometheus.log"
+    process = subprocess.Popen(
+        [
+            str(binaries["prometheus"]),
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded at fork
+    )
+    prom = Prometheus(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{prom.url}/-/ready", timeout=2):
+                return prom
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.3)
+    prom.stop()
+    raise RuntimeError(f"prometheus did not become ready:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 if __name__ == "__main__":

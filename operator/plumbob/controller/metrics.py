@@ -171,6 +171,7 @@ class StoreMetrics:
     ) -> None:
         self.store = store
         self.clock = clock
+        _reconcile_errors.add(0)  # the series exists (at 0) from the start, so alerts see it
         m = meter or telemetry.meter()
         for name, unit, help_, callback in (
             ("plumbob_profile_score_ratio", "", "Compliance score of the profile, 0-1: (pass+excepted) / (pass+excepted+fail+error) rules", self._score),  # noqa: E501

@@ -112,3 +112,12 @@ def serve(pages: Pages, host: str, port: int) -> ThreadingHTTPServer:
 def start(host: str, port: int) -> ThreadingHTTPServer:
     """The dashboard of a running operator, reading with its credentials."""
     return serve(Pages(Reader()), host, port)
+
+
+def start_logging_errors(host: str, port: int) -> ThreadingHTTPServer | None:
+    """:func:`start`, or an error in the log when the address cannot be bound (the operator goes on)."""
+    try:
+        return start(host, port)
+    except OSError as exc:
+        log.error("cannot serve the dashboard on %s:%d: %s", host, port, exc)
+        return None
