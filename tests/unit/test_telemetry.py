@@ -4,6 +4,7 @@ Each case runs :func:`plumbob.telemetry.configure` in a child process (the OpenT
 can be set once per process), talking only to loopback.
 
 Cases:
+- ``plumbob agent`` makes one "audit node" span with its profile and exit code;
 - ``traces_requested`` follows the standard variables (endpoint, OTEL_TRACES_EXPORTER=otlp,
   none, OTEL_SDK_DISABLED); ``parse_address`` reads host:port, IPv6 and ``off``;
 - with an OTLP endpoint set, spans made through the API (``telemetry.span``) arrive at a real
@@ -141,3 +142,37 @@ def test_metrics_off() -> None:
     out = run_child({"PLUMBOB_METRICS_ADDRESS": "off"})
     assert "METRICS" not in out
     assert "TRACING False" in out
+
+
+def test_agent_audit_is_one_span() -> None:
+    """``plumbob agent`` traces its node audit (here one that cannot run: no node name given)."""
+    receiver = Receiver()
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "PLUMBOB_"))}
+    env = {
+        **base,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "PLUMBOB_PROFILE": "cis",
+        "PLUMBOB_SCAN": "s1",
+    }
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "plumbob", "agent"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        receiver.close()
+    assert out.returncode != 0 and "missing environment: PLUMBOB_NODE_NAME" in out.stderr
+    spans = []
+    for _, body in receiver.requests:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        spans += [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    [span] = spans
+    attributes = {a.key: a.value for a in span.attributes}
+    assert span.name == "audit node"
+    assert attributes["plumbob.profile"].string_value == "cis"
+    assert attributes["plumbob.exit_code"].int_value == out.returncode
