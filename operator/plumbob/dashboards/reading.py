@@ -79,8 +79,13 @@ class Reader:
         )
         return [*cluster, *namespaced]
 
-    def profile(self, name: str, exceptions: list[Any] | None = None) -> ProfileView | None:
-        """The view of one profile, or None when there is no such profile."""
+    def profile(
+        self, name: str, exceptions: list[Any] | None = None, *, evidence: bool = True
+    ) -> ProfileView | None:
+        """The view of one profile, or None when there is no such profile.
+
+        ``evidence=False`` reads no reports: the summary view, from the latest scan's aggregation.
+        """
         try:
             profile = ComplianceProfile.model_validate(self.kube.get_object("complianceprofiles", name))
         except NotFoundError:
@@ -104,6 +109,7 @@ class Reader:
         )
 
     def profiles(self) -> list[ProfileView]:
+        """Summary views of every profile (no report is read)."""
         exceptions = self.exceptions()
-        views = [self.profile(name, exceptions) for name in self.profile_names()]
+        views = [self.profile(name, exceptions, evidence=False) for name in self.profile_names()]
         return [v for v in views if v is not None]

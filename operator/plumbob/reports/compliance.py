@@ -20,7 +20,7 @@ from datetime import datetime
 from plumbob.api import ClusterComplianceException, ComplianceException, ComplianceProfile
 from plumbob.api.common import ResultStatus, Summary
 from plumbob.api.reports import CheckResult, ComplianceReport, ExceptionRef
-from plumbob.api.scans import ComplianceScan, ScanPhase, aggregate_status
+from plumbob.api.scans import ComplianceScan, RuleResult, ScanPhase, aggregate_status
 from plumbob.benchmarks.rules import Benchmark, Rule
 
 CLUSTER = "(cluster)"  # stands for the cluster-level report in node lists
@@ -278,6 +278,32 @@ def _control(
     )
 
 
+def _summary_control(result: RuleResult, rule: Rule | None, sections: dict[str, str]) -> ControlView:
+    """A control from a scan's per-rule aggregation: counts, no per-node groups."""
+    counts = {
+        ResultStatus.PASS.value: result.pass_count,
+        ResultStatus.FAIL.value: result.fail_count,
+        ResultStatus.MANUAL.value: result.manual_count,
+        ResultStatus.NOT_APPLICABLE.value: result.not_applicable_count,
+        ResultStatus.ERROR.value: result.error_count,
+        ResultStatus.EXCEPTED.value: result.excepted_count,
+    }
+    section = rule.section if rule else result.id.rsplit(".", 1)[0]
+    return ControlView(
+        id=result.id,
+        title=rule.title if rule else "",
+        section=section,
+        section_title=sections.get(section, ""),
+        severity=(result.severity.value if result.severity else (rule.severity.value if rule else "")),
+        scored=rule.scored if rule else True,
+        status=result.status.value,
+        counts=counts,
+        remediation=rule.remediation.strip() if rule else "",
+        guidance=(rule.guidance or "").strip() if rule else "",
+        groups=(),
+    )
+
+
 def _resource_name(result: CheckResult) -> str:
     res = result.resource
     assert res is not None
@@ -292,14 +318,19 @@ def _rule_key(rule_id: str) -> tuple[object, ...]:
 def profile_view(
     profile: ComplianceProfile,
     scans: Sequence[ComplianceScan],
-    reports: Sequence[ComplianceReport],
+    reports: Sequence[ComplianceReport] | None,
     exceptions: Iterable[ClusterComplianceException | ComplianceException],
     benchmark: Benchmark | None,
     *,
     generated_at: datetime,
     generated_by: str,
 ) -> ProfileView:
-    """The view of one profile. ``reports`` are the profile's; the newest report of each node is used."""
+    """The view of one profile. ``reports`` are the profile's; the newest report of each node is used.
+
+    ``reports=None`` builds the summary view (for lists of profiles): controls from the latest
+    completed scan's per-rule aggregation, with counts but no per-node evidence and no nodes, so
+    it costs no read of the reports however many nodes there are.
+    """
     name = profile.metadata.name
     ordered = sorted(
         (s for s in scans if s.spec.profile == name),
@@ -307,7 +338,7 @@ def profile_view(
     )
     completed = [s for s in ordered if s.status and s.status.phase is ScanPhase.COMPLETE]
     scan = completed[-1] if completed else None
-    own = sorted((r for r in reports if r.spec.profile == name), key=lambda r: r.spec.node_name or "")
+    own = sorted((r for r in reports or [] if r.spec.profile == name), key=lambda r: r.spec.node_name or "")
     nodes = tuple(_node_view(r) for r in own)
     rules = {r.id: r for r in benchmark.rules} if benchmark else {}
     sections = dict(benchmark.sections) if benchmark else {}
@@ -315,10 +346,16 @@ def profile_view(
     for node in nodes:
         for result, effective, exception in node.results:
             outcomes.setdefault(result.id, []).append((node.name, result, effective, exception))
-    controls = tuple(
-        _control(rule_id, outcomes[rule_id], rules.get(rule_id), sections)
-        for rule_id in sorted(outcomes, key=_rule_key)
-    )
+    if reports is None:
+        controls = tuple(
+            _summary_control(r, rules.get(r.id), sections)
+            for r in (scan.status.rules if scan and scan.status else [])
+        )
+    else:
+        controls = tuple(
+            _control(rule_id, outcomes[rule_id], rules.get(rule_id), sections)
+            for rule_id in sorted(outcomes, key=_rule_key)
+        )
     summary = Summary.of([ResultStatus(c.status) for c in controls])
     status = profile.status
     resolved = status.resolved_benchmark if status else None
@@ -351,6 +388,8 @@ def profile_view(
     if scan is None:
         notes.append("no completed scan yet: the controls below are the latest results received, if any")
     stale = [n.name for n in nodes if scan is not None and n.scan != scan.metadata.name]
+    if reports is None and scan is not None:
+        scope["audited"] = str(scan.status.nodes.done if scan.status and scan.status.nodes else 0)
     if stale:
         notes.append(
             f"{len(stale)} node(s) hold results of another scan than {scan.metadata.name if scan else ''}: "

@@ -25,12 +25,13 @@ def raw() -> dict[str, object]:
     return dict(yaml.safe_load(DATA.read_text()))
 
 
-def view() -> ProfileView:
+def view(*, evidence: bool = True) -> ProfileView:
+    """The full view (reports read), or the summary view a list of profiles uses."""
     data = yaml.safe_load(DATA.read_text())
     return profile_view(
         ComplianceProfile.model_validate(data["profile"]),
         [ComplianceScan.model_validate(s) for s in data["scans"]],
-        [ComplianceReport.model_validate(r) for r in data["reports"]],
+        [ComplianceReport.model_validate(r) for r in data["reports"]] if evidence else None,
         [ClusterComplianceException.model_validate(e) for e in data["exceptions"]],
         load_benchmark("cis-1.12"),
         generated_at=NOW,

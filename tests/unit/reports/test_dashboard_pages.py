@@ -25,7 +25,7 @@ from plumbob.reports.compliance import ProfileView
 
 class FakeReader:
     def profiles(self) -> list[ProfileView]:
-        return [view()]
+        return [view(evidence=False)]
 
     def profile(self, name: str) -> ProfileView | None:
         return view() if name == "cis" else None

@@ -2,7 +2,8 @@
 
 Cases:
 - html, markdown, json and junit renderings of ``data/cluster.yaml`` equal their goldens;
-- ``plumbob status`` text equals its golden;
+- ``plumbob status`` text (from the summary view, which reads no report) equals its golden, and
+  the summary view agrees with the full one;
 - what the goldens must show, checked directly so a careless refresh cannot hide it: every
   control, the not-applicable reason, the exception's reason/owner/ticket/expiry, scan times, who
   generated it, a print stylesheet, and identical worker results grouped into one line.
@@ -40,7 +41,17 @@ def test_report_matches_golden(fmt: str) -> None:
 
 
 def test_status_matches_golden() -> None:
-    check("status.txt", render_status([view()], NOW))
+    check("status.txt", render_status([view(evidence=False)], NOW))
+
+
+def test_summary_view_agrees_with_full_view() -> None:
+    """The summary (from the scan's aggregation) and the full view (from the reports) say the same."""
+    full, light = view(), view(evidence=False)
+    assert light.summary == full.summary and light.score == full.score
+    assert [(c.id, c.status, c.counts) for c in light.controls] == [
+        (c.id, c.status, c.counts) for c in full.controls
+    ]
+    assert light.nodes == () and all(c.groups == () for c in light.controls)
 
 
 def test_report_content() -> None:
