@@ -11,7 +11,8 @@ Cases:
 - ClusterPolicyReports (wgpolicyk8s.io/v1alpha2) and ClusterReports (openreports.io/v1alpha1) are
   written per node, scoped to the Node, read back: valid enum values (manual → warn, excepted →
   skip with the exception's owner), CIS id and evidence in properties, the audit time as timestamp;
-- the web dashboard, in Debian's headless Chromium with JavaScript disabled: the profile's row and
+- the web dashboard, in Debian's headless Chromium (served with ``Content-Security-Policy:
+  default-src 'none'``, so no script could run even if a page had one): the profile's row and
   score on the index, evidence on a rule page, owner and expiry on the exceptions page; every link
   reachable from ``/`` answers 200; screenshots (phone and desktop) kept in ``test-artifacts/``;
 - ``plumbob report`` renders every control of the real scan in all four formats; ``plumbob status``
@@ -60,8 +61,9 @@ REPORT_CRDS = REPO / "tests" / "data" / "crds"
 RULES = REPO / "charts" / "plumbob" / "files" / "alerts.yaml"
 DASHBOARD = REPO / "charts" / "plumbob" / "files" / "grafana-dashboard.json"
 APIS = {
-    "wgpolicyk8s.io/v1alpha2": "clusterpolicyreports.wgpolicyk8s.io",
-    "openreports.io/v1alpha1": "clusterreports.openreports.io",
+    # upstream's CRD also serves (and stores) v1beta1: read back the version Plumbob writes
+    "wgpolicyk8s.io/v1alpha2": "clusterpolicyreports.v1alpha2.wgpolicyk8s.io",
+    "openreports.io/v1alpha1": "clusterreports.v1alpha1.openreports.io",
 }
 
 
@@ -83,6 +85,8 @@ def report_apis(crds_installed: ControlPlane) -> ControlPlane:
 def http(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=30) as res:
+            if "/metrics" not in url:
+                assert "default-src 'none'" in res.headers["Content-Security-Policy"]
             return res.status, res.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -95,7 +99,7 @@ def chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     profile.mkdir()
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--blink-settings=scriptEnabled=false"]  # fmt: skip
+             f"--user-data-dir={profile}"]  # fmt: skip
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120, check=False)
 
 

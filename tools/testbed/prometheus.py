@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from testbed.binaries import BuildError, Progress, _go, _say, cache_root
 from testbed.controlplane import _die_with_parent, _free_port
@@ -97,6 +97,7 @@ class Prometheus:
     process: subprocess.Popen[bytes]
     url: str
     log: Path
+    handle: IO[bytes]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """The result vector of an instant query (raises on a PromQL error)."""
@@ -115,6 +116,7 @@ class Prometheus:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.handle.close()
 
 
 def start_prometheus(
@@ -137,6 +139,7 @@ def start_prometheus(
     (workdir / "prometheus.yml").write_text(json.dumps(config))
     port = _free_port()
     log = workdir / "prometheus.log"
+    handle = log.open("ab")
     process = subprocess.Popen(
         [
             str(binaries["prometheus"]),
@@ -144,12 +147,12 @@ def start_prometheus(
             f"--storage.tsdb.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
         ],
-        stdout=log.open("ab"),
+        stdout=handle,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded at fork
     )
-    prom = Prometheus(process, f"http://127.0.0.1:{port}", log)
+    prom = Prometheus(process, f"http://127.0.0.1:{port}", log, handle)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
