@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv testbed test test-unit lint format crds catalog bench demo clean
+.PHONY: help venv testbed test test-unit lint format crds catalog bench demo clean golden
 
 help:
 	@echo "make demo    - build/start a local testbed, run Plumbob on it and show the results"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench   - benchmarks (node audit; operator scale run)"
 	@echo "make crds    - regenerate crds/ from the pydantic models"
 	@echo "make catalog - validate the benchmark YAML and rewrite the compiled catalog the audit loads"
+	@echo "make golden  - refresh the golden files of the reports and the dashboard (review the diff)"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
@@ -57,3 +58,6 @@ demo: venv testbed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+golden: venv
+	PLUMBOB_UPDATE_GOLDEN=1 $(PY) -m pytest -p no:cacheprovider -q tests/unit/reports

@@ -1,4 +1,4 @@
-"""Command line: ``plumbob audit | agent | operator | rescan | crds``.
+"""Command line: ``plumbob audit | agent | operator | rescan | report | status | crds``.
 
 Each sub-command lives in the module that owns it; this module only parses arguments and
 dispatches, so ``plumbob --help`` stays fast (heavy imports happen inside the handlers).
@@ -149,9 +149,19 @@ def _register_operator(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--verbose", action="store_true")
 
     def run(args: argparse.Namespace) -> int:
-        from plumbob.controller import operating  # noqa: PLC0415 - heavy import
+        import os  # noqa: PLC0415
 
-        return operating.run(peering=args.peering, liveness=args.liveness, verbose=args.verbose)
+        from plumbob.controller import operating  # noqa: PLC0415 - heavy import
+        from plumbob.dashboards import server  # noqa: PLC0415
+        from plumbob.telemetry import parse_address  # noqa: PLC0415
+
+        address = parse_address(os.environ.get("PLUMBOB_DASHBOARD_ADDRESS", server.DEFAULT_ADDRESS))
+        return operating.run(
+            peering=args.peering,
+            liveness=args.liveness,
+            verbose=args.verbose,
+            on_ready=(lambda: server.start_logging_errors(*address)) if address else None,
+        )
 
     p.set_defaults(handler=run)
 
@@ -199,12 +209,72 @@ def _register_rescan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.set_defaults(handler=run)
 
 
+def _register_report(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "report",
+        help="the auditor's report of a profile: every control with status and evidence (uses $KUBECONFIG)",
+        description="Exit codes: 0 written; 2 no such profile; 3 the API server could not be read.",
+    )
+    p.add_argument("profile", help="name of the ComplianceProfile")
+    p.add_argument("--format", choices=["html", "markdown", "json", "junit"], default="html")
+    p.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path  # noqa: PLC0415 - keep --help fast
+
+        from plumbob.dashboards.reading import Reader  # noqa: PLC0415
+        from plumbob.kube import KubeError  # noqa: PLC0415
+        from plumbob.reports.auditor import render_report  # noqa: PLC0415
+
+        try:
+            view = Reader().profile(args.profile)
+        except KubeError as exc:
+            print(f"plumbob report: could not read the cluster: {exc}", file=sys.stderr)
+            return 3
+        if view is None:
+            print(f"plumbob report: there is no ComplianceProfile named {args.profile!r}", file=sys.stderr)
+            return 2
+        text = render_report(view, args.format)
+        if args.output:
+            Path(args.output).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+        return 0
+
+    p.set_defaults(handler=run)
+
+
+def _register_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "status", help="every profile at a glance: score, failing rules, drift, expiring exceptions"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from datetime import UTC, datetime  # noqa: PLC0415 - keep --help fast
+
+        from plumbob.dashboards.reading import Reader  # noqa: PLC0415
+        from plumbob.kube import KubeError  # noqa: PLC0415
+        from plumbob.reports.summary import render_status  # noqa: PLC0415
+
+        try:
+            views = Reader().profiles()
+        except KubeError as exc:
+            print(f"plumbob status: could not read the cluster: {exc}", file=sys.stderr)
+            return 3
+        sys.stdout.write(render_status(views, datetime.now(UTC)))
+        return 0
+
+    p.set_defaults(handler=run)
+
+
 _REGISTRARS: dict[str, Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = {
     "crds": _register_crds,
     "audit": _register_audit,
     "operator": _register_operator,
     "agent": _register_agent,
     "rescan": _register_rescan,
+    "report": _register_report,
+    "status": _register_status,
 }
 
 

@@ -28,10 +28,14 @@ from typing import Any, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from plumbob import telemetry
 from plumbob.api.common import GROUP, VERSION
 
 SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 FIELD_MANAGER = "plumbob"
+_API_ERRORS = telemetry.meter().create_counter(
+    "plumbob_api_errors_total", description="Kubernetes API requests that failed, by HTTP status code"
+)
 
 
 class KubeError(Exception):
@@ -60,6 +64,7 @@ def _error(exc: ApiException) -> KubeError:
     except (ValueError, AttributeError):
         pass
     status = int(exc.status or 0)
+    _API_ERRORS.add(1, {"code": str(status)})
     kind = {409: ConflictError, 404: NotFoundError, 422: InvalidError}.get(status, KubeError)
     return kind(status, message)
 
@@ -107,6 +112,7 @@ class Kube:
         self.custom = client.CustomObjectsApi(self.api)
         self.version_api = client.VersionApi(self.api)
         self.authz = client.AuthorizationV1Api(self.api)
+        self.authn = client.AuthenticationV1Api(self.api)
         self._lock = threading.Lock()
         self.writes: Counter[str] = Counter()
 
@@ -198,6 +204,81 @@ class Kube:
             if exc.status != 404:
                 raise _error(exc) from exc
 
+    # ---- other groups' custom objects (PolicyReports, OpenReports) ---------------------------
+    def served_versions(self) -> set[str]:
+        """Every ``group/version`` the API server serves (API discovery)."""
+        try:
+            groups = client.ApisApi(self.api).get_api_versions().groups or []
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return {v.group_version for g in groups for v in (g.versions or [])}
+
+    def get_custom(
+        self, group: str, version: str, plural: str, name: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        try:
+            if namespace is None:
+                res = self.custom.get_cluster_custom_object(group, version, plural, name)
+            else:
+                res = self.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return _as_dict(res)
+
+    def list_custom(
+        self, group: str, version: str, plural: str, labels: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Objects of ``plural`` in every namespace (or cluster-scoped ones)."""
+        try:
+            res = self.custom.list_cluster_custom_object(group, version, plural, label_selector=labels)
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return list(cast("Mapping[str, Any]", res).get("items", []))
+
+    def put_custom(self, group: str, version: str, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create ``body`` or replace the object of its name (namespaced when ``metadata.namespace``)."""
+        meta = body["metadata"]
+        name, namespace = meta["name"], meta.get("namespace")
+        try:
+            current = self.get_custom(group, version, plural, name, namespace)
+        except NotFoundError:
+            current = None
+        try:
+            if current is None:
+                self._count(f"create {plural}")
+                if namespace is None:
+                    res = self.custom.create_cluster_custom_object(group, version, plural, body)
+                else:
+                    res = self.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+            else:
+                self._count(f"update {plural}")
+                body = {
+                    **body,
+                    "metadata": {**meta, "resourceVersion": current["metadata"]["resourceVersion"]},
+                }
+                if namespace is None:
+                    res = self.custom.replace_cluster_custom_object(group, version, plural, name, body)
+                else:
+                    res = self.custom.replace_namespaced_custom_object(
+                        group, version, namespace, plural, name, body
+                    )
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return _as_dict(res)
+
+    def delete_custom(
+        self, group: str, version: str, plural: str, name: str, namespace: str | None = None
+    ) -> None:
+        self._count(f"delete {plural}")
+        try:
+            if namespace is None:
+                self.custom.delete_cluster_custom_object(group, version, plural, name)
+            else:
+                self.custom.delete_namespaced_custom_object(group, version, namespace, plural, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error(exc) from exc
+
     # ---- core objects ------------------------------------------------------------------------
     def allowed(self, verb: str, group: str, resource: str, namespace: str | None = None) -> bool:
         """Whether the API server lets this client ``verb`` the ``resource`` (``jobs``, ``pods/status``)."""
@@ -227,6 +308,16 @@ class Kube:
                 return None
             raise _error(exc) from exc
         return dict(cm.data or {})
+
+    def whoami(self) -> str:
+        """The user name the API server knows this client as (SelfSubjectReview), or "unknown"."""
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        try:
+            res = self.authn.create_self_subject_review(review)  # type: ignore[arg-type]  # dict body
+        except ApiException:
+            return "unknown"
+        info = res.status.user_info if res.status else None
+        return str(info.username) if info and info.username else "unknown"
 
     def server_version(self) -> str:
         try:

@@ -1,7 +1,9 @@
-"""``make bench``: the node audit benchmark, then the operator scale benchmark, then one table.
+"""``make bench``: node audit, metrics cardinality, then the operator scale benchmark and one table.
 
 - ``tools/bench/audit_bench.py`` runs as its own process (its output is shown as it is); the
   in-process median audit times are taken from its output for the summary table;
+- ``tools/bench/metrics_bench.py`` (own process): series per metric family at 10, 100 and 1,000
+  simulated nodes (flat but for the per-node family) and the scrape time;
 - ``tools/bench/scale_bench.py`` (imported) runs the scale scans (100 nodes x3, 1000 nodes x1 by
   default) and prints its table with the audit medians added;
 - ``tools/bench/chaos_soak.py`` (imported) runs 20 scans over 50 simulated nodes while the
@@ -63,6 +65,11 @@ def main(argv: list[str]) -> int:
     scale_args = argv[argv.index("--") + 1 :] if "--" in argv else argv
     t0 = time.monotonic()
     crashed, medians = run_audit_bench()
+    print(flush=True)
+    metrics = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "bench" / "metrics_bench.py")], check=False, cwd=REPO
+    )
+    crashed |= int(metrics.returncode not in (0, 1))  # 1: a goal missed, shown in its output
     print(flush=True)
     scale_bench = importlib.import_module("scale_bench")  # after sys.path is set
 

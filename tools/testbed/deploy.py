@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -134,6 +135,19 @@ class Operator:
                 self.process.wait()
         self.handle.close()
 
+    def url(self, what: str, timeout: float = 60) -> str:
+        """The base URL the operator logged for ``what`` ("metrics" or "dashboard"), once it has."""
+        pattern = re.compile(rf"{what} on (http://[0-9.:]+)/")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = pattern.search(self.log.read_text(errors="replace") if self.log.exists() else "")
+            if found:
+                return found.group(1)
+            if not self.alive():
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"the operator logged no {what} address:\n{self.tail()}")
+
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
@@ -155,6 +169,10 @@ def start_operator(
         "KUBECONFIG": str(kubeconfig),
         "PLUMBOB_NAMESPACE": namespace,
         "PYTHONPATH": str(REPO / "operator"),
+        # Loopback and a free port: several operators (tests, helpers) share one machine. The
+        # bound addresses are in the log ("metrics on http://...", "dashboard on http://...").
+        "PLUMBOB_METRICS_ADDRESS": "127.0.0.1:0",
+        "PLUMBOB_DASHBOARD_ADDRESS": "127.0.0.1:0",
         **(extra_env or {}),
     }
     log = workdir / log_name

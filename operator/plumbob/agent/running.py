@@ -242,4 +242,16 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], cancel: threading.Eve
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_agent(list(argv or []), dict(os.environ))
+    from plumbob import telemetry  # noqa: PLC0415 - the SDK only for the agent process
+
+    env = dict(os.environ)
+    tel = telemetry.configure("plumbob-agent", serve_metrics=False)  # traces only, when OTEL_* asks
+    names = ("NODE_NAME", "PROFILE", "SCAN")
+    attributes = {f"plumbob.{k.lower()}": env.get(f"PLUMBOB_{k}", "") for k in names}
+    try:
+        with telemetry.span("audit node", attributes) as span:
+            code = run_agent(list(argv or []), env)
+            span.set_attribute("plumbob.exit_code", code)
+            return code
+    finally:
+        tel.shutdown()

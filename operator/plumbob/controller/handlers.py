@@ -15,12 +15,14 @@ import kopf
 
 from plumbob.api.common import GROUP, VERSION
 from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER
+from plumbob.controller.metrics import StoreMetrics
 from plumbob.controller.operating import OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.reconciler import Reconciler
 from plumbob.controller.store import Store
 from plumbob.kube import Kube
 
 STORE = Store()
+METRICS = StoreMetrics(STORE)  # observable instruments; served only once operating.run set up the SDK
 _STOP = threading.Event()
 _THREADS: list[threading.Thread] = []
 log = logging.getLogger("plumbob.controller")

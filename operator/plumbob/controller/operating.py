@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from plumbob.api.common import GROUP
 
@@ -21,6 +22,13 @@ OWN_INPUTS = (
     "clustercomplianceexceptions",
 )
 OWN_OUTPUTS = ("compliancescans", "compliancereports")
+# PolicyReport / OpenReports exports (written only when the cluster serves these APIs).
+EXPORTS = (
+    ("wgpolicyk8s.io", "policyreports"),
+    ("wgpolicyk8s.io", "clusterpolicyreports"),
+    ("openreports.io", "reports"),
+    ("openreports.io", "clusterreports"),
+)
 
 
 def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None]]:
@@ -37,6 +45,8 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     needed += [(v, "batch", "jobs", namespace) for v in ("create", "delete", "deletecollection")]
     needed.append(("create", "", "events", None))
     needed.append(("get", "", "configmaps", namespace))  # the Kubernetes CVE data override
+    for group, plural in EXPORTS:
+        needed += [(v, group, plural, None) for v in ("get", "list", "create", "update", "delete")]
     return needed
 
 
@@ -55,10 +65,17 @@ def missing_permissions(namespace: str) -> list[str]:
         kube.api.close()  # type: ignore[no-untyped-call]  # the client leaves close() unannotated
 
 
-def run(*, peering: str | None = None, liveness: str | None = None, verbose: bool = False) -> int:
+def run(
+    *,
+    peering: str | None = None,
+    liveness: str | None = None,
+    verbose: bool = False,
+    on_ready: Callable[[], object] | None = None,
+) -> int:
+    """Check permissions, set up telemetry, call ``on_ready`` (e.g. start the dashboard), run kopf."""
     import kopf  # noqa: PLC0415 - keep `plumbob --help` fast
 
-    import plumbob.controller.handlers  # noqa: F401, PLC0415 - registers the handlers
+    from plumbob import telemetry  # noqa: PLC0415
     from plumbob.kube import KubeError  # noqa: PLC0415
 
     logging.basicConfig(
@@ -80,12 +97,21 @@ def run(*, peering: str | None = None, liveness: str | None = None, verbose: boo
             file=sys.stderr,
         )
         return 4
-    asyncio.run(
-        kopf.operator(
-            clusterwide=True,
-            standalone=peering is None,
-            peering_name=peering,
-            liveness_endpoint=liveness,
+    tel = telemetry.configure("plumbob-operator", serve_metrics=True)
+    import plumbob.controller.handlers  # noqa: F401, PLC0415 - registers the handlers (after the SDK)
+
+    if on_ready is not None:
+        on_ready()
+
+    try:
+        asyncio.run(
+            kopf.operator(
+                clusterwide=True,
+                standalone=peering is None,
+                peering_name=peering,
+                liveness_endpoint=liveness,
+            )
         )
-    )
+    finally:
+        tel.shutdown()
     return 0

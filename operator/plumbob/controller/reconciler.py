@@ -45,6 +45,8 @@ from plumbob.controller import (
 )
 from plumbob.controller.context import Clock, Context, Settings, utcnow
 from plumbob.controller.invalid_objects import InvalidObjects
+from plumbob.controller.metrics import reconcile_pass, step
+from plumbob.controller.policy_reports import PolicyReportExport
 from plumbob.controller.report_status import ReportStatus
 from plumbob.controller.scan_status import ScanStatus
 from plumbob.controller.store import Store
@@ -66,12 +68,14 @@ class Reconciler(Context):
         self._scans = ScanStatus(self)
         self._invalid = InvalidObjects(self)
         self._cves = cve_status.CveSource(self)
+        self._policy_reports = PolicyReportExport(self)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.store.wake.clear()
             try:
-                delay = self.reconcile()
+                with reconcile_pass(self.store):
+                    delay = self.reconcile()
             except Exception:
                 log.exception("reconcile failed; retrying")
                 delay = 5.0
@@ -88,26 +92,28 @@ class Reconciler(Context):
         now = self.clock()
         waits = [30.0]
         with self.isolated("step", "schedules"):
-            waits.append(schedule_status.reconcile(self, snap, now))
+            waits.append(step("schedules", schedule_status.reconcile, self, snap, now))
         with self.isolated("step", "rescans"):
-            profile_status.handle_rescans(self, snap, now)
+            step("rescans", profile_status.handle_rescans, self, snap, now)
         snap = self.store.snapshot()
         entries = excepting.flatten([*snap.cluster_exceptions, *snap.exceptions], snap.entry_indices)
         with self.isolated("step", "reports"):
-            self._reports.reconcile(snap, entries, now)
+            step("reports", self._reports.reconcile, snap, entries, now)
         snap = self.store.snapshot()
         with self.isolated("step", "scans"):
-            waits.append(self._scans.reconcile(snap, entries, now))
+            waits.append(step("scans", self._scans.reconcile, snap, entries, now))
         snap = self.store.snapshot()  # see the scans completed in this pass
         with self.isolated("step", "profiles"):
-            profile_status.reconcile(self, snap, entries, now)
+            step("profiles", profile_status.reconcile, self, snap, entries, now)
         snap = self.store.snapshot()
         with self.isolated("step", "kubernetes CVEs"):
-            waits.append(cve_status.reconcile(self, self._cves, snap))
+            waits.append(step("cves", cve_status.reconcile, self, self._cves, snap))
         with self.isolated("step", "exceptions"):
-            waits.append(exception_status.reconcile(self, snap, entries, now))
+            waits.append(step("exceptions", exception_status.reconcile, self, snap, entries, now))
         with self.isolated("step", "invalid objects"):
-            self._invalid.reconcile(snap)
+            step("invalid", self._invalid.reconcile, snap)
+        with self.isolated("step", "policy reports"):
+            step("policyreports", self._policy_reports.reconcile, self.store.snapshot())
         return max(0.05, min(waits))
 
     # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.

@@ -183,6 +183,9 @@ class FakeKube:
         self.calls.append(Call("server_version", ()))
         return "v1.36.3"
 
+    def served_versions(self) -> set[str]:
+        return set()  # no PolicyReport / OpenReports API: nothing is exported
+
     def create_job(self, namespace: str, body: dict[str, Any]) -> None:
         self.calls.append(Call("create_job", (namespace, copy.deepcopy(body))))
         body = copy.deepcopy(body)
