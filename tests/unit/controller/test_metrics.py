@@ -120,9 +120,12 @@ def scrape() -> Any:
     store = Store()
     store.upsert("complianceprofiles", profile())
     store.upsert(
-        "compliancescans", scan("cis-20261201-100000", "Complete", NOW - timedelta(hours=2), NOW - timedelta(hours=1))
+        "compliancescans",
+        scan("cis-20261201-100000", "Complete", NOW - timedelta(hours=2), NOW - timedelta(hours=1)),
     )
-    store.upsert("compliancescans", scan("cis-20261201-110000", "Running", NOW - timedelta(minutes=5), None, fail=0))
+    store.upsert(
+        "compliancescans", scan("cis-20261201-110000", "Running", NOW - timedelta(minutes=5), None, fail=0)
+    )
     store.upsert("compliancereports", report("node-1", 10, 0, regressions=2))
     store.upsert("compliancereports", report("node-2", 6, 2, excepted=2, regressions=3))
     store.upsert("clustercomplianceexceptions", cluster_exception())
@@ -220,11 +223,14 @@ def test_scan_durations_once_and_only_new(monkeypatch: pytest.MonkeyPatch) -> No
     durations.since = NOW - timedelta(hours=1, minutes=30)
     store = Store()
     store.upsert(
-        "compliancescans", scan("cis-20261201-080000", "Complete", NOW - timedelta(hours=4), NOW - timedelta(hours=3))
+        "compliancescans",
+        scan("cis-20261201-080000", "Complete", NOW - timedelta(hours=4), NOW - timedelta(hours=3)),
     )
     store.upsert(
         "compliancescans",
-        scan("cis-20261201-090000", "Complete", NOW - timedelta(hours=1, minutes=10), NOW - timedelta(hours=1)),
+        scan(
+            "cis-20261201-090000", "Complete", NOW - timedelta(hours=1, minutes=10), NOW - timedelta(hours=1)
+        ),
     )
     store.upsert("compliancescans", scan("cis-20261201-120000", "Running", NOW, None))
     durations.observe(store)
