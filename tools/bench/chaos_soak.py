@@ -160,7 +160,9 @@ def run(nodes: int, scans: int, seed: int, per_scan_timeout: float) -> Soak:
                 "schedule": "0 0 1 1 *",
                 "profiles": [PROFILE],
                 "maxParallelNodes": 10,
-                "nodeDeadlineSeconds": 60,
+                # longer than an API server restart takes on a loaded 2-core machine (about a
+                # minute): the agents wait the restart out instead of hitting their deadline
+                "nodeDeadlineSeconds": 300,
                 "historyLimit": 100,
             },
         }
@@ -173,7 +175,9 @@ def run(nodes: int, scans: int, seed: int, per_scan_timeout: float) -> Soak:
             if i == restart_at:
                 _wait(lambda v=value: scan_of(cp, v), 60)  # type: ignore[misc]
                 say(f"scan {i}: restarting the API server")
+                t = time.monotonic()
                 cp.restart_apiserver()
+                say(f"scan {i}: the API server was away for {time.monotonic() - t:.0f} s")
                 soak.apiserver_restarts += 1
             elif i == expire_at:
                 _wait(lambda v=value: scan_of(cp, v), 60)  # type: ignore[misc]
@@ -183,7 +187,9 @@ def run(nodes: int, scans: int, seed: int, per_scan_timeout: float) -> Soak:
                 )
                 cp.compact_etcd()
                 say(f"scan {i}: etcd compacted past every watch's resourceVersion; restarting the API server")
+                t = time.monotonic()
                 cp.restart_apiserver()
+                say(f"scan {i}: the API server was away for {time.monotonic() - t:.0f} s")
                 soak.watch_expiries += 1
             elif rng.random() < 0.5:
                 delay = rng.uniform(0.0, 6.0)
