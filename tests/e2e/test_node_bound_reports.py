@@ -135,7 +135,7 @@ def test_node_token_writes_only_its_own_report_of_its_scan(
 
     profile = f"vap-{run_id}"
     apply(cp, profile_body(profile, run_id))
-    _one_at_a_time(cp, profile, deadline=120)  # A's audit hangs: B waits until A is done
+    _one_at_a_time(cp, profile, deadline=300)  # A's audit hangs (its Pod lives): B waits for A
     rescan(cp, profile, "1")
     scan = _scan_started(cp, profile)
     pod = _audit_pod(plumbob, scan, node_a)["metadata"]["name"]

@@ -51,7 +51,7 @@ MAX_RULES = 1000  # rule results in one object
 MAX_EVIDENCE = 8
 # A profile's scan is named "<profile>-YYYYMMDD-hhmmss" (52 characters at most) and its audit Jobs
 # "<scan>-<10 hex>" (63 at most, a label value): so the admission policy can read the scan off the
-# audit Pod's name (docs/decisions/2026-12-02-report-and-job-names.md).
+# audit Pod's name (docs/decisions/2026-12-02-names-the-admission-policy-checks.md).
 MAX_PROFILE_NAME = 36
 MAX_NAME = 253  # metadata.name of any object
 MAX_TEXT = 1024
