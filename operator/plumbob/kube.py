@@ -74,8 +74,17 @@ def _as_dict(res: object) -> dict[str, Any]:
     return dict(cast("Mapping[str, Any]", res))
 
 
+USER_AGENT = "plumbob"  # the API server names our field manager after it (managedFields)
+
+
 def api_client(env: Mapping[str, str] | None = None) -> client.ApiClient:
     """An API client from the environment: service-account dir, in-cluster, or kubeconfig."""
+    api = _api_client(env)
+    api.user_agent = USER_AGENT
+    return api
+
+
+def _api_client(env: Mapping[str, str] | None) -> client.ApiClient:
     env = os.environ if env is None else env
     sa_dir = env.get("PLUMBOB_SERVICEACCOUNT_DIR")
     host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
@@ -320,6 +329,16 @@ class Kube:
         except ApiException as exc:
             if exc.status != 404:
                 raise _error(exc) from exc
+
+    def delete_jobs(self, namespace: str, labels: str) -> None:
+        """Delete every Job matching the label selector in one request (their Pods go with them)."""
+        self._count("delete jobs")
+        try:
+            self.batch.delete_collection_namespaced_job(
+                namespace, label_selector=labels, propagation_policy="Background"
+            )
+        except ApiException as exc:
+            raise _error(exc) from exc
 
     def post_event(
         self,

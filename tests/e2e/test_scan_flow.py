@@ -10,7 +10,7 @@ Cases:
 - a misconfiguration introduced on one node, then a rescan: ComplianceDrift (Warning) on the
   profile and on that Node, one Event per node listing the rules; the scan lists the regression;
 - the fix, then a rescan requested with ``plumbob rescan``: ComplianceRestored;
-- Jobs and Pods are gone after the scan (TTL), no duplicates were created;
+- Jobs and Pods are gone after the scan (the operator deletes them), no duplicates were created;
 - deleting the profile garbage-collects its scans and reports.
 """
 
@@ -143,7 +143,7 @@ def test_scan_drift_and_restore(plumbob: Plumbob, make_cluster: MakeCluster, run
     )
     assert prof["status"]["drift"]["regressions"] == 0
 
-    # no leftovers: finished Jobs go after their TTL, and their Pods with them
+    # no leftovers: the operator deletes a finished scan's Jobs, and their Pods go with them
     wait_for(
         "audit Jobs to be cleaned up",
         lambda: (

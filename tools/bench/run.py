@@ -5,7 +5,10 @@
 - ``tools/bench/metrics_bench.py`` (own process): series per metric family at 10, 100 and 1,000
   simulated nodes (flat but for the per-node family) and the scrape time;
 - ``tools/bench/scale_bench.py`` (imported) runs the scale scans (100 nodes x3, 1000 nodes x1 by
-  default) and prints its table with the audit medians added.
+  default) and prints its table with the audit medians added;
+- ``tools/bench/chaos_soak.py`` (imported) runs 20 scans over 50 simulated nodes while the
+  operator is SIGKILLed, the API server restarts and watches expire, and prints what it counted
+  (Jobs per node per scan, lost and duplicated results, incomplete scans, leftovers).
 
 Benchmarks measure, they do not gate: the exit code is non-zero only when a benchmark crashed,
 not when a goal was missed. Arguments after ``--`` go to the scale benchmark, e.g.
@@ -70,6 +73,12 @@ def main(argv: list[str]) -> int:
 
     try:
         rc = scale_bench.main(scale_args, audit_ms=medians or None)
+    except Exception:
+        traceback.print_exc()
+        rc = 2
+    print("\n== chaos soak (tools/bench/chaos_soak.py) ==", flush=True)
+    try:
+        rc = importlib.import_module("chaos_soak").main([]) or rc
     except Exception:
         traceback.print_exc()
         rc = 2

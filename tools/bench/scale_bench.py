@@ -341,7 +341,7 @@ def profile_reconcile(cp: ControlPlane, passes: int = 3) -> str:
         for item in items:
             store.upsert(plural, item)
     t_feed = time.perf_counter() - t
-    rec = Reconciler(kube, store, Settings(namespace=NAMESPACE, job_ttl_seconds=5))
+    rec = Reconciler(kube, store, Settings(namespace=NAMESPACE))
     prof = cProfile.Profile()
     times = []
     for _ in range(passes):
@@ -407,7 +407,7 @@ def run_once(
         phase("control plane")
         install(cp)
         phase("install")
-        operator = start_operator(cp, wd, job_ttl_seconds=5)
+        operator = start_operator(cp, wd)
         poller = RssPoller(operator.process.pid)
         poller.start()
         t_operator = time.time()

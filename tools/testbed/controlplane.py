@@ -70,6 +70,7 @@ class _Proc:
     popen: subprocess.Popen[bytes]
     log: Path
     log_handle: IO[bytes]
+    argv: list[str] = field(default_factory=list)
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -228,6 +229,29 @@ class ControlPlane:
         if not self.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def restart_apiserver(self) -> None:
+        """Stop kube-apiserver (SIGTERM) and start it again with the same flags: every watch and
+        connection of every client breaks, and clients must resume or re-list."""
+        proc = self.procs["kube-apiserver"]
+        proc.popen.terminate()
+        try:
+            proc.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait()
+        proc.log_handle.close()
+        self._spawn("kube-apiserver", proc.argv)
+        self._wait("kube-apiserver", self._apiserver_ready, 120)
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to its current revision (through etcd's JSON gateway); a watch
+        resumed from an older resourceVersion is then answered 410 Gone (expired). Returns the revision."""
+        base = f"http://127.0.0.1:{self.etcd_port}/v3/kv"
+        state = _post_json(f"{base}/range", {"key": "AA==", "limit": 1})
+        revision = int(state["header"]["revision"])
+        _post_json(f"{base}/compaction", {"revision": str(revision), "physical": True})
+        return revision
+
     def __enter__(self) -> ControlPlane:
         return self
 
@@ -277,7 +301,7 @@ class ControlPlane:
     # ---- internals ---------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = self.workdir / f"{name}.log"
-        handle = log.open("wb")
+        handle = log.open("ab")
         popen = subprocess.Popen(
             argv,
             stdout=handle,
@@ -286,7 +310,7 @@ class ControlPlane:
             cwd=self.workdir,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads forked here
         )
-        self.procs[name] = _Proc(name, popen, log, handle)
+        self.procs[name] = _Proc(name, popen, log, handle, list(argv))
 
     def _wait(self, name: str, ready: Callable[[], bool], timeout: float) -> None:
         proc = self.procs[name]
@@ -343,6 +367,14 @@ class ControlPlane:
         }
         self.kubeconfig.write_text(json.dumps(config, indent=2))
         self.kubeconfig.chmod(0o600)
+
+
+def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:  # loopback etcd of the testbed
+        return dict(json.loads(resp.read()))
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:

@@ -158,7 +158,6 @@ def start_operator(
     workdir: Path,
     *,
     namespace: str = NAMESPACE,
-    job_ttl_seconds: int = 5,
     extra_env: dict[str, str] | None = None,
     log_name: str = "operator.log",
 ) -> Operator:
@@ -169,7 +168,6 @@ def start_operator(
         **os.environ,
         "KUBECONFIG": str(kubeconfig),
         "PLUMBOB_NAMESPACE": namespace,
-        "PLUMBOB_JOB_TTL_SECONDS": str(job_ttl_seconds),
         "PYTHONPATH": str(REPO / "operator"),
         # Loopback and a free port: several operators (tests, helpers) share one machine. The
         # bound addresses are in the log ("metrics on http://...", "dashboard on http://...").

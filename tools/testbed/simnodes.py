@@ -59,6 +59,7 @@ CLI for manual use: ``python -m testbed.simnodes --kubeconfig K --nodes 3 --host
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
 import enum
@@ -459,6 +460,7 @@ class SimulatedCluster:
         self._pods: dict[str, Json] = {}  # uid -> latest pod seen, for pods on our nodes
         self._runs: dict[str, _Run] = {}  # uid -> run (kept, marked done, until the Pod is deleted)
         self._logs: dict[tuple[str, str], _Run] = {}  # (namespace, name) -> latest run
+        self._pods_started: collections.Counter[str] = collections.Counter()  # node -> Pods started
         self._stopping = threading.Event()
         self._started = False
         self._threads: list[threading.Thread] = []
@@ -575,6 +577,11 @@ class SimulatedCluster:
             run = self._logs.get((namespace, name))
         path = run.workdir / "serviceaccount" if run else None
         return path if path and path.is_dir() else None
+
+    def pods_started(self, node: str) -> int:
+        """How many Pods this node has started since the cluster started (retries included)."""
+        with self._lock:
+            return self._pods_started[node]
 
     def running_pods(self) -> list[tuple[str, str]]:
         with self._lock:
@@ -887,6 +894,7 @@ class SimulatedCluster:
         if st.fault is Fault.NOTREADY:
             return  # started when the node recovers
         run = self._new_run(uid, pod, st)
+        self._pods_started[st.spec.name] += 1
         self._pool.submit(self._run_pod, run)
 
     def _new_run(self, uid: str, pod: Json, st: _NodeState) -> _Run:

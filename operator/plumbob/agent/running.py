@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -130,6 +131,8 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
     except CatalogError as exc:
         raise AuditError(str(exc)) from exc
     rules = tailoring.node_rules(benchmark.rules)
+    if not rules:
+        raise AuditError(f"the tailoring selects no node rule of {tailoring.benchmark}: nothing to audit")
     result = run_audit(
         env.get("PLUMBOB_HOST_ROOT") or "/",
         benchmark_id=tailoring.benchmark,
@@ -147,7 +150,43 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
     )
 
 
-def write_report(body: dict[str, Any], env: Mapping[str, str]) -> None:
+# The API server may be briefly away (a restart, an upgrade): the agent keeps its results and tries
+# again with a growing pause, for at most this long, rather than failing the node's audit.
+WRITE_PATIENCE_SECONDS = 90.0
+TRANSIENT_STATUS = frozenset({0, 429, 500, 502, 503, 504})
+
+
+def write_report(
+    body: dict[str, Any],
+    env: Mapping[str, str],
+    *,
+    patience: float = WRITE_PATIENCE_SECONDS,
+    sleep: Any = time.sleep,
+) -> None:
+    """Write the report, waiting out an API server that is briefly unreachable or overloaded."""
+    from urllib3.exceptions import HTTPError  # noqa: PLC0415 - audit needs no client
+
+    from plumbob.kube import KubeError  # noqa: PLC0415
+
+    deadline = time.monotonic() + patience
+    pause = 1.0
+    while True:
+        try:
+            _write_report_once(body, env)
+            return
+        except (HTTPError, OSError, KubeError) as exc:
+            transient = not isinstance(exc, KubeError) or exc.status in TRANSIENT_STATUS
+            if not transient or time.monotonic() + pause > deadline:
+                raise
+            print(
+                f"plumbob agent: API server not reachable ({exc}); trying again in {pause:.0f}s",
+                file=sys.stderr,
+            )
+            sleep(pause)
+            pause = min(pause * 2, 15.0)
+
+
+def _write_report_once(body: dict[str, Any], env: Mapping[str, str]) -> None:
     from plumbob.kube import ConflictError, Kube, NotFoundError, api_client  # noqa: PLC0415 - audit needs no client
 
     kube = Kube(api_client(env))

@@ -48,6 +48,10 @@ class ClusterExceptionEntry(EntryFields):
 
 
 class ClusterComplianceExceptionSpec(Spec):
+    """Accepted deviations for node findings, cluster-level findings and findings in any namespace:
+    each entry names the rules, an optional scope, a reason, an owner and an expiry.
+    """
+
     entries: Annotated[list[ClusterExceptionEntry], Field(min_length=1, max_length=MAX_ENTRIES)]
 
 

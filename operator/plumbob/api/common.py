@@ -175,6 +175,17 @@ ProfileName = Annotated[
     ),
 ]
 RuleId = Annotated[str, Field(min_length=1, max_length=64, pattern=RULE_ID)]
+
+
+def rule_order(rule: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key for rule ids: numeric parts as numbers (``1.2.10`` after ``1.2.9``), any id allowed.
+
+    Every part becomes ``(0, n, "")`` or ``(1, 0, text)``, so ids that mix numbers and words
+    (``1.2.a``, ``custom.x``) compare without error.
+    """
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in rule.split("."))
+
+
 RuleGlob = Annotated[
     str,
     Field(min_length=1, max_length=64),
@@ -358,6 +369,11 @@ class LabelSelector(Spec):
         return True
 
 
+_SECONDS_NEED_NOEXECUTE = (
+    "tolerationSeconds applies only to effect NoExecute (the API server refuses it on Pods otherwise)"
+)
+
+
 class Toleration(Spec):
     """The shape of ``core/v1`` ``Toleration``, for the audit Pods."""
 
@@ -380,6 +396,12 @@ class Toleration(Spec):
                 "a toleration without a key must use operator Exists (it then tolerates every taint)",
                 field_path=".operator",
             ),
+            cel(
+                "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                _SECONDS_NEED_NOEXECUTE,
+                field_path=".tolerationSeconds",
+                reason="FieldValueForbidden",
+            ),
         )
     )
 
@@ -393,6 +415,8 @@ class Toleration(Spec):
             raise ValueError(
                 "a toleration without a key must use operator Exists (it then tolerates every taint)"
             )
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError(_SECONDS_NEED_NOEXECUTE)
         return self
 
 

@@ -163,6 +163,9 @@ class EntryState(StrEnum):
     ACTIVE = "active"  # applies and currently matches at least one result
     UNUSED = "unused"  # applies but matches no result: probably stale, or a typo in the scope
     EXPIRED = "expired"  # past its expiry: no longer applies
+    INVALID = (
+        "invalid"  # got past admission but cannot be used (e.g. a date that does not exist): never applies
+    )
 
 
 class EntryStatus(Model):
@@ -170,6 +173,9 @@ class EntryStatus(Model):
     state: EntryState
     matched: Count = Field(default=0, description="results currently excepted by this entry")
     expires_at: datetime | None = Field(default=None, description="the resolved expiry instant (UTC)")
+    message: Annotated[str, Field(max_length=1024)] | None = Field(
+        default=None, description="why an invalid entry cannot be used"
+    )
 
 
 class ExceptionSummary(Model):
@@ -177,6 +183,7 @@ class ExceptionSummary(Model):
     active: Count = 0
     unused: Count = 0
     expired: Count = 0
+    invalid: Count = 0
 
 
 class ExceptionStatus(Model):
@@ -201,6 +208,10 @@ def exception_columns() -> list[PrinterColumn]:
 
 
 class ComplianceExceptionSpec(Spec):
+    """Accepted deviations for findings about objects in this namespace: each entry names the rules, a
+    reason, an owner and an expiry.
+    """
+
     entries: Annotated[list[ExceptionEntry], Field(min_length=1, max_length=MAX_ENTRIES)]
 
 

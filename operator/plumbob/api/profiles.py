@@ -147,6 +147,11 @@ class CustomRule(Spec):
 
 
 class ComplianceProfileSpec(Spec):
+    """What the cluster must comply with: a benchmark tailored to this environment (rules included,
+    excluded or forced to manual, variables), the nodes it applies to, and the tolerations its
+    audit Pods need.
+    """
+
     benchmark: Benchmark
     rules: RuleSelection = Field(default_factory=RuleSelection)
     variables: Annotated[
@@ -251,6 +256,12 @@ class ComplianceProfile(Resource):
             column("Fail", "integer", ".status.summary.fail", "rules failing in the last scan"),
             column("Excepted", "integer", ".status.summary.excepted", "failing rules under an exception", 1),
             column("Last Scan", "date", ".status.lastScan.completionTime", "when the last scan completed"),
+            column(
+                "Compliant",
+                "string",
+                '.status.conditions[?(@.type=="Compliant")].status',
+                "True only when something was checked and no rule fails",
+            ),
             ready_column(),
             AGE,
         ],

@@ -104,6 +104,8 @@ class CheckResult(Spec):
 
 
 class ComplianceReportSpec(Spec):
+    """The raw results of one node's audit (or of the cluster-level rules), written by the audit agent."""
+
     profile: ProfileName
     node_name: NodeName | None = Field(
         default=None, description="the node audited; absent in the profile's cluster-level report"

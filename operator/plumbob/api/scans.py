@@ -61,6 +61,8 @@ class ScanPhase(StrEnum):
 
 
 class ComplianceScanSpec(Spec):
+    """What this scan was asked to do, recorded by the operator when it created the scan; immutable."""
+
     profile: ProfileName = Field(description="the profile scanned")
     trigger: Trigger
     schedule: ObjectName | None = Field(default=None, description="the schedule that fired, if any")

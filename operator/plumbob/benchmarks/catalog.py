@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from plumbob.benchmarks.rules import Benchmark, Rule, SectionFile
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_INTEGER = re.compile(r"[0-9]+")
 _SECTION_FILE = re.compile(r"^\d+-.*\.ya?ml$")
 
 
@@ -120,6 +121,12 @@ def tailored(benchmark: Benchmark, overrides: Mapping[str, str] | None = None) -
     unknown = sorted(set(overrides or {}) - set(benchmark.variables))
     if unknown:
         raise CatalogError(f"{benchmark.id}: unknown variables {', '.join(unknown)}")
+    for name, value in sorted((overrides or {}).items()):
+        default = benchmark.variables[name]
+        if _INTEGER.fullmatch(default) and not _INTEGER.fullmatch(value):
+            raise CatalogError(
+                f"variables.{name}: {value!r} is not a whole number (the benchmark's default is {default})"
+            )
     variables = {**benchmark.variables, **(overrides or {})}
     rules = []
     for rule in benchmark.rules:
@@ -150,8 +157,11 @@ def _tailored(benchmark_id: str, directory: str | None, overrides: tuple[tuple[s
 
 
 def select_rules(rules: Iterable[Rule], patterns: Sequence[str] | None) -> list[Rule]:
-    """Rules whose id matches any glob (``1.2.*``, ``4.2.1``, ``2``: a bare section takes all of it)."""
-    if not patterns:
+    """Rules whose id matches any glob (``1.2.*``, ``4.2.1``, ``2``: a bare section takes all of it).
+
+    ``None`` selects every rule; an empty list selects none.
+    """
+    if patterns is None:
         return list(rules)
 
     def matches(rule_id: str, pattern: str) -> bool:

@@ -37,6 +37,36 @@ class Tailoring(BaseModel):
                 return rationale
         return None
 
+    def problems(self, rules: Iterable[Rule]) -> list[str]:
+        """Why this tailoring cannot give a meaningful result with ``rules``, naming the profile field.
+
+        A pattern in ``include``, ``exclude`` or ``manual`` that matches no rule of the benchmark
+        points at nothing (a typo, or a rule of another benchmark), and a tailoring that selects no
+        node rule would check nothing.
+        """
+        rules = list(rules)
+        ids = [r.id for r in rules]
+
+        def hits(pattern: str) -> bool:
+            return any(fnmatch.fnmatchcase(i, pattern) or i.startswith(pattern + ".") for i in ids)
+
+        out = []
+        for field, patterns in (
+            ("include", self.include),
+            ("exclude", self.exclude),
+            ("manual", self.manual),
+        ):
+            for i, pattern in enumerate(patterns):
+                if not hits(pattern):
+                    where = f"spec.rules.{field}[{i}]" + (".rule" if field == "manual" else "")
+                    out.append(f"{where}: {pattern!r} matches no rule of {self.benchmark}")
+        if not out and not self.node_rules(rules):
+            out.append(
+                f"spec.rules: include and exclude select no node rule of {self.benchmark}; "
+                "nothing would be checked"
+            )
+        return out
+
     def node_rules(self, rules: Iterable[Rule]) -> list[Rule]:
         """The selected rules that are evaluated on nodes (cluster-level rules are not)."""
         return [r for r in rules if self.selects(r.id) and any(t is not Target.CLUSTER for t in r.targets)]

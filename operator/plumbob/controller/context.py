@@ -3,7 +3,10 @@ two ways a step speaks to the cluster, both of which never raise.
 
 - :meth:`Context.patch` writes a status only when it differs from the current one, and puts the
   written object into the store at once so later steps of the same pass see it;
-- :meth:`Context.event` posts an Event, logging (not raising) when that fails.
+- :meth:`Context.event` posts an Event, logging (not raising) when that fails;
+- :meth:`Context.isolated` runs one object's share of a step, so that an unexpected error on one
+  object is logged and reported on it, and the step goes on with the others (one bad object must
+  never stop the reconciliation of everything else).
 
 The helpers below build what the steps write: condition lists (:func:`conditions`), object
 references for Events (:func:`ref`) and RFC 3339 times (:func:`iso`).
@@ -11,9 +14,10 @@ references for Events (:func:`ref`) and RFC 3339 times (:func:`iso`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,9 +25,10 @@ from typing import Any, TypeVar
 
 from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
 from plumbob.api.common import Condition, ConditionStatus, set_condition
-from plumbob.benchmarks.catalog import load_benchmark
+from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.benchmarks.versions import benchmark_for
+from plumbob.controller.metrics import count_error
 from plumbob.controller.store import Store
 from plumbob.kube import Kube, KubeError
 
@@ -46,9 +51,6 @@ class Settings:
     namespace: str = field(default_factory=lambda: os.environ.get("PLUMBOB_NAMESPACE", "plumbob-system"))
     image: str = field(
         default_factory=lambda: os.environ.get("PLUMBOB_AGENT_IMAGE", "ghcr.io/plumbob/plumbob:0.1.0")
-    )
-    job_ttl_seconds: int = field(
-        default_factory=lambda: int(os.environ.get("PLUMBOB_JOB_TTL_SECONDS", "300"))
     )
     progress_interval: float = 2.0  # seconds between progress writes of a running scan
     write_concurrency: int = 8  # API writes of one step in flight at once (Job creates, report statuses)
@@ -113,6 +115,32 @@ class Context:
         self.clock = clock
         self._kubernetes_version: str | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._failures: set[tuple[str, str, str]] = set()  # (what, name, error) already reported
+        self._posted: set[tuple[str | None, ...]] = set()  # keys of Events posted once
+
+    @contextlib.contextmanager
+    def isolated(self, what: str, name: str, involved: dict[str, str] | None = None) -> Iterator[None]:
+        """Run one object's share of a step; an unexpected error is contained to that object.
+
+        The error is logged with its traceback and posted as a ``ReconcileError`` Event on
+        ``involved``, once per object and message (the next pass meets the same error again).
+        """
+        try:
+            yield
+        except Exception as exc:  # the point: contain any failure to its object
+            count_error(what)
+            key = (what, name, f"{type(exc).__name__}: {exc}"[:300])
+            if key in self._failures:
+                return
+            self._failures.add(key)
+            log.exception("reconciling %s %s failed; going on with the others", what, name)
+            if involved is not None:
+                self.event(
+                    involved,
+                    "Warning",
+                    "ReconcileError",
+                    f"the operator could not reconcile this object: {key[2]}",
+                )
 
     def in_parallel(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """``fn`` over ``items`` with up to ``write_concurrency`` at once, results in order.
@@ -143,17 +171,37 @@ class Context:
             benchmark_id = benchmark_for(self.kubernetes_version(), platform)
         else:
             benchmark_id = f"cis-{version}"
-        load_benchmark(benchmark_id, profile.spec.variables or None)  # validates id and variables
+        loaded = load_benchmark(benchmark_id, profile.spec.variables or None)  # validates id and variables
         rules = profile.spec.rules
-        return Tailoring(
+        tailoring = Tailoring(
             benchmark=benchmark_id,
             include=tuple(rules.include),
             exclude=tuple(rules.exclude),
             manual={m.rule: m.rationale for m in rules.manual},
             variables=dict(profile.spec.variables),
         )
+        problems = tailoring.problems(loaded.rules)
+        if problems:
+            raise CatalogError("; ".join(problems))
+        return tailoring
 
-    def event(self, involved: dict[str, str], type_: str, reason: str, message: str) -> None:
+    def event(
+        self,
+        involved: dict[str, str],
+        type_: str,
+        reason: str,
+        message: str,
+        *,
+        once: tuple[str | None, ...] | None = None,
+    ) -> None:
+        """Post an Event; with ``once``, at most one per key in this process, so that a trigger whose
+        record could not be written (a tick whose status write failed) does not repeat its Event."""
+        if once is not None:
+            if once in self._posted:
+                return
+            if len(self._posted) > 10_000:
+                self._posted.clear()
+            self._posted.add(once)
         try:
             self.kube.post_event(involved, type_=type_, reason=reason, message=message)
         except KubeError as exc:

@@ -8,15 +8,21 @@ keeps memory flat at thousands of nodes. Digests are built from raw API dicts at
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from plumbob.api.common import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN
+from plumbob.api.common import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, RULE_ID, ResultStatus, Severity
 
 ANNOTATION_NODE = "plumbob.dev/node-name"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "plumbob"
+
+_RULE_ID = re.compile(RULE_ID)
+# What an agent may write into a report's spec: a raw result is never "excepted" (that is applied later).
+_RESULT_STATUSES = frozenset(s.value for s in ResultStatus) - {ResultStatus.EXCEPTED.value}
+_SEVERITIES = frozenset({"", *(s.value for s in Severity)})
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -137,12 +143,26 @@ def report_digest(body: dict[str, Any]) -> ReportDigest | None:
         return None
     results: dict[str, str] = {}
     severities: dict[str, str] = {}
-    for r in spec.get("results") or []:
+    raw_results = spec.get("results") or []
+    if not isinstance(raw_results, list):
+        raise ValueError("spec.results: not a list")
+    for i, r in enumerate(raw_results):
+        if not isinstance(r, dict):
+            raise ValueError(f"spec.results[{i}]: not an object")
         if r.get("resource"):  # cluster-level results are keyed by object; not node results
             continue
-        results[str(r.get("id"))] = str(r.get("status"))
-        severities[str(r.get("id"))] = str(r.get("severity", ""))
+        rule, result, severity = r.get("id"), r.get("status"), r.get("severity") or ""
+        if not isinstance(rule, str) or not _RULE_ID.match(rule):
+            raise ValueError(f"spec.results[{i}].id: {rule!r} is not a rule id")
+        if result not in _RESULT_STATUSES:
+            raise ValueError(f"spec.results[{i}].status: {result!r} is not one of {sorted(_RESULT_STATUSES)}")
+        if severity not in _SEVERITIES:
+            raise ValueError(f"spec.results[{i}].severity: {severity!r} is not one of {sorted(_SEVERITIES)}")
+        results[rule] = result
+        severities[rule] = severity
     status = body.get("status") or {}
+    if not isinstance(status, dict):
+        raise ValueError("status: not an object")
     return ReportDigest(
         name=meta["name"],
         uid=meta.get("uid", ""),

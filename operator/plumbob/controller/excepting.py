@@ -65,11 +65,17 @@ class Entry:
         return out
 
 
-def flatten(exceptions: Iterable[Exception_]) -> list[Entry]:
+def flatten(
+    exceptions: Iterable[Exception_], indices: Mapping[tuple[str, str | None, str], list[int]] | None = None
+) -> list[Entry]:
+    """Every entry of the lists; ``indices`` maps a list whose bad entries were set aside to the
+    original positions of the entries it kept, so each entry keeps its index in ``spec.entries``."""
     out: list[Entry] = []
     for exc in exceptions:
         kind = exc.kind
-        for i, e in enumerate(exc.spec.entries):
+        kept = (indices or {}).get((f"{kind.lower()}s", exc.metadata.namespace, exc.metadata.name))
+        for pos, e in enumerate(exc.spec.entries):
+            i = kept[pos] if kept else pos
             nodes = tuple(getattr(e, "nodes", None) or ())
             selector = getattr(e, "node_selector", None)
             scoped = bool(getattr(e, "namespaces", None) or e.resources)
@@ -151,6 +157,28 @@ def apply_to_node(
                 excepted[rule] = entry
                 break
     return Applied(effective, excepted)
+
+
+def dangling_references(entry: Entry, *, rule_ids: Iterable[str], profiles: Iterable[str]) -> list[str]:
+    """What the entry names that does not exist: rule patterns that match no known rule, profiles
+    that do not exist. Such an entry can never except anything; the field is named."""
+    ids, existing = list(rule_ids), set(profiles)
+    out = []
+    for i, pattern in enumerate(entry.rules):
+        if not any(fnmatch.fnmatchcase(r, pattern) or r.startswith(pattern + ".") for r in ids):
+            out.append(
+                f"spec.entries[{entry.key.index}].rules[{i}]: {pattern!r} matches no rule of any benchmark"
+            )
+    for i, name in enumerate(entry.profiles):
+        if name not in existing:
+            out.append(f"spec.entries[{entry.key.index}].profiles[{i}]: profile {name!r} does not exist")
+    return out
+
+
+def is_blanket(entry: Entry) -> bool:
+    """An entry that excepts every rule everywhere: allowed, but it deserves a warning."""
+    unscoped = not (entry.profiles or entry.nodes or entry.node_selector or entry.namespaced_scope)
+    return "*" in entry.rules and unscoped
 
 
 def entry_state(entry: Entry, matched: int, now: datetime) -> EntryState:

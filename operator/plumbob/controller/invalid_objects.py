@@ -1,63 +1,93 @@
 """Objects the store could not parse into a model (a spec that got past admission but not our
-checks): each is reported once per process, with an ``InvalidSpec`` (``InvalidSchedule`` for a
-schedule) Warning Event and status conditions ``Stalled`` and ``Ready=False`` carrying the reason.
+checks): each version of such an object is reported once per process, with an ``InvalidSpec``
+(``InvalidSchedule`` for a schedule, ``InvalidReport`` for a report) Warning Event, and a status
+that kstatus and the documented Argo CD check read as failed: ``observedGeneration`` current,
+``Stalled=True`` and ``Ready=False`` with the problems named by field, ``Reconciling=False``.
+Derived fields that would claim the object works (a schedule's ``nextScheduleTime``, an
+exception list's entry states) are cleared; the rest of the last good status (a profile's last
+scan and summary) is kept.
 
-Jobs, Nodes and node reports get neither. An object that becomes valid or is deleted is
-forgotten, so breaking it again is reported again.
+Jobs and Nodes get neither. An object that becomes valid or is deleted is forgotten, and each new
+bad edit (a new generation, or a new message) is reported again.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from plumbob.controller.context import Context, conditions
-from plumbob.controller.store import Snapshot
-from plumbob.kube import InvalidError, KubeError
+from plumbob.controller.store import Invalid, Snapshot
+from plumbob.kube import KubeError
 
 log = logging.getLogger("plumbob.controller")
+
+KINDS = {
+    "complianceprofiles": "ComplianceProfile",
+    "complianceschedules": "ComplianceSchedule",
+    "complianceexceptions": "ComplianceException",
+    "clustercomplianceexceptions": "ClusterComplianceException",
+    "compliancescans": "ComplianceScan",
+    "compliancereports": "ComplianceReport",
+}
+# Status fields that describe a working object; an unusable one must not keep showing them.
+CLAIMS = {
+    "complianceschedules": ("nextScheduleTime",),
+    # a list that cannot be parsed applies no entry: its entry states and next expiry would lie
+    "complianceexceptions": ("entries", "summary", "nextExpiry"),
+    "clustercomplianceexceptions": ("entries", "summary", "nextExpiry"),
+}
+
+
+def _reason(plural: str) -> str:
+    return {"complianceschedules": "InvalidSchedule", "compliancereports": "InvalidReport"}.get(
+        plural, "InvalidSpec"
+    )
 
 
 class InvalidObjects:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._reported: set[tuple[str, str, str]] = set()  # (plural, namespace, name) with an Event
+        self._reported: set[tuple[str, str, str, int | None, str]] = set()
+
+    @staticmethod
+    def _key(bad: Invalid) -> tuple[str, str, str, int | None, str]:
+        return (bad.kind, bad.namespace or "", bad.name, bad.generation, bad.message)
 
     def reconcile(self, snap: Snapshot) -> None:
-        """Report each invalid object not reported yet: an Event and a ``Stalled`` condition."""
+        """Report each invalid object version not reported yet: an Event and a failed status."""
         # Forget objects that became valid or were deleted, so breaking them again is reported again.
-        self._reported &= {(b.kind, b.namespace or "", b.name) for b in snap.invalid}
+        self._reported &= {self._key(b) for b in snap.invalid}
         for bad in snap.invalid:
-            key = (bad.kind, bad.namespace or "", bad.name)
-            if key in self._reported or bad.kind in ("jobs", "nodes", "compliancereports"):
+            key = self._key(bad)
+            if key in self._reported or bad.kind not in KINDS:
                 continue
             self._reported.add(key)
-            reason = "InvalidSchedule" if bad.kind == "complianceschedules" else "InvalidSpec"
-            kind = {
-                "complianceprofiles": "ComplianceProfile",
-                "complianceschedules": "ComplianceSchedule",
-                "complianceexceptions": "ComplianceException",
-                "clustercomplianceexceptions": "ClusterComplianceException",
-                "compliancescans": "ComplianceScan",
-            }.get(bad.kind, bad.kind)
+            reason = _reason(bad.kind)
             involved = {
                 "apiVersion": "plumbob.dev/v1alpha1",
-                "kind": kind,
+                "kind": KINDS[bad.kind],
                 "name": bad.name,
                 "uid": bad.uid,
                 "namespace": bad.namespace or "",
             }
             self.ctx.event(involved, "Warning", reason, bad.message)
             now = self.ctx.clock()
-            stalled = conditions(
-                [],
-                None,
-                now,
-                {
-                    "Stalled": (True, reason, bad.message[:1000]),
-                    "Ready": (False, reason, "the spec cannot be used"),
-                },
-            )
+            status: dict[str, Any] = {
+                "observedGeneration": bad.generation,
+                "conditions": conditions(
+                    [],
+                    bad.generation,
+                    now,
+                    {
+                        "Ready": (False, reason, "the spec cannot be used; see Stalled"),
+                        "Stalled": (True, reason, bad.message[:1000]),
+                        "Reconciling": (False, reason, "nothing to do until the spec is fixed"),
+                    },
+                ),
+            }
+            status |= dict.fromkeys(CLAIMS.get(bad.kind, ()))
             try:
-                self.ctx.kube.patch_status(bad.kind, bad.name, {"conditions": stalled}, bad.namespace)
-            except (KubeError, InvalidError) as exc:
-                log.warning("could not mark %s %s stalled: %s", kind, bad.name, exc)
+                self.ctx.kube.patch_status(bad.kind, bad.name, status, bad.namespace)
+            except KubeError as exc:
+                log.warning("could not mark %s %s stalled: %s", KINDS[bad.kind], bad.name, exc)

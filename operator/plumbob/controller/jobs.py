@@ -1,9 +1,11 @@
 """The audit Job for one node: pinned, bounded, owned, and as unprivileged as reading a node allows.
 
 - ``spec.nodeName`` pins the Pod (no scheduler decision; taints are checked by the operator first).
-- ``activeDeadlineSeconds`` bounds the audit, ``backoffLimit`` bounds retries, and
-  ``ttlSecondsAfterFinished`` removes the finished Job; the owner reference to the scan lets the
-  garbage collector remove anything left when the scan goes.
+- ``activeDeadlineSeconds`` bounds the audit and ``backoffLimit`` bounds retries. There is no
+  ``ttlSecondsAfterFinished``: a failed Job is the record of its node's failure until the scan
+  completes, so the operator deletes a scan's Jobs itself once the scan is finished (a TTL shorter
+  than the scan made a failed node look Pending again and re-audited it). The owner reference to
+  the scan lets the garbage collector remove anything left when the scan goes.
 - The Pod reads the host through read-only hostPath mounts of only the directories the CIS rules
   inspect, under ``/host``, plus the host's ``/proc`` (with ``hostPID``) to see component flags.
 - It runs as uid 0 because the files it must read are root-owned with mode 600, but with every
@@ -22,6 +24,10 @@ from plumbob.controller.digests import ANNOTATION_NODE, LABEL_MANAGED_BY, MANAGE
 from plumbob.controller.scanning import DEFAULT_TOLERATIONS, job_name
 
 HOST_ROOT = "/host"
+# The tailoring travels in one environment variable; the kernel refuses an exec whose single
+# environment string exceeds 128 KiB, and the Pod must stay a small object. Manual rationales are
+# clipped to fit this budget (the profile keeps them whole; the report says where to read them).
+TAILORING_BUDGET = 48 * 1024
 # Host paths the CIS node rules read (files and directories), mounted read-only under /host.
 HOST_PATHS = (
     "/proc",
@@ -45,6 +51,21 @@ def _profile_uid(scan: ComplianceScan) -> str:
     return owner.uid if owner else ""
 
 
+def agent_tailoring(tailoring: Tailoring) -> str:
+    """The tailoring as the agent's JSON, with manual rationales clipped to :data:`TAILORING_BUDGET`."""
+    text = tailoring.model_dump_json()
+    if len(text.encode()) <= TAILORING_BUDGET:
+        return text
+    base = len(tailoring.model_copy(update={"manual": dict.fromkeys(tailoring.manual, "")}).model_dump_json())
+    each = max(0, (TAILORING_BUDGET - base) // max(1, len(tailoring.manual)) // 4 - 16)  # 4: UTF-8 worst case
+    suffix = " … (clipped; the whole rationale is in the profile)"
+    manual = {
+        rule: why if len(why) <= each else why[: max(0, each - len(suffix))] + suffix
+        for rule, why in tailoring.manual.items()
+    }
+    return tailoring.model_copy(update={"manual": manual}).model_dump_json()
+
+
 def _volume_name(path: str) -> str:
     return "host" + path.replace("/", "-").replace(".", "-").lower()
 
@@ -57,7 +78,6 @@ def audit_job(
     tolerations: list[Toleration],
     namespace: str,
     image: str,
-    ttl_seconds: int,
     backoff_limit: int = 1,
 ) -> dict[str, Any]:
     name = job_name(scan.metadata.name, node)
@@ -75,7 +95,7 @@ def audit_job(
         {"name": "PLUMBOB_PROFILE", "value": scan.spec.profile},
         {"name": "PLUMBOB_SCAN", "value": scan.metadata.name},
         {"name": "PLUMBOB_PROFILE_UID", "value": _profile_uid(scan)},
-        {"name": "PLUMBOB_TAILORING", "value": tailoring.model_dump_json()},
+        {"name": "PLUMBOB_TAILORING", "value": agent_tailoring(tailoring)},
         {"name": "PLUMBOB_HOST_ROOT", "value": HOST_ROOT},
     ]
     volumes = [{"name": _volume_name(p), "hostPath": {"path": p}} for p in HOST_PATHS]
@@ -94,7 +114,6 @@ def audit_job(
         "spec": {
             "backoffLimit": backoff_limit,
             "activeDeadlineSeconds": scan.spec.node_deadline_seconds,
-            "ttlSecondsAfterFinished": ttl_seconds,
             "template": {
                 "metadata": {"labels": labels, "annotations": {ANNOTATION_NODE: node}},
                 "spec": {

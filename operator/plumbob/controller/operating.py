@@ -42,7 +42,7 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
         needed.append(("patch", GROUP, f"{plural}/status", None))
     needed += [(v, "", "nodes", None) for v in ("get", "list", "watch")]
     needed += [(v, "batch", "jobs", None) for v in ("list", "watch")]
-    needed += [(v, "batch", "jobs", namespace) for v in ("create", "delete")]
+    needed += [(v, "batch", "jobs", namespace) for v in ("create", "delete", "deletecollection")]
     needed.append(("create", "", "events", None))
     for group, plural in EXPORTS:
         needed += [(v, group, plural, None) for v in ("get", "list", "create", "update", "delete")]

@@ -14,127 +14,198 @@ It decides and writes, for each profile:
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
+from plumbob.api import ComplianceProfile
 from plumbob.api.common import ANNOTATION_RESCAN, Summary
 from plumbob.api.scans import ScanPhase
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
-from plumbob.controller import excepting, scan_status
+from plumbob.controller import excepting, scan_status, scanning
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
+from plumbob.controller.digests import ReportDigest
 from plumbob.controller.store import Snapshot
+
+LABEL_RESCAN = "plumbob.dev/rescan-request"  # on a scan: digest of the annotation value that started it
+MAX_RESCAN_RECORD = 128  # longer annotation values are recorded as a digest (status.lastRescan has a cap)
+
+
+def rescan_record(value: str) -> str:
+    """What ``status.lastRescan`` records for an annotation value: the value, or a digest of a long one."""
+    if len(value) <= MAX_RESCAN_RECORD:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
 def handle_rescans(ctx: Context, snap: Snapshot, now: datetime) -> None:
-    """Start a scan for each profile whose rescan annotation has a value not handled yet."""
+    """Start a scan for each profile whose rescan annotation has a value not handled yet.
+
+    A request starts at most one scan even when its record cannot be written: the scan carries the
+    request's digest in a label, and a scan with that label means the request was acted on.
+    """
     for profile in snap.profiles.values():
-        wanted = profile.metadata.annotations.get(ANNOTATION_RESCAN)
-        handled = profile.status.last_rescan if profile.status else None
-        if not wanted or wanted == handled:
-            continue
-        if scan_status.running_scan(snap, profile.metadata.name) is not None:
-            continue  # acted on once the running scan completes
-        scan_status.create_scan(ctx, snap, profile, trigger="rescan", started=now)
-        ctx.patch(
-            "complianceprofiles",
-            profile.metadata.name,
-            profile.status.to_dict() if profile.status else {},
-            {"lastRescan": wanted},
+        with ctx.isolated("profile rescan", profile.metadata.name, ref(profile)):
+            wanted = profile.metadata.annotations.get(ANNOTATION_RESCAN)
+            handled = profile.status.last_rescan if profile.status else None
+            if not wanted or rescan_record(wanted) == handled:
+                continue
+            request = hashlib.sha256(wanted.encode()).hexdigest()[:16]
+            started = any(
+                s.spec.profile == profile.metadata.name and s.metadata.labels.get(LABEL_RESCAN) == request
+                for s in snap.scans.values()
+            )
+            if not started:
+                if scan_status.running_scan(snap, profile.metadata.name) is not None:
+                    continue  # acted on once the running scan completes
+                if not scan_status.create_scan(
+                    ctx, snap, profile, trigger="rescan", started=now, labels={LABEL_RESCAN: request}
+                ):
+                    continue
+            ctx.patch(
+                "complianceprofiles",
+                profile.metadata.name,
+                profile.status.to_dict() if profile.status else {},
+                {"lastRescan": rescan_record(wanted)},
+            )
+
+
+def compliance(scan: str, reports: list[ReportDigest], agg: dict[str, Any]) -> tuple[bool, str, str]:
+    """The ``Compliant`` condition from a completed scan: never true unless something was checked."""
+    if not reports:
+        return (False, "NothingChecked", f"scan {scan} audited no node")
+    summary = agg["summary"]
+    decided = summary.get("pass", 0) + summary.get("fail", 0) + summary.get("excepted", 0)
+    if not decided:
+        return (
+            False,
+            "NothingChecked",
+            f"scan {scan} decided no rule: every result is manual or not applicable",
         )
+    failing = [r["id"] for r in agg["rules"] if r["status"] == "fail"]
+    if failing:
+        return (False, "RulesFailing", f"{len(failing)} rule(s) failing: {', '.join(failing[:10])}")
+    return (True, "NoFailures", "every audited rule passes or is excepted")
+
+
+def waiting_for(snap: Snapshot, profile: ComplianceProfile) -> str:
+    """What a profile without a scan yet waits for, as a condition message."""
+    sched = scan_status.schedule_for(snap, profile)
+    if sched is None:
+        return (
+            "no schedule covers this profile; request a scan with "
+            f"`plumbob rescan {profile.metadata.name}` or the plumbob.dev/rescan annotation"
+        )
+    nxt = sched.status.next_schedule_time if sched.status else None
+    return (
+        f"next scan at {iso(nxt)} (schedule {sched.metadata.name})"
+        if nxt
+        else f"waiting for schedule {sched.metadata.name}"
+    )
 
 
 def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> None:
     """Write every profile's status from its scans and reports."""
-    for profile in snap.profiles.values():
-        meta = profile.metadata
-        status = profile.status
-        current = status.to_dict() if status else {}
-        conds = list(status.conditions) if status else []
-        try:
-            tailoring = ctx.resolve(profile)
-        except CatalogError as exc:
-            new: dict[str, Any] = {
-                "observedGeneration": meta.generation,
-                "conditions": conditions(
-                    conds,
-                    meta.generation,
-                    now,
-                    stalled("CannotResolve", str(exc), "fix the profile to continue"),
-                ),
-            }
-            if ctx.patch("complianceprofiles", meta.name, current, new):
-                ctx.event(ref(profile), "Warning", "CannotResolve", str(exc))
-            continue
-        scans = sorted(
-            (s for s in snap.scans.values() if s.spec.profile == meta.name),
-            key=lambda s: s.metadata.creation_timestamp or now,
-        )
-        latest = scans[-1] if scans else None
-        completed = [s for s in scans if s.status and s.status.phase is ScanPhase.COMPLETE]
-        last_done = completed[-1] if completed else None
-        reports = [r for r in snap.reports.values() if r.profile == meta.name and r.node is not None]
-        new = {"observedGeneration": meta.generation}
-        bench = load_benchmark(tailoring.benchmark, tailoring.variables or None)
-        new["resolvedBenchmark"] = {
-            "id": bench.id,
-            "name": "cis-kubernetes",
-            "version": bench.version,
-            "platform": profile.spec.benchmark.platform.value,
-            "kubernetesVersion": ctx.kubernetes_version(),
-            "rules": len(tailoring.node_rules(bench.rules)),
-        }
-        if latest is not None:
-            ls = latest.status
-            new["lastScan"] = {
-                k: v
-                for k, v in {
-                    "name": latest.metadata.name,
-                    "startTime": iso(ls.start_time) if ls else None,
-                    "completionTime": iso(ls.completion_time) if ls else None,
-                }.items()
-                if v is not None
-            }
-        compliant: tuple[bool, str, str] = (False, "NotScanned", "no completed scan yet")
-        agg: dict[str, Any] = {}
-        if last_done is not None:
-            of_scan = [r for r in reports if r.scan == last_done.metadata.name]
-            agg = scan_status.aggregate(snap, of_scan, entries, now)
-            summary = agg["summary"]
-            new["summary"] = summary
-            score = Summary.model_validate(summary).score()
-            if score is not None:
-                new["score"] = score
-            failing = [r["id"] for r in agg["rules"] if r["status"] == "fail"]
-            compliant = (
-                (True, "NoFailures", "every audited rule passes or is excepted")
-                if not failing
-                else (False, "RulesFailing", f"{len(failing)} rule(s) failing: {', '.join(failing[:10])}")
+    for profile in list(snap.profiles.values()):
+        with ctx.isolated("profile", profile.metadata.name, ref(profile)):
+            meta = profile.metadata
+            status = profile.status
+            current = status.to_dict() if status else {}
+            conds = list(status.conditions) if status else []
+            try:
+                tailoring = ctx.resolve(profile)
+            except CatalogError as exc:
+                new: dict[str, Any] = {
+                    "observedGeneration": meta.generation,
+                    "conditions": conditions(
+                        conds,
+                        meta.generation,
+                        now,
+                        stalled("CannotResolve", str(exc), "fix the profile to continue"),
+                    ),
+                }
+                if ctx.patch("complianceprofiles", meta.name, current, new):
+                    ctx.event(ref(profile), "Warning", "CannotResolve", str(exc))
+                continue
+            scans = sorted(
+                (s for s in snap.scans.values() if s.spec.profile == meta.name),
+                key=lambda s: s.metadata.creation_timestamp or now,
             )
-        # Drift counters: what the latest completed scan changed against the one before it.
-        last_drift = agg.get("drift") or {}
-        new["drift"] = {
-            "regressions": int(last_drift.get("regressionCount", 0)),
-            "restorations": int(last_drift.get("restorationCount", 0)),
-        }
-        if status and status.drift and status.drift.last_regression_time:
-            new["drift"]["lastRegressionTime"] = iso(status.drift.last_regression_time)
-        done_at = last_done.status.completion_time if last_done and last_done.status else None
-        if new["drift"]["regressions"] and done_at is not None:
-            new["drift"]["lastRegressionTime"] = iso(done_at)
-        running = (
-            latest is not None
-            and latest.status is not None
-            and latest.status.phase not in (ScanPhase.COMPLETE, ScanPhase.FAILED)
-        ) or (latest is not None and latest.status is None)
-        wanted = {
-            "Reconciling": (True, "Scanning", f"scan {latest.metadata.name} is running")
-            if running and latest
-            else (False, "Idle", "no scan running"),
-            "Stalled": (False, "Resolved", f"benchmark {tailoring.benchmark}"),
-            "Ready": (True, "Scanned", f"last completed scan {last_done.metadata.name}")
-            if last_done
-            else (False, "NotScanned", "waiting for the first scan to complete"),
-            "Compliant": compliant,
-        }
-        new["conditions"] = conditions(conds, meta.generation, now, wanted)
-        ctx.patch("complianceprofiles", meta.name, current, new)
+            latest = scans[-1] if scans else None
+            completed = [s for s in scans if s.status and s.status.phase is ScanPhase.COMPLETE]
+            last_done = completed[-1] if completed else None
+            reports = [r for r in snap.reports.values() if r.profile == meta.name and r.node is not None]
+            new = {"observedGeneration": meta.generation}
+            bench = load_benchmark(tailoring.benchmark, tailoring.variables or None)
+            new["resolvedBenchmark"] = {
+                "id": bench.id,
+                "name": "cis-kubernetes",
+                "version": bench.version,
+                "platform": profile.spec.benchmark.platform.value,
+                "kubernetesVersion": ctx.kubernetes_version(),
+                "rules": len(tailoring.node_rules(bench.rules)),
+            }
+            if latest is not None:
+                ls = latest.status
+                new["lastScan"] = {
+                    k: v
+                    for k, v in {
+                        "name": latest.metadata.name,
+                        "startTime": iso(ls.start_time) if ls else None,
+                        "completionTime": iso(ls.completion_time) if ls else None,
+                    }.items()
+                    if v is not None
+                }
+            compliant: tuple[bool, str, str] = (False, "NotScanned", "no completed scan yet")
+            agg: dict[str, Any] = {}
+            if last_done is not None:
+                of_scan = [r for r in reports if r.scan == last_done.metadata.name]
+                agg = scan_status.aggregate(snap, of_scan, entries, now)
+                summary = agg["summary"]
+                new["summary"] = summary
+                score = Summary.model_validate(summary).score()
+                if score is not None:
+                    new["score"] = score
+                compliant = compliance(last_done.metadata.name, of_scan, agg)
+            # Drift counters: what the latest completed scan changed against the one before it.
+            last_drift = agg.get("drift") or {}
+            new["drift"] = {
+                "regressions": int(last_drift.get("regressionCount", 0)),
+                "restorations": int(last_drift.get("restorationCount", 0)),
+            }
+            if status and status.drift and status.drift.last_regression_time:
+                new["drift"]["lastRegressionTime"] = iso(status.drift.last_regression_time)
+            done_at = last_done.status.completion_time if last_done and last_done.status else None
+            if new["drift"]["regressions"] and done_at is not None:
+                new["drift"]["lastRegressionTime"] = iso(done_at)
+            running = (
+                latest is not None
+                and latest.status is not None
+                and latest.status.phase not in (ScanPhase.COMPLETE, ScanPhase.FAILED)
+            ) or (latest is not None and latest.status is None)
+            targets = [
+                n
+                for n in snap.nodes.values()
+                if scanning.selects(n, profile.spec.node_selector, [r.value for r in profile.spec.node_roles])
+            ]
+            if not targets:
+                why = "spec.nodeSelector and spec.nodeRoles match no node: nothing can be checked"
+                wanted = {
+                    **stalled("NoNodesSelected", why, "waiting for a node that matches"),
+                    "Compliant": (False, "NothingChecked", why),
+                }
+            else:
+                wanted = {
+                    "Reconciling": (True, "Scanning", f"scan {latest.metadata.name} is running")
+                    if running and latest
+                    else (False, "Idle", "no scan running"),
+                    "Stalled": (False, "Resolved", f"benchmark {tailoring.benchmark}"),
+                    "Ready": (True, "Scanned", f"last completed scan {last_done.metadata.name}")
+                    if last_done
+                    else (True, "WaitingForScan", waiting_for(snap, profile))
+                    if not running
+                    else (False, "FirstScanRunning", "the first scan is running"),
+                    "Compliant": compliant,
+                }
+            new["conditions"] = conditions(conds, meta.generation, now, wanted)
+            ctx.patch("complianceprofiles", meta.name, current, new)

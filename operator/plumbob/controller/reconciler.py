@@ -79,22 +79,34 @@ class Reconciler(Context):
             self.store.wake.wait(timeout=max(0.0, min(delay, 30.0)))
 
     def reconcile(self) -> float:
-        """One pass. Returns the seconds until the next pass is needed without any event."""
+        """One pass. Returns the seconds until the next pass is needed without any event.
+
+        Each step runs isolated (and each step isolates its objects): a step that fails is logged
+        and retried on the next pass, and the steps after it still run.
+        """
         snap = self.store.snapshot()
         now = self.clock()
         waits = [30.0]
-        waits.append(step("schedules", schedule_status.reconcile, self, snap, now))
-        step("rescans", profile_status.handle_rescans, self, snap, now)
+        with self.isolated("step", "schedules"):
+            waits.append(step("schedules", schedule_status.reconcile, self, snap, now))
+        with self.isolated("step", "rescans"):
+            step("rescans", profile_status.handle_rescans, self, snap, now)
         snap = self.store.snapshot()
-        entries = excepting.flatten([*snap.cluster_exceptions, *snap.exceptions])
-        step("reports", self._reports.reconcile, snap, entries, now)
+        entries = excepting.flatten([*snap.cluster_exceptions, *snap.exceptions], snap.entry_indices)
+        with self.isolated("step", "reports"):
+            step("reports", self._reports.reconcile, snap, entries, now)
         snap = self.store.snapshot()
-        waits.append(step("scans", self._scans.reconcile, snap, entries, now))
+        with self.isolated("step", "scans"):
+            waits.append(step("scans", self._scans.reconcile, snap, entries, now))
         snap = self.store.snapshot()  # see the scans completed in this pass
-        step("profiles", profile_status.reconcile, self, snap, entries, now)
-        waits.append(step("exceptions", exception_status.reconcile, self, snap, entries, now))
-        step("invalid", self._invalid.reconcile, snap)
-        step("policyreports", self._policy_reports.reconcile, self.store.snapshot())
+        with self.isolated("step", "profiles"):
+            step("profiles", profile_status.reconcile, self, snap, entries, now)
+        with self.isolated("step", "exceptions"):
+            waits.append(step("exceptions", exception_status.reconcile, self, snap, entries, now))
+        with self.isolated("step", "invalid objects"):
+            step("invalid", self._invalid.reconcile, snap)
+        with self.isolated("step", "policy reports"):
+            step("policyreports", self._policy_reports.reconcile, self.store.snapshot())
         return max(0.05, min(waits))
 
     # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.

@@ -62,8 +62,9 @@ class ReportStatus:
 
         def settle(item: tuple[ReportDigest, tuple[object, ...]]) -> None:
             report, fingerprint = item
-            if self._write(snap, report, exceptions_applied(snap, report, entries, now)):
-                self._settled[report.name] = fingerprint
+            with self.ctx.isolated("report", report.name):
+                if self._write(snap, report, exceptions_applied(snap, report, entries, now)):
+                    self._settled[report.name] = fingerprint
 
         self.ctx.in_parallel(settle, pending)
 

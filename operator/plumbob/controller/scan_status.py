@@ -27,7 +27,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
-from plumbob.api.common import MAX_NODE_NAMES, MAX_NODE_PROBLEMS, ResultStatus, Summary, scan_name
+from plumbob.api.common import (
+    LABEL_SCAN,
+    MAX_NODE_NAMES,
+    MAX_NODE_PROBLEMS,
+    ResultStatus,
+    Summary,
+    rule_order,
+    scan_name,
+)
 from plumbob.api.scans import NodeState, ScanPhase, aggregate_status
 from plumbob.api.schedules import (
     DEFAULT_HISTORY_LIMIT,
@@ -41,7 +49,7 @@ from plumbob.controller.digests import ReportDigest
 from plumbob.controller.jobs import audit_job
 from plumbob.controller.report_status import exceptions_applied
 from plumbob.controller.store import Snapshot
-from plumbob.kube import ConflictError, KubeError
+from plumbob.kube import ConflictError, InvalidError, KubeError
 
 log = logging.getLogger("plumbob.controller")
 
@@ -66,6 +74,25 @@ def schedule_for(snap: Snapshot, profile: ComplianceProfile) -> ComplianceSchedu
     return None
 
 
+def settings(snap: Snapshot, scan: ComplianceScan) -> ComplianceScan:
+    """The scan with the parallelism and node deadline that govern it now: those recorded in its
+    spec, else those of the schedule that covers its profile, else the defaults. So the order in
+    which a profile and its schedule arrive does not change how the scan runs."""
+    recorded = scan.spec.model_fields_set
+    if {"max_parallel_nodes", "node_deadline_seconds"} <= recorded:
+        return scan
+    profile = snap.profiles.get(scan.spec.profile)
+    sched = schedule_for(snap, profile) if profile is not None else None
+    update = {}
+    if "max_parallel_nodes" not in recorded:
+        update["max_parallel_nodes"] = sched.spec.max_parallel_nodes if sched else DEFAULT_MAX_PARALLEL_NODES
+    if "node_deadline_seconds" not in recorded:
+        update["node_deadline_seconds"] = (
+            sched.spec.node_deadline_seconds if sched else DEFAULT_NODE_DEADLINE_SECONDS
+        )
+    return scan.model_copy(update={"spec": scan.spec.model_copy(update=update)})
+
+
 def running_scan(snap: Snapshot, profile: str) -> str | None:
     """The name of a scan of the profile that has not finished, if any."""
     for name, scan in snap.scans.items():
@@ -83,16 +110,17 @@ def create_scan(
     trigger: str,
     started: datetime,
     schedule: ComplianceSchedule | None = None,
+    labels: dict[str, str] | None = None,
 ) -> str | None:
     """Create a scan of the profile; its name, or None when it exists already or cannot be created."""
     sched = schedule or schedule_for(snap, profile)
     name = scan_name(profile.metadata.name, started)
-    spec: dict[str, Any] = {
-        "profile": profile.metadata.name,
-        "trigger": trigger,
-        "maxParallelNodes": sched.spec.max_parallel_nodes if sched else DEFAULT_MAX_PARALLEL_NODES,
-        "nodeDeadlineSeconds": sched.spec.node_deadline_seconds if sched else DEFAULT_NODE_DEADLINE_SECONDS,
-    }
+    spec: dict[str, Any] = {"profile": profile.metadata.name, "trigger": trigger}
+    if sched is not None:
+        # Without a schedule the settings stay open: a schedule applied together with the profile
+        # (a GitOps folder) may arrive a moment later, and then governs this scan (see settings()).
+        spec["maxParallelNodes"] = sched.spec.max_parallel_nodes
+        spec["nodeDeadlineSeconds"] = sched.spec.node_deadline_seconds
     if profile.metadata.generation:
         spec["profileGeneration"] = profile.metadata.generation
     if trigger == "schedule" and sched is not None:
@@ -102,7 +130,7 @@ def create_scan(
         "kind": "ComplianceScan",
         "metadata": {
             "name": name,
-            "labels": {"plumbob.dev/profile": profile.metadata.name},
+            "labels": {"plumbob.dev/profile": profile.metadata.name, **(labels or {})},
             "ownerReferences": [profile.owner_reference().to_dict()],
         },
         "spec": spec,
@@ -138,13 +166,25 @@ class ScanStatus:
         for scan in snap.scans.values():
             phase = scan.status.phase if scan.status else None
             if phase in (ScanPhase.COMPLETE, ScanPhase.FAILED):
+                if by_scan.get(scan.metadata.name):
+                    self._remove_jobs(scan.metadata.name)  # left over when the operator stopped
                 continue
-            wait = min(
-                wait,
-                self._scan(snap, scan, by_scan.get(scan.metadata.name, {}), reports_by_node, entries, now),
-            )
+            with self.ctx.isolated("scan", scan.metadata.name, ref(scan)):
+                wait = min(
+                    wait,
+                    self._scan(
+                        snap, scan, by_scan.get(scan.metadata.name, {}), reports_by_node, entries, now
+                    ),
+                )
         prune(self.ctx, snap)
         return wait
+
+    def _remove_jobs(self, scan: str) -> None:
+        """Delete the audit Jobs (and so their Pods) of a finished scan, in one request."""
+        try:
+            self.ctx.kube.delete_jobs(self.ctx.settings.namespace, f"{LABEL_SCAN}={scan}")
+        except KubeError as exc:
+            log.warning("could not delete the audit Jobs of scan %s: %s", scan, exc)
 
     def _scan(  # noqa: PLR0917 - private step with one caller, which passes all six
         self,
@@ -156,6 +196,7 @@ class ScanStatus:
         now: datetime,
     ) -> float:
         """Advance one unfinished scan: verdicts, Jobs, status; the seconds until it needs another look."""
+        scan = settings(snap, scan)
         name, meta = scan.metadata.name, scan.metadata
         current = scan.status.to_dict() if scan.status else {}
         conds = list(scan.status.conditions) if scan.status else []
@@ -199,6 +240,7 @@ class ScanStatus:
                 continue
             verdicts[node_name] = scanning.node_verdict(
                 node_name,
+                earlier=earlier.get(node_name),
                 node=snap.nodes.get(node_name),
                 job=jobs.get(node_name),
                 report=report,
@@ -207,7 +249,8 @@ class ScanStatus:
                 now=now,
             )
 
-        def start_audit(node_name: str) -> bool:
+        def start_audit(node_name: str) -> scanning.NodeVerdict | None:
+            """Create the node's audit Job; the node's verdict now, or None when it stays Pending."""
             body = audit_job(
                 scan=scan,
                 node=node_name,
@@ -215,21 +258,28 @@ class ScanStatus:
                 tolerations=list(profile.spec.tolerations),
                 namespace=self.ctx.settings.namespace,
                 image=self.ctx.settings.image,
-                ttl_seconds=self.ctx.settings.job_ttl_seconds,
             )
             try:
                 self.ctx.kube.create_job(self.ctx.settings.namespace, body)
             except ConflictError:
                 pass  # created by an earlier pass whose event has not arrived yet
+            except InvalidError as exc:  # the API refuses this Job: retrying cannot help
+                return scanning.NodeVerdict(
+                    NodeState.FAILED, "JobRejected", f"the API server refused the audit Job: {exc}"[:500]
+                )
             except KubeError as exc:
                 log.warning("could not create audit Job for %s on %s: %s", name, node_name, exc)
-                return False
-            return True
+                return None
+            return scanning.NodeVerdict(NodeState.RUNNING)
 
-        starting = scanning.pods_to_start(verdicts, scan.spec.max_parallel_nodes)
+        # A new scan's first pass only writes its status; audits start on the next pass, so objects
+        # applied together with the trigger (a schedule in the same GitOps folder) are seen first.
+        starting = (
+            scanning.pods_to_start(verdicts, scan.spec.max_parallel_nodes) if current.get("phase") else []
+        )
         for node_name, started in zip(starting, self.ctx.in_parallel(start_audit, starting), strict=True):
-            if started:
-                verdicts[node_name] = scanning.NodeVerdict(NodeState.RUNNING)
+            if started is not None:
+                verdicts[node_name] = started
         for node_name, job in jobs.items():  # a Job whose node is gone can never finish: remove it
             if node_name not in snap.nodes and job.active:
                 try:
@@ -313,6 +363,8 @@ class ScanStatus:
             self._last_progress[name] = time.monotonic()
             if done:
                 self._last_progress.pop(name, None)
+                if jobs:
+                    self._remove_jobs(name)
                 summary = new.get("summary", {})
                 self.ctx.event(
                     ref(profile),
@@ -346,7 +398,7 @@ def aggregate(
                 restorations[rule].append(report.node or "")
     rules = []
     statuses = []
-    for rule in sorted(per_rule, key=_rule_key):
+    for rule in sorted(per_rule, key=rule_order):
         by_status = per_rule[rule]
         agg = aggregate_status([ResultStatus(s) for s in by_status])
         statuses.append(agg)
@@ -368,7 +420,7 @@ def aggregate(
     def entries_of(changes: dict[str, list[str]]) -> list[dict[str, Any]]:
         return [
             {"rule": r, "count": len(n), "nodes": sorted(n)[:MAX_NODE_NAMES]}
-            for r, n in sorted(changes.items(), key=lambda kv: _rule_key(kv[0]))
+            for r, n in sorted(changes.items(), key=lambda kv: rule_order(kv[0]))
         ]
 
     return {
@@ -399,7 +451,3 @@ def prune(ctx: Context, snap: Snapshot) -> None:
                 ctx.kube.delete_object("compliancescans", old.metadata.name)
             except KubeError as exc:
                 log.warning("could not prune scan %s: %s", old.metadata.name, exc)
-
-
-def _rule_key(rule: str) -> tuple[int | str, ...]:
-    return tuple(int(p) if p.isdigit() else p for p in rule.split("."))

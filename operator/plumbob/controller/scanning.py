@@ -10,7 +10,9 @@ Node states (the first that holds):
 
 - ``Done``: the node's report carries this scan's results;
 - ``Failed``/``TimedOut``: its Job failed (``DeadlineExceeded`` → TimedOut), or the node was
-  deleted while its audit ran (``NodeDeleted``), or the Job completed without results;
+  deleted while its audit ran (``NodeDeleted``), or the Job completed without results; once
+  recorded in the scan's status this is final for the scan, whether or not the Job still exists
+  (a Job deleted by hand or by a TTL must not make the node Pending and start its audit again);
 - ``Running``: its Job exists and has not finished;
 - ``Unschedulable``: no Job, and the node is NotReady or has a taint the audit does not tolerate;
 - ``Pending``: waiting for a free slot (at most ``maxParallelNodes`` Jobs run at once).
@@ -38,6 +40,8 @@ DEFAULT_TOLERATIONS: tuple[Toleration, ...] = (
     Toleration(key="node-role.kubernetes.io/master", operator="Exists", effect="NoSchedule"),
 )
 NO_RESULTS_GRACE = timedelta(seconds=30)
+# Outcomes that, once recorded in the scan's status, hold for the rest of the scan.
+FINAL_FAILURES = frozenset({NodeState.FAILED, NodeState.TIMED_OUT})
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,13 @@ def node_verdict(
     scan: str,
     tolerations: Sequence[Toleration],
     now: datetime,
+    earlier: NodeVerdict | None = None,
 ) -> NodeVerdict:
+    """The node's state in the scan; ``earlier`` is its problem as last recorded in the scan status."""
     if report is not None and report.scan == scan:
         return NodeVerdict(NodeState.DONE)
+    if job is None and earlier is not None and earlier.state in FINAL_FAILURES:
+        return earlier
     if job is not None:
         if job.failed_reason == "DeadlineExceeded":
             return NodeVerdict(

@@ -29,69 +29,79 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
     """Fire due ticks and write every schedule's status; the seconds until the next tick."""
     wait = 30.0
     for sched in snap.schedules.values():
-        meta, status = sched.metadata, sched.status
-        current = status.to_dict() if status else {}
-        conds = list(status.conditions) if status else []
-        try:
-            cron = parse_cron(sched.spec.schedule, sched.spec.time_zone)
-        except ScheduleError as exc:
-            new: dict[str, Any] = {
-                "observedGeneration": meta.generation,
-                "nextScheduleTime": None,
-                "conditions": conditions(
-                    conds,
-                    meta.generation,
-                    now,
-                    stalled("InvalidSchedule", str(exc), "nothing to do until the schedule is fixed"),
-                ),
-            }
-            if ctx.patch("complianceschedules", meta.name, current, new):
-                ctx.event(ref(sched), "Warning", "InvalidSchedule", str(exc))
-            continue
-        profiles = scan_status.covered_profiles(sched, snap)
-        missing = [p for p in profiles if p not in snap.profiles]
-        last = status.last_schedule_time if status else None
-        created = meta.creation_timestamp or now
-        if not sched.spec.suspend:
-            tick = due_tick(cron, last_fired=last, created=created, now=now)
-            if tick is not None:
-                for name in profiles:
-                    profile = snap.profiles.get(name)
-                    if profile is None:
-                        continue
-                    running = scan_status.running_scan(snap, name)
-                    if running:
-                        ctx.event(
-                            ref(sched),
-                            "Normal",
-                            "ScanSkipped",
-                            f"{name}: scan {running} is still running",
+        with ctx.isolated("schedule", sched.metadata.name, ref(sched)):
+            meta, status = sched.metadata, sched.status
+            current = status.to_dict() if status else {}
+            conds = list(status.conditions) if status else []
+            try:
+                cron = parse_cron(sched.spec.schedule, sched.spec.time_zone)
+            except ScheduleError as exc:
+                new: dict[str, Any] = {
+                    "observedGeneration": meta.generation,
+                    "nextScheduleTime": None,
+                    "conditions": conditions(
+                        conds,
+                        meta.generation,
+                        now,
+                        stalled("InvalidSchedule", str(exc), "nothing to do until the schedule is fixed"),
+                    ),
+                }
+                if ctx.patch("complianceschedules", meta.name, current, new):
+                    ctx.event(ref(sched), "Warning", "InvalidSchedule", str(exc))
+                continue
+            profiles = scan_status.covered_profiles(sched, snap)
+            missing = [p for p in profiles if p not in snap.profiles]
+            last = status.last_schedule_time if status else None
+            created = meta.creation_timestamp or now
+            if not sched.spec.suspend:
+                tick = due_tick(cron, last_fired=last, created=created, now=now)
+                if tick is not None:
+                    for name in profiles:
+                        profile = snap.profiles.get(name)
+                        if profile is None:
+                            continue
+                        running = scan_status.running_scan(snap, name)
+                        if running:
+                            ctx.event(
+                                ref(sched),
+                                "Normal",
+                                "ScanSkipped",
+                                f"{name}: scan {running} is still running",
+                                once=("ScanSkipped", meta.uid or meta.name, name, iso(tick)),
+                            )
+                            continue
+                        scan_status.create_scan(
+                            ctx, snap, profile, trigger="schedule", started=tick, schedule=sched
                         )
-                        continue
-                    scan_status.create_scan(
-                        ctx, snap, profile, trigger="schedule", started=tick, schedule=sched
-                    )
-                last = tick
-        nxt = cron.next_after(now)
-        wait = min(wait, max(0.05, (nxt - now).total_seconds()))
-        message = f"next scan at {iso(nxt)}" if not sched.spec.suspend else "suspended: no new scans start"
-        if missing:
-            message += f"; profiles not found: {', '.join(missing)}"
-        new = {
-            "observedGeneration": meta.generation,
-            "lastScheduleTime": iso(last),
-            "nextScheduleTime": None if sched.spec.suspend else iso(nxt),
-            "profiles": [p for p in profiles if p in snap.profiles],
-            "conditions": conditions(
-                conds,
-                meta.generation,
-                now,
-                {
-                    "Ready": (True, "Suspended" if sched.spec.suspend else "Scheduled", message),
-                    "Stalled": (False, "Valid", "the schedule is valid"),
-                    "Reconciling": (False, "Idle", "waiting for the next tick"),
-                },
-            ),
-        }
-        ctx.patch("complianceschedules", meta.name, current, new)
+                    last = tick
+            nxt = cron.next_after(now)
+            wait = min(wait, max(0.05, (nxt - now).total_seconds()))
+            message = (
+                f"next scan at {iso(nxt)}" if not sched.spec.suspend else "suspended: no new scans start"
+            )
+            health = {
+                "Ready": (True, "Suspended" if sched.spec.suspend else "Scheduled", message),
+                "Stalled": (False, "Valid", "the schedule is valid"),
+                "Reconciling": (False, "Idle", "waiting for the next tick"),
+            }
+            problem = None
+            if missing:
+                problem = ("ProfileNotFound", f"spec.profiles: no such profile: {', '.join(missing)}")
+            elif not profiles:
+                problem = (
+                    "NoProfilesSelected",
+                    "spec.profileSelector matches no profile: the schedule scans nothing",
+                )
+            if problem is not None:
+                health = stalled(problem[0], problem[1], "waiting for the profiles to exist")
+            new = {
+                "observedGeneration": meta.generation,
+                "lastScheduleTime": iso(last),
+                "nextScheduleTime": None if sched.spec.suspend else iso(nxt),
+                "profiles": [p for p in profiles if p in snap.profiles],
+                "conditions": conditions(conds, meta.generation, now, health),
+            }
+            was = next((c.message for c in conds if c.type == "Stalled" and c.status == "True"), None)
+            if ctx.patch("complianceschedules", meta.name, current, new) and problem and was != problem[1]:
+                ctx.event(ref(sched), "Warning", problem[0], problem[1])
     return wait

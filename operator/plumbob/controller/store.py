@@ -45,6 +45,54 @@ _MODELS: dict[str, Callable[[dict[str, Any]], Any]] = {
 }
 
 
+EXCEPTION_KINDS = ("complianceexceptions", "clustercomplianceexceptions")
+
+
+def describe(exc: Exception) -> str:
+    """A validation error as one line per problem, ``field.path[i]: message``, without links."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    parts = []
+    for err in exc.errors(include_url=False):
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        parts.append(f"{path}: {message}" if path else message)
+    return "; ".join(parts)
+
+
+def _entry_errors(exc: ValidationError) -> dict[int, str] | None:
+    """The failing entries of an exception list by index, when nothing else about it fails."""
+    out: dict[int, list[str]] = {}
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        if len(loc) < 3 or loc[:2] != ("spec", "entries") or not isinstance(loc[2], int):
+            return None
+        rest = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[3:])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        out.setdefault(loc[2], []).append(f"spec.entries[{loc[2]}]{rest}: {message}")
+    return {i: "; ".join(m) for i, m in out.items()}
+
+
+def _parse_exception_list(kind: str, body: dict[str, Any]) -> tuple[Any, dict[int, str], list[int]]:
+    """An exception list whose bad entries are set aside: (model of the good ones, problems, indices).
+
+    One bad entry must not switch off every accepted deviation of its list: the valid entries keep
+    applying (under their original index) and the bad ones are reported.
+    """
+    try:
+        return _MODELS[kind](body), {}, []
+    except ValidationError as exc:
+        problems = _entry_errors(exc)
+        entries = (body.get("spec") or {}).get("entries")
+        if problems is None or not isinstance(entries, list):
+            raise
+    kept = [i for i in range(len(entries)) if i not in problems]
+    if not kept:
+        raise ValueError("; ".join(problems[i] for i in sorted(problems)))
+    trimmed = {**body, "spec": {**body["spec"], "entries": [entries[i] for i in kept]}}
+    return _MODELS[kind](trimmed), problems, kept
+
+
 def _rv(body: dict[str, Any]) -> int:
     try:
         return int(body.get("metadata", {}).get("resourceVersion") or 0)
@@ -59,6 +107,7 @@ class Invalid:
     name: str
     uid: str
     message: str
+    generation: int | None = None
 
 
 @dataclass
@@ -67,6 +116,9 @@ class Store:
     versions: dict[tuple[str, Key], int] = field(default_factory=dict)
     invalid: dict[tuple[str, Key], Invalid] = field(default_factory=dict)
     raw_meta: dict[tuple[str, Key], dict[str, Any]] = field(default_factory=dict)
+    # exception lists parsed without their bad entries: problems by index, and the kept indices
+    entry_problems: dict[tuple[str, Key], dict[int, str]] = field(default_factory=dict)
+    entry_indices: dict[tuple[str, Key], list[int]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     wake: threading.Event = field(default_factory=threading.Event)
 
@@ -78,11 +130,27 @@ class Store:
             if rv and self.versions.get((kind, key), 0) > rv:
                 return  # an older event than what we already hold
             self.versions[(kind, key)] = rv
+            self.entry_problems.pop((kind, key), None)
+            self.entry_indices.pop((kind, key), None)
             try:
-                parsed = _MODELS[kind](body)
+                if kind in EXCEPTION_KINDS:
+                    parsed, problems, kept = _parse_exception_list(kind, body)
+                    if problems:
+                        self.entry_problems[(kind, key)] = problems
+                        self.entry_indices[(kind, key)] = kept
+                else:
+                    parsed = _MODELS[kind](body)
             except (ValidationError, ValueError, KeyError, TypeError) as exc:
                 self.objects[kind].pop(key, None)
-                self.invalid[(kind, key)] = Invalid(kind, key[0], key[1], meta.get("uid", ""), str(exc)[:900])
+                generation = meta.get("generation")
+                self.invalid[(kind, key)] = Invalid(
+                    kind,
+                    key[0],
+                    key[1],
+                    meta.get("uid", ""),
+                    describe(exc)[:900],
+                    generation if isinstance(generation, int) else None,
+                )
                 self.wake.set()
                 return
             self.invalid.pop((kind, key), None)
@@ -102,6 +170,8 @@ class Store:
             self.objects[kind].pop(key, None)
             self.invalid.pop((kind, key), None)
             self.versions.pop((kind, key), None)
+            self.entry_problems.pop((kind, key), None)
+            self.entry_indices.pop((kind, key), None)
             self.wake.set()
 
     def snapshot(self) -> Snapshot:
@@ -116,6 +186,8 @@ class Store:
                 jobs={k[1]: v for k, v in self.objects["jobs"].items()},
                 nodes={k[1]: v for k, v in self.objects["nodes"].items()},
                 invalid=list(self.invalid.values()),
+                entry_problems={(k, ns, n): dict(v) for (k, (ns, n)), v in self.entry_problems.items()},
+                entry_indices={(k, ns, n): list(v) for (k, (ns, n)), v in self.entry_indices.items()},
             )
 
 
@@ -130,3 +202,6 @@ class Snapshot:
     jobs: dict[str, JobDigest]
     nodes: dict[str, NodeDigest]
     invalid: list[Invalid]
+    # (plural, namespace, name) of an exception list → its bad entries by index / the kept indices
+    entry_problems: dict[tuple[str, str | None, str], dict[int, str]] = field(default_factory=dict)
+    entry_indices: dict[tuple[str, str | None, str], list[int]] = field(default_factory=dict)

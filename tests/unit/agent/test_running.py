@@ -16,6 +16,7 @@ Cases:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,3 +239,43 @@ def test_audit_node_unknown_benchmark_or_root(tmp_path: Path) -> None:
         audit_node(env(tmp_path, PLUMBOB_TAILORING='{"benchmark": "cis-0.1"}'))
     with pytest.raises(AuditError):
         audit_node(env(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize("tailoring", [{"exclude": ["*"]}, {"include": ["5.*"]}, {"include": ["9.9"]}])
+def test_audit_node_refuses_a_tailoring_that_selects_no_node_rule(
+    tmp_path: Path, tailoring: dict[str, Any]
+) -> None:
+    # Once, an empty selection meant "every rule": all 131 were audited and the profile said Compliant.
+    tree = build_tree(tmp_path, "worker")
+    environ = env(tree.root) | {
+        "PLUMBOB_TAILORING": Tailoring(benchmark="cis-1.12", **tailoring).model_dump_json()
+    }
+    with pytest.raises(AuditError, match="selects no node rule"):
+        audit_node(environ)
+
+
+def test_write_report_waits_out_an_unreachable_api_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    from urllib3.exceptions import MaxRetryError  # noqa: PLC0415
+
+    from plumbob.agent import running  # noqa: PLC0415
+    from plumbob.kube import InvalidError  # noqa: PLC0415
+
+    calls: list[int] = []
+
+    def flaky(body: dict[str, Any], env: Any) -> None:
+        calls.append(1)
+        if len(calls) < 3:
+            raise MaxRetryError(None, "/apis", "Connection refused")  # type: ignore[arg-type]
+
+    monkeypatch.setattr(running, "_write_report_once", flaky)
+    pauses: list[float] = []
+    running.write_report({}, {}, sleep=pauses.append)
+    assert len(calls) == 3 and pauses == [1.0, 2.0]
+
+    def refused(body: dict[str, Any], env: Any) -> None:
+        raise InvalidError(422, "spec.results: Invalid value")
+
+    monkeypatch.setattr(running, "_write_report_once", refused)
+    with pytest.raises(InvalidError):
+        running.write_report({}, {}, sleep=pauses.append)  # a refusal is final: no waiting
+    assert pauses == [1.0, 2.0]

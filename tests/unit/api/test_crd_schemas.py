@@ -20,7 +20,17 @@ from plumbob.api import KINDS, crdgen
 from plumbob.api.common import Resource
 
 COLUMNS = {
-    "ComplianceProfile": ["Benchmark", "Score", "Pass", "Fail", "Excepted", "Last Scan", "Ready", "Age"],
+    "ComplianceProfile": [
+        "Benchmark",
+        "Score",
+        "Pass",
+        "Fail",
+        "Excepted",
+        "Last Scan",
+        "Compliant",
+        "Ready",
+        "Age",
+    ],
     "ComplianceScan": [
         "Profile",
         "Trigger",

@@ -3,8 +3,8 @@
 Cases:
 - pinned with ``spec.nodeName`` (no scheduler), named by :func:`job_name`, owned by the scan
   (controller owner reference with the scan's uid), labelled for the Job watch and the scan;
-- bounded: ``activeDeadlineSeconds`` from the scan, ``backoffLimit``, ``ttlSecondsAfterFinished``,
-  ``restartPolicy: Never``;
+- bounded: ``activeDeadlineSeconds`` from the scan, ``backoffLimit``, ``restartPolicy: Never``;
+  no ``ttlSecondsAfterFinished`` (the operator deletes a scan's Jobs once the scan is finished);
 - Pod security: only hostPath volumes, every one mounted read-only under ``/host`` (no other
   mounts), ``hostPID``, non-privileged, read-only root file system, no privilege escalation,
   capabilities drop ALL and add only DAC_READ_SEARCH, seccomp RuntimeDefault, no host network/IPC;
@@ -22,7 +22,7 @@ from plumbob.api import ComplianceScan
 from plumbob.api.common import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, Toleration
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.digests import ANNOTATION_NODE, job_digest
-from plumbob.controller.jobs import HOST_ROOT, audit_job
+from plumbob.controller.jobs import HOST_ROOT, TAILORING_BUDGET, audit_job
 from plumbob.controller.scanning import job_name
 
 SCAN = ComplianceScan.model_validate(
@@ -50,7 +50,6 @@ def build(node: str = "worker-1", tolerations: list[Toleration] | None = None) -
         tolerations=tolerations or [],
         namespace="plumbob-system",
         image="registry.example/plumbob:1",
-        ttl_seconds=300,
     )
 
 
@@ -103,7 +102,7 @@ def test_bounded() -> None:
     spec = build()["spec"]
     assert spec["activeDeadlineSeconds"] == 120
     assert spec["backoffLimit"] == 1
-    assert spec["ttlSecondsAfterFinished"] == 300
+    assert "ttlSecondsAfterFinished" not in spec
     assert spec["template"]["spec"]["restartPolicy"] == "Never"
 
 
@@ -172,3 +171,37 @@ def test_long_node_name_has_no_label_but_the_annotation() -> None:
     digest = job_digest(body)
     assert digest is not None
     assert digest.node == long_node
+
+
+def test_long_manual_rationales_fit_the_environment() -> None:
+    # A profile with a long rationale for every rule once made each audit Job fail: one environment
+    # string over the kernel's 128 KiB limit cannot be exec'd.
+    why = "a reviewed decision, recorded at length. " * 100
+    tailoring = Tailoring(benchmark="cis-1.12", manual={f"{i}.*": why for i in range(256)})
+    env = {
+        e["name"]: e.get("value")
+        for e in build_with(tailoring)["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    text = env["PLUMBOB_TAILORING"]
+    assert len(text.encode()) <= TAILORING_BUDGET
+    clipped = Tailoring.model_validate_json(text)
+    assert set(clipped.manual) == set(tailoring.manual)
+    assert all(
+        r.endswith("(clipped; the whole rationale is in the profile)") for r in clipped.manual.values()
+    )
+
+
+def test_short_rationales_are_passed_whole() -> None:
+    env = {e["name"]: e.get("value") for e in build()["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert Tailoring.model_validate_json(env["PLUMBOB_TAILORING"]) == TAILORING
+
+
+def build_with(tailoring: Tailoring) -> dict[str, Any]:
+    return audit_job(
+        scan=SCAN,
+        node="worker-1",
+        tailoring=tailoring,
+        tolerations=[],
+        namespace="plumbob-system",
+        image="registry.example/plumbob:1",
+    )

@@ -204,6 +204,7 @@ def test_bounded_labels(scrape: Any) -> None:
         "le",
         "step",
         "code",
+        "what",
     }
     assert "cis-1" not in text and "cis-2" not in text  # no series per scan
 

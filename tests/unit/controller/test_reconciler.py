@@ -40,7 +40,7 @@ from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.reconciler import Reconciler, Settings
 from plumbob.controller.store import Store
 from plumbob.engine.findings import Finding, Status
-from plumbob.kube import ConflictError, NotFoundError
+from plumbob.kube import ConflictError, InvalidError, NotFoundError
 
 NS = "plumbob-system"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -193,6 +193,14 @@ class FakeKube:
         if body is not None:
             self.store.remove("jobs", body)
 
+    def delete_jobs(self, namespace: str, labels: str) -> None:
+        self.calls.append(Call("delete_jobs", (namespace, labels)))
+        key, value = labels.split("=")
+        for k, body in list(self.objects.items()):
+            if k[0] == "jobs" and k[1] == namespace and body["metadata"]["labels"].get(key) == value:
+                del self.objects[k]
+                self.store.remove("jobs", body)
+
     def post_event(
         self,
         involved: Mapping[str, str],
@@ -268,9 +276,7 @@ def world() -> World:
     store = Store()
     clock = Clock()
     kube = FakeKube(store, clock)
-    settings = Settings(
-        namespace=NS, image="plumbob:test", job_ttl_seconds=300, progress_interval=0.0, min_interval=0.0
-    )
+    settings = Settings(namespace=NS, image="plumbob:test", progress_interval=0.0, min_interval=0.0)
     reconciler = Reconciler(kube, store, settings, clock)  # type: ignore[arg-type]  # a fake Kube
     return World(kube, store, clock, reconciler)
 
@@ -320,8 +326,8 @@ def cluster_exception(expires: str, rules: list[str]) -> dict[str, Any]:
     }
 
 
-def rescan(w: World, value: str = "1") -> str:
-    w.kube.put("complianceprofiles", profile(annotations={"plumbob.dev/rescan": value}))
+def rescan(w: World, value: str = "1", **spec: Any) -> str:
+    w.kube.put("complianceprofiles", profile(annotations={"plumbob.dev/rescan": value}, **spec))
     w.run()
     [name] = [
         n
@@ -514,7 +520,7 @@ def test_exception_expiry_flips_back_to_fail_with_one_event(world: World) -> Non
     assert status["summary"]["excepted"] == 0
     exc = w.kube.status("clustercomplianceexceptions", "waivers")
     assert exc["entries"][0]["state"] == "expired"
-    assert exc["summary"] == {"total": 1, "active": 0, "unused": 0, "expired": 1}
+    assert exc["summary"] == {"total": 1, "active": 0, "unused": 0, "expired": 1, "invalid": 0}
     expired = w.kube.events_of("ExceptionExpired")
     assert len(expired) == 1
     assert expired[0]["involved"]["kind"] == "ClusterComplianceException"
@@ -524,7 +530,7 @@ def test_unused_entry_is_reported(world: World) -> None:
     w = world
     w.kube.put("complianceprofiles", profile())
     w.kube.put("nodes", node("worker-1"))
-    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["9.9.9"]))
+    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["4.2.2"]))
     w.write_report("worker-1", scan="cis-20260601-110000", results={"4.2.1": "fail"})
     w.run(2)
     exc = w.kube.status("clustercomplianceexceptions", "waivers")
@@ -688,3 +694,429 @@ def test_schedule_broken_again_after_a_fix_stalls_again(world: World) -> None:
     assert again["Stalled"] == "True", "the second breakage is reported too"
     warnings = [e for e in w.kube.events if e["type"] == "Warning" and e["involved"]["name"] == "nightly"]
     assert len(warnings) == 2
+
+
+# ---- a node's outcome does not depend on its Job still existing ------------------------------------
+
+
+def fail_job(w: World, node_name: str, reason: str = "BackoffLimitExceeded") -> None:
+    [job] = [
+        j for j in w.jobs().values() if j["metadata"]["annotations"]["plumbob.dev/node-name"] == node_name
+    ]
+    job = copy.deepcopy(job)
+    job["status"] = {
+        "failed": 2,
+        "conditions": [{"type": "Failed", "status": "True", "reason": reason, "message": "exit code 3"}],
+    }
+    w.kube.put("jobs", job)
+
+
+def test_failed_node_stays_failed_when_its_job_is_deleted(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    w.run()
+    fail_job(w, "worker-2")
+    w.run()
+    problems = w.scans()[scan]["status"]["nodes"]["problems"]
+    assert [(p["node"], p["reason"]) for p in problems] == [("worker-2", "AgentFailed")]
+    # the failed Job goes (a TTL, a person) while the scan still runs
+    [name] = [n for n, j in w.jobs().items() if j["spec"]["template"]["spec"]["nodeName"] == "worker-2"]
+    w.kube.delete_job(NS, name)
+    w.run(3)
+    creates = [
+        c.args[1]["spec"]["template"]["spec"]["nodeName"] for c in w.kube.calls if c.method == "create_job"
+    ]
+    assert sorted(creates) == ["worker-1", "worker-2"], "the failed node's audit was not started again"
+    w.finish_job("worker-1", results={"4.2.1": "pass"}, scan=scan)
+    w.run(2)
+    status = w.scans()[scan]["status"]
+    assert status["phase"] == "Complete"
+    assert (status["nodes"]["done"], status["nodes"]["failed"]) == (1, 1)
+
+
+def test_finished_scan_deletes_its_jobs_in_one_request(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    scan = complete_scan(w, {"worker-1": {"4.2.1": "pass"}, "worker-2": {"4.2.1": "fail"}})
+    w.run(2)
+    assert not w.jobs(), "no Job of a finished scan is left"
+    deletes = [c for c in w.kube.calls if c.method in ("delete_jobs", "delete_job")]
+    assert [(c.method, c.args) for c in deletes] == [("delete_jobs", (NS, f"plumbob.dev/scan={scan}"))]
+
+
+# ---- one bad object never stops the others ------------------------------------------------------------
+
+
+def test_report_with_mixed_rule_ids_does_not_stop_the_pass(world: World) -> None:
+    # Rule ids that mix numbers and words ("1.2.a" beside "1.2.3") once made sorting raise TypeError
+    # on every pass, and nothing else was reconciled from then on.
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.clock.now += timedelta(minutes=1)
+    scan = complete_scan(w, {"worker-1": {"1.2.3": "pass", "1.2.a": "fail", "custom": "pass"}})
+    w.run()
+    rules = [r["id"] for r in w.scans()[scan]["status"]["rules"]]
+    assert rules == ["1.2.3", "1.2.a", "custom"]
+    assert w.kube.status("complianceprofiles", "cis")["summary"]["fail"] == 1
+
+
+def test_report_not_shaped_like_the_agents_is_invalid_not_a_crash(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    forged = {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceReport",
+        "metadata": {"name": "cis.forged"},
+        "spec": {"profile": "cis", "nodeName": "worker-1", "scan": "x", "results": [{"id": 7, "status": 3}]},
+    }
+    w.kube.put("compliancereports", forged)
+    w.run()
+    [bad] = w.store.snapshot().invalid
+    assert (bad.kind, bad.name) == ("compliancereports", "cis.forged")
+    assert "spec.results[0].id" in bad.message
+    w.clock.now += timedelta(minutes=1)
+    complete_scan(w, {"worker-1": {"4.2.1": "pass"}})  # the rest goes on
+
+
+def test_an_object_that_raises_is_contained_and_reported_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceprofiles", profile("other"))
+    real = w.reconciler.resolve
+
+    def resolve(p: Any) -> Any:
+        if p.metadata.name == "cis":
+            raise RuntimeError("boom")
+        return real(p)
+
+    monkeypatch.setattr(w.reconciler, "resolve", resolve)
+    w.run(3)
+    assert w.kube.status("complianceprofiles", "other")["observedGeneration"] == 1, (
+        "the other profile went on"
+    )
+    errors = w.kube.events_of("ReconcileError")
+    assert [e["involved"]["name"] for e in errors] == ["cis"], "one Event, on the object that failed"
+    assert "RuntimeError: boom" in errors[0]["message"]
+
+
+# ---- a trigger whose record cannot be written does not repeat its side effect ------------------------
+
+
+def test_long_rescan_value_starts_one_scan_and_is_recorded_as_a_digest(world: World) -> None:
+    w = world  # no nodes: each scan completes at once, so only the record stops a second one
+    value = "x" * 300
+    scan = rescan(w, value)
+    for _ in range(3):
+        w.clock.now += timedelta(seconds=5)
+        w.run()
+    assert [n for n, s in w.scans().items() if s["spec"]["trigger"] == "rescan"] == [scan]
+    recorded = w.kube.status("complianceprofiles", "cis")["lastRescan"]
+    assert recorded.startswith("sha256:") and len(recorded) <= 128
+
+
+def test_rescan_whose_record_is_refused_starts_one_scan(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world  # no nodes: each scan completes at once, so only the record stops a second one
+    real = w.kube.patch_status
+
+    def patch_status(plural: str, name: str, status: dict[str, Any], namespace: str | None = None) -> Any:
+        if plural == "complianceprofiles" and "lastRescan" in status:
+            raise InvalidError(422, "status.lastRescan: Too long")
+        return real(plural, name, status, namespace)
+
+    monkeypatch.setattr(w.kube, "patch_status", patch_status)
+    rescan(w, "now")
+    for _ in range(5):
+        w.clock.now += timedelta(seconds=5)
+        w.run()
+    assert len([s for s in w.scans().values() if s["spec"]["trigger"] == "rescan"]) == 1
+
+
+# ---- nothing is Compliant unless something was checked; names that point at nothing ------------------
+
+
+def conds(w: World, plural: str, name: str) -> dict[str, tuple[str, str, str]]:
+    return {
+        c["type"]: (c["status"], c["reason"], c["message"])
+        for c in w.kube.status(plural, name).get("conditions", [])
+    }
+
+
+def test_profile_matching_no_node_is_stalled_and_not_compliant(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(nodeSelector={"matchLabels": {"pool": "gpu"}}))
+    w.kube.put("nodes", node("worker-1"))
+    w.clock.now += timedelta(minutes=1)
+    rescan(w, nodeSelector={"matchLabels": {"pool": "gpu"}})
+    w.run(3)
+    [scan] = w.scans().values()
+    assert scan["status"]["phase"] == "Complete" and scan["status"]["nodes"]["total"] == 0
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Stalled"][:2] == ("True", "NoNodesSelected") and "spec.nodeSelector" in c["Stalled"][2]
+    assert c["Ready"][0] == "False" and c["Reconciling"][0] == "False"
+    assert c["Compliant"][:2] == ("False", "NothingChecked")
+
+
+def test_scan_that_audited_no_node_is_not_compliant(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1", ready=False))
+    w.clock.now += timedelta(minutes=1)
+    rescan(w)
+    w.run(3)
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Compliant"][:2] == ("False", "NothingChecked")
+
+
+def test_only_manual_results_are_not_compliant(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.clock.now += timedelta(minutes=1)
+    complete_scan(w, {"worker-1": {"4.2.1": "manual", "4.2.2": "not-applicable"}})
+    w.run()
+    assert conds(w, "complianceprofiles", "cis")["Compliant"][:2] == ("False", "NothingChecked")
+
+
+@pytest.mark.parametrize(
+    ("rules", "field"),
+    [
+        ({"exclude": ["*"]}, "spec.rules: include and exclude select no node rule"),
+        ({"include": ["9.9.9"]}, "spec.rules.include[0]: '9.9.9' matches no rule"),
+        ({"exclude": ["4.2.1", "4.2.99"]}, "spec.rules.exclude[1]: '4.2.99' matches no rule"),
+        ({"manual": [{"rule": "7.*", "rationale": "x"}]}, "spec.rules.manual[0].rule: '7.*' matches no rule"),
+    ],
+)
+def test_tailoring_that_points_at_nothing_stalls_the_profile(
+    world: World, rules: dict[str, Any], field: str
+) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(rules=rules))
+    w.kube.put("nodes", node("worker-1"))
+    w.run()
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Stalled"][:2] == ("True", "CannotResolve") and field in c["Stalled"][2]
+    assert [e["reason"] for e in w.kube.events] == ["CannotResolve"]
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w, rules=rules)
+    w.run()
+    assert w.scans()[scan]["status"]["phase"] == "Failed" and not w.jobs(), (
+        "no audit of a meaningless tailoring"
+    )
+
+
+def test_variable_of_the_wrong_type_stalls_the_profile(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(variables={"audit_log_maxage": "ninety"}))
+    w.run()
+    stalled = conds(w, "complianceprofiles", "cis")["Stalled"]
+    assert stalled[0] == "True" and "variables.audit_log_maxage: 'ninety' is not a whole number" in stalled[2]
+
+
+def test_profile_waiting_for_its_schedule_is_ready(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule())
+    w.kube.put("nodes", node("worker-1"))
+    w.run(2)
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Ready"][:2] == ("True", "WaitingForScan") and "next scan at" in c["Ready"][2]
+    assert c["Reconciling"][0] == "False" and c["Stalled"][0] == "False"
+    assert c["Compliant"][:2] == ("False", "NotScanned")
+
+
+def test_job_the_api_refuses_fails_the_node_once(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    real = w.kube.create_job
+
+    def create_job(namespace: str, body: dict[str, Any]) -> None:
+        if body["spec"]["template"]["spec"]["nodeName"] == "worker-2":
+            w.kube.calls.append(Call("create_job", (namespace, body)))
+            raise InvalidError(422, "Job.batch is invalid: spec.template.spec.tolerations[0]: Invalid value")
+        real(namespace, body)
+
+    monkeypatch.setattr(w.kube, "create_job", create_job)
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    w.run(4)
+    [problem] = w.scans()[scan]["status"]["nodes"]["problems"]
+    assert (problem["node"], problem["state"], problem["reason"]) == ("worker-2", "Failed", "JobRejected")
+    assert "tolerations[0]" in problem["message"]
+    refused = [
+        c
+        for c in w.kube.calls
+        if c.method == "create_job" and c.args[1]["spec"]["template"]["spec"]["nodeName"] == "worker-2"
+    ]
+    assert len(refused) == 1, "a refused Job is not retried on every pass"
+    w.finish_job("worker-1", results={"4.2.1": "pass"}, scan=scan)
+    w.run(2)
+    assert w.scans()[scan]["status"]["phase"] == "Complete"
+
+
+# ---- a valid object edited into an invalid one fails visibly; one bad entry keeps the others ---------
+
+
+def test_valid_schedule_edited_invalid_fails_for_kstatus_and_each_bad_edit_is_announced(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule())
+    w.run(2)
+    assert w.kube.status("complianceschedules", "nightly")["nextScheduleTime"]
+    w.kube.put("complianceschedules", schedule(cron="61 * * * *"))
+    w.run(2)
+    status = w.kube.status("complianceschedules", "nightly")
+    c = conds(w, "complianceschedules", "nightly")
+    assert status["observedGeneration"] == 2, "kstatus must see the bad generation was observed"
+    assert c["Stalled"][0] == "True" and c["Ready"][0] == "False" and c["Reconciling"][0] == "False"
+    assert c["Stalled"][2].startswith("spec.schedule: ") and "https://" not in c["Stalled"][2]
+    assert status.get("nextScheduleTime") is None, "no next scan is announced for an unusable schedule"
+    w.kube.put("complianceschedules", schedule(cron="61 * * * *", timeZone="Mars/Olympus"))
+    w.run(2)
+    assert w.kube.status("complianceschedules", "nightly")["observedGeneration"] == 3
+    assert "spec.timeZone" in conds(w, "complianceschedules", "nightly")["Stalled"][2]
+    assert len(w.kube.events_of("InvalidSchedule")) == 2, "each bad edit raises its own Event"
+
+
+def test_one_bad_entry_keeps_the_other_entries_of_its_list_applying(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    good = {"rules": ["4.2.1"], "reason": "pilot", "owner": "sec@example.com", "expires": "2027-01-01"}
+    bad = {**good, "rules": ["4.2.2"], "expires": "2027-02-30"}  # passes the CRD pattern, is no date
+    w.kube.put(
+        "clustercomplianceexceptions",
+        {
+            "apiVersion": "plumbob.dev/v1alpha1",
+            "kind": "ClusterComplianceException",
+            "metadata": {"name": "waivers"},
+            "spec": {"entries": [bad, good]},
+        },
+    )
+    w.clock.now += timedelta(minutes=1)
+    complete_scan(w, {"worker-1": {"4.2.1": "fail", "4.2.2": "pass"}})
+    w.run(2)
+    assert w.kube.status("complianceprofiles", "cis")["summary"]["excepted"] == 1, "the good entry applies"
+    status = w.kube.status("clustercomplianceexceptions", "waivers")
+    states = {e["index"]: e["state"] for e in status["entries"]}
+    assert states == {0: "invalid", 1: "active"}, "entries keep their index in spec.entries"
+    assert "spec.entries[0].expires" in status["entries"][0]["message"]
+    c = conds(w, "clustercomplianceexceptions", "waivers")
+    assert c["Stalled"][:2] == ("True", "InvalidEntry") and "the other entries apply" in c["Stalled"][2]
+    assert len(w.kube.events_of("InvalidEntry")) == 1
+
+
+def test_exception_entry_naming_what_does_not_exist_is_reported_by_field(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    body = cluster_exception("2027-01-01", ["4.2.1", "9.9.9"])
+    body["spec"]["entries"][0]["profiles"] = ["cis", "nope"]
+    w.kube.put("clustercomplianceexceptions", body)
+    w.run(2)
+    c = conds(w, "clustercomplianceexceptions", "waivers")
+    assert c["Stalled"][:2] == ("True", "UnknownReference")
+    assert "spec.entries[0].rules[1]: '9.9.9' matches no rule" in c["Stalled"][2]
+    assert "spec.entries[0].profiles[1]: profile 'nope' does not exist" in c["Stalled"][2]
+    assert len(w.kube.events_of("UnknownReference")) == 1
+
+
+def test_blanket_exception_raises_a_warning_once(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["*"]))
+    w.run(3)
+    [warning] = w.kube.events_of("BlanketException")
+    assert warning["type"] == "Warning" and "every rule" in warning["message"]
+
+
+def test_schedule_naming_a_missing_profile_is_not_ready(world: World) -> None:
+    w = world
+    w.kube.put("complianceschedules", schedule(profiles=["cis", "typo"]))
+    w.kube.put("complianceprofiles", profile())
+    w.run(2)
+    c = conds(w, "complianceschedules", "nightly")
+    assert c["Ready"][0] == "False" and c["Stalled"][:2] == ("True", "ProfileNotFound")
+    assert "spec.profiles: no such profile: typo" in c["Stalled"][2]
+    assert len(w.kube.events_of("ProfileNotFound")) == 1
+    w.kube.put("complianceprofiles", profile("typo"))
+    w.run(2)
+    assert conds(w, "complianceschedules", "nightly")["Ready"][0] == "True", "heals when the profile exists"
+
+
+def test_schedule_selector_matching_no_profile_is_not_ready(world: World) -> None:
+    w = world
+    w.kube.put("complianceschedules", schedule(profiles=None, profileSelector={"matchLabels": {"tier": "x"}}))
+    w.run(2)
+    assert conds(w, "complianceschedules", "nightly")["Stalled"][:2] == ("True", "NoProfilesSelected")
+
+
+def test_schedule_arriving_just_after_its_profile_governs_the_first_scan(world: World) -> None:
+    # A GitOps folder with a profile (rescan annotation) and its schedule: the schedule may be seen
+    # one pass later than the profile. The first scan must still run with the schedule's settings.
+    w = world
+    for n in ("worker-1", "worker-2", "worker-3"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    assert not w.jobs(), "a new scan starts no audit in the pass that created it"
+    w.kube.put("complianceschedules", schedule(maxParallelNodes=1, nodeDeadlineSeconds=42))
+    w.run(3)
+    assert len(w.jobs()) == 1, "the schedule's parallelism governs"
+    [job] = w.jobs().values()
+    assert job["spec"]["activeDeadlineSeconds"] == 42, "and its node deadline"
+    assert "maxParallelNodes" not in w.scans()[scan]["spec"], "nothing was frozen before the schedule arrived"
+
+
+def test_exception_list_that_cannot_be_parsed_shows_no_entry_as_applying(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("clustercomplianceexceptions", cluster_exception("2027-01-01", ["4.2.1"]))
+    w.run(2)
+    assert w.kube.status("clustercomplianceexceptions", "waivers")["entries"]
+    broken = cluster_exception("2027-01-01", ["4.2.1"])
+    broken["spec"]["unexpected"] = True  # the whole list fails, not one entry
+    w.kube.put("clustercomplianceexceptions", broken)
+    w.run(2)
+    status = w.kube.status("clustercomplianceexceptions", "waivers")
+    assert status.get("entries") is None and status.get("summary") is None
+    assert conds(w, "clustercomplianceexceptions", "waivers")["Stalled"][0] == "True"
+
+
+def test_tick_whose_record_is_refused_skips_with_one_event(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    w.clock.now = datetime(2026, 6, 1, 0, 30, tzinfo=UTC)
+    w.kube.put("nodes", node("worker-1"))
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("complianceschedules", schedule())
+    w.run(2)
+    rescan(w, "running")  # a scan that is still running when the tick comes
+    real = w.kube.patch_status
+
+    def patch_status(plural: str, name: str, status: dict[str, Any], namespace: str | None = None) -> Any:
+        if plural == "complianceschedules":
+            raise InvalidError(422, "status: Invalid value")
+        return real(plural, name, status, namespace)
+
+    monkeypatch.setattr(w.kube, "patch_status", patch_status)
+    w.clock.now = datetime(2026, 6, 1, 1, 0, 10, tzinfo=UTC)
+    for _ in range(4):
+        w.clock.now += timedelta(seconds=5)
+        w.run()
+    assert len(w.kube.events_of("ScanSkipped")) == 1
+    assert len([s for s in w.scans().values() if s["spec"]["trigger"] == "schedule"]) == 0
