@@ -28,6 +28,7 @@ from plumbob.api.common import Condition, ConditionStatus, set_condition
 from plumbob.benchmarks.catalog import CatalogError, available, load_benchmark
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.benchmarks.versions import benchmark_for
+from plumbob.controller.metrics import count_error
 from plumbob.controller.platforms import PlatformChoice, choose_platform
 from plumbob.controller.scanning import selects
 from plumbob.controller.store import Store
@@ -129,6 +130,7 @@ class Context:
         try:
             yield
         except Exception as exc:  # the point: contain any failure to its object
+            count_error(what)
             key = (what, name, f"{type(exc).__name__}: {exc}"[:300])
             if key in self._failures:
                 return

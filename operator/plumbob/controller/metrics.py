@@ -25,7 +25,7 @@ plumbob_node_score_ratio                         profile, node
 plumbob_exception_expiry_seconds                 kind, namespace, exception, entry, owner
 plumbob_reconcile_duration_seconds (histogram)   —
 plumbob_reconcile_step_duration_seconds (hist.)  step
-plumbob_reconcile_errors_total                   —
+plumbob_reconcile_errors_total                   what
 plumbob_api_errors_total                         code  (recorded in plumbob.kube)
 ===============================================  =========================================
 """
@@ -76,8 +76,16 @@ _step_duration = _meter.create_histogram(
     explicit_bucket_boundaries_advisory=RECONCILE_BUCKETS,
 )
 _reconcile_errors = _meter.create_counter(
-    "plumbob_reconcile_errors_total", description="Reconcile passes that failed with an unexpected error"
+    "plumbob_reconcile_errors_total",
+    description="Unexpected errors while reconciling, by what they were contained to (pass, step, a kind)",
 )
+
+
+def count_error(what: str) -> None:
+    """One unexpected error, contained to ``what`` (a step, or the kind of object); see Context.isolated."""
+    _reconcile_errors.add(1, {"what": what})
+
+
 _scan_duration = _meter.create_histogram(
     "plumbob_scan_duration_seconds",
     unit="s",
@@ -104,7 +112,7 @@ def reconcile_pass(store: Store) -> Iterator[None]:
         with telemetry.span("reconcile"):
             yield
     except Exception:
-        _reconcile_errors.add(1)
+        count_error("pass")
         raise
     finally:
         _reconcile_duration.record(time.perf_counter() - started)
@@ -171,7 +179,8 @@ class StoreMetrics:
     ) -> None:
         self.store = store
         self.clock = clock
-        _reconcile_errors.add(0)  # the series exists (at 0) from the start, so alerts see it
+        for what in ("pass", "step"):
+            _reconcile_errors.add(0, {"what": what})  # the series exist (at 0) from the start, for alerts
         m = meter or telemetry.meter()
         for name, unit, help_, callback in (
             ("plumbob_profile_score_ratio", "", "Compliance score of the profile, 0-1: (pass+excepted) / (pass+excepted+fail+error) rules", self._score),  # noqa: E501

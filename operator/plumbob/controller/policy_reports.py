@@ -51,6 +51,7 @@ class PolicyReportExport:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.exported: dict[str, str] = {}  # report name -> _key of what was exported
+        self._current: dict[str, ReportDigest] = {}  # digests already current: unchanged objects are skipped
         self._flavours: tuple[float, list[Flavour]] | None = None
 
     def flavours(self) -> list[Flavour]:
@@ -61,7 +62,10 @@ class PolicyReportExport:
             except KubeError as exc:
                 log.warning("API discovery failed; PolicyReports not exported this pass: %s", exc)
                 return self._flavours[1] if self._flavours else []
-            self._flavours = (now, [f for f in FLAVOURS if f.api_version in served])
+            found = [f for f in FLAVOURS if f.api_version in served]
+            if self._flavours is not None and found != self._flavours[1]:
+                self._current.clear()  # a new report API: everything is exported again
+            self._flavours = (now, found)
         return self._flavours[1]
 
     def reconcile(self, snap: Snapshot) -> None:

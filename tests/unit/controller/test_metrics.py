@@ -207,6 +207,7 @@ def test_bounded_labels(scrape: Any) -> None:
         "le",
         "step",
         "code",
+        "what",
     }
     assert "cis-20261201-100000" not in text and "cis-20261201-110000" not in text  # no series per scan
 
