@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plumbob.api import ComplianceScan
@@ -38,6 +39,11 @@ HOST_PATHS = (
     "/lib/systemd/system/kubelet.service.d",
 )
 AGENT_SERVICE_ACCOUNT = "plumbob-agent"
+# The chart's agent.resources default; the operator gets the chart's value as PLUMBOB_AGENT_RESOURCES.
+DEFAULT_AGENT_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"memory": "256Mi"},
+}
 
 
 def _profile_uid(scan: ComplianceScan) -> str:
@@ -59,6 +65,8 @@ def audit_job(
     image: str,
     ttl_seconds: int,
     backoff_limit: int = 1,
+    resources: Mapping[str, Any] | None = None,
+    image_pull_secrets: Sequence[str] = (),
 ) -> dict[str, Any]:
     name = job_name(scan.metadata.name, node)
     labels = {
@@ -106,6 +114,7 @@ def audit_job(
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 5,
                     "tolerations": all_tolerations,
+                    "imagePullSecrets": [{"name": s} for s in image_pull_secrets],
                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [
                         {
@@ -114,10 +123,7 @@ def audit_job(
                             "imagePullPolicy": "IfNotPresent",
                             "command": ["python", "-m", "plumbob", "agent"],
                             "env": env,
-                            "resources": {
-                                "requests": {"cpu": "50m", "memory": "64Mi"},
-                                "limits": {"memory": "256Mi"},
-                            },
+                            "resources": dict(DEFAULT_AGENT_RESOURCES if resources is None else resources),
                             "securityContext": {
                                 "runAsUser": 0,
                                 "runAsNonRoot": False,

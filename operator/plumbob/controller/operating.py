@@ -1,6 +1,7 @@
 """Operator mode (``python -m plumbob operator``): check permissions, then run kopf with the handlers.
 
-Before it watches anything, the operator asks the API server (SelfSubjectAccessReview) whether it
+Replicas elect a leader through a Lease (:mod:`~plumbob.controller.leadership`); only the leader
+reconciles. Before it watches anything, the operator asks the API server (SelfSubjectAccessReview) whether it
 holds every permission it needs, and stops with the list of what is missing. Without that, a
 missing permission shows up only as a watch that kopf retries and then gives up on.
 """
@@ -36,6 +37,7 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     needed += [(v, "batch", "jobs", None) for v in ("list", "watch")]
     needed += [(v, "batch", "jobs", namespace) for v in ("create", "delete")]
     needed.append(("create", "", "events", None))
+    needed += [(v, "coordination.k8s.io", "leases", namespace) for v in ("get", "create", "update")]
     return needed
 
 
@@ -54,10 +56,10 @@ def missing_permissions(namespace: str) -> list[str]:
         kube.api.close()  # type: ignore[no-untyped-call]  # the client leaves close() unannotated
 
 
-def run(*, peering: str | None = None, liveness: str | None = None, verbose: bool = False) -> int:
+def run(*, lease_seconds: int, liveness: str | None = None, verbose: bool = False) -> int:
     import kopf  # noqa: PLC0415 - keep `plumbob --help` fast
 
-    import plumbob.controller.handlers  # noqa: F401, PLC0415 - registers the handlers
+    from plumbob.controller import handlers  # noqa: PLC0415 - registers the handlers
     from plumbob.kube import KubeError  # noqa: PLC0415
 
     logging.basicConfig(
@@ -79,12 +81,8 @@ def run(*, peering: str | None = None, liveness: str | None = None, verbose: boo
             file=sys.stderr,
         )
         return 4
-    asyncio.run(
-        kopf.operator(
-            clusterwide=True,
-            standalone=peering is None,
-            peering_name=peering,
-            liveness_endpoint=liveness,
-        )
-    )
+    handlers.LEASE_SECONDS = lease_seconds
+    # standalone: kopf's own peering stays off; replicas elect a leader through a Lease instead
+    # (docs/decisions/2026-12-02-leader-election-lease.md).
+    asyncio.run(kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=liveness))
     return 0

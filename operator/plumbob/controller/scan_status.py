@@ -216,6 +216,8 @@ class ScanStatus:
                 namespace=self.ctx.settings.namespace,
                 image=self.ctx.settings.image,
                 ttl_seconds=self.ctx.settings.job_ttl_seconds,
+                resources=self.ctx.settings.agent_resources,
+                image_pull_secrets=self.ctx.settings.image_pull_secrets,
             )
             try:
                 self.ctx.kube.create_job(self.ctx.settings.namespace, body)
