@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv testbed test test-unit lint format crds bench demo clean
+.PHONY: help venv testbed test test-unit lint format crds bench demo image clean
 
 help:
 	@echo "make demo    - build/start a local testbed, run Plumbob on it and show the results"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint    - ruff, mypy --strict, import-linter contracts"
 	@echo "make bench   - benchmarks (node audit; operator scale run)"
 	@echo "make crds    - regenerate crds/ from the pydantic models"
+	@echo "make image   - build the container image (no daemon, reproducible) into build/image/"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
@@ -44,6 +45,10 @@ format: venv
 
 crds: venv
 	$(PY) -m plumbob crds --output-dir crds
+	cp crds/plumbob.dev_*.yaml charts/plumbob/crds/
+
+image: venv
+	$(PY) tools/image/build.py
 
 bench: venv testbed
 	$(PY) tools/bench/run.py
