@@ -131,7 +131,11 @@ def test_values_reach_the_deployment_and_the_audit_jobs() -> None:
     assert "--lease-duration=20" in container["args"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert json.loads(env["PLUMBOB_AGENT_RESOURCES"]) == {"limits": {"memory": "1Gi"}}
+    # helm merges a map value into the default: the default requests stay
+    assert json.loads(env["PLUMBOB_AGENT_RESOURCES"]) == {
+        "limits": {"memory": "1Gi"},
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+    }
     assert json.loads(env["PLUMBOB_IMAGE_PULL_SECRETS"]) == [{"name": "regcred"}]
     assert env["PLUMBOB_AGENT_IMAGE"] == container["image"]
 
@@ -161,7 +165,17 @@ def test_second_release_and_existing_policy(crds_installed: ControlPlane) -> Non
         refused = _helm_on(cp, "install", second, str(CHART), "-n", second, "--create-namespace")
         assert refused.returncode != 0
         assert f"the Plumbob release {first} in namespace {first} already runs the operator" in refused.stderr
-        passive = _helm_on(cp, "install", second, str(CHART), "-n", second, "--set", "operator.enabled=false")
+        passive = _helm_on(
+            cp,
+            "install",
+            second,
+            str(CHART),
+            "-n",
+            second,
+            "--create-namespace",
+            "--set",
+            "operator.enabled=false",
+        )
         assert passive.returncode == 0, passive.stderr
         assert len(_release_objects(cp, first)) == 4 and len(_release_objects(cp, second)) == 4
     finally:
