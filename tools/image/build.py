@@ -174,13 +174,7 @@ def fetch_debs(debs: list[Deb], directory: Path) -> list[Path]:
     for deb in debs:
         found = [p for p in directory.glob(f"{deb.name}_*.deb") if _sha256(p) == deb.sha256]
         if not found:
-            result = subprocess.run(
-                ["apt-get", "download", f"{deb.name}={deb.version}"],
-                cwd=directory,
-                check=False,
-                capture_output=True,
-                text=True,
-            )
+            result = _apt_download(deb, directory)
             if result.returncode != 0:
                 raise SystemExit(
                     f"cannot download {deb.name}={deb.version} (has the archive moved on?): "
@@ -194,6 +188,22 @@ def fetch_debs(debs: list[Deb], directory: Path) -> list[Path]:
                 )
         paths.append(found[0])
     return paths
+
+
+_UPDATED: list[bool] = []
+
+
+def _apt_download(deb: Deb, directory: Path) -> subprocess.CompletedProcess[str]:
+    """``apt-get download name=version``; on a machine whose package lists are missing or stale
+    (a fresh CI machine), refresh them once (as root) and try again."""
+    cmd = ["apt-get", "download", f"{deb.name}={deb.version}"]
+    result = subprocess.run(cmd, cwd=directory, check=False, capture_output=True, text=True)
+    if result.returncode != 0 and not _UPDATED and os.geteuid() == 0:
+        _UPDATED.append(True)
+        say("apt-get update (package lists missing or stale)")
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        result = subprocess.run(cmd, cwd=directory, check=False, capture_output=True, text=True)
+    return result
 
 
 def _sha256(path: Path) -> str:

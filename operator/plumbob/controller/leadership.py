@@ -221,7 +221,9 @@ class Elector:
             log.info("leader election: %s released lease %s/%s", self.identity, self.namespace, self.name)
         except KubeError as exc:
             log.info("leader election: release of %s/%s failed (%s)", self.namespace, self.name, exc)
-        self._report()
+        if self._was_leading:
+            self._was_leading = False
+            self.on_change(False)
 
 
 def _watch_term(
