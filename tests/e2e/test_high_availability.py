@@ -7,12 +7,15 @@ each token's credential id.
 
 Cases:
 - the two replicas elect one leader (the Lease names it); while both run, the standby makes no
-  write at all (only reads: its watches and the Lease);
+  successful write (it reads: its watches and the Lease; its only write attempt may be a create
+  of the Lease that lost the race at start, refused with 409);
 - the leader is SIGKILLed while the scan's first audit Job runs: the standby holds the Lease
   within the lease duration plus one retry period (and a second of slack for a loaded machine);
 - the scan completes once: one scan, every node Done with its report from this scan, every audit
   Job created exactly once (one successful ``create jobs`` per Job name across both replicas);
-- after the takeover, writes come from the new leader only.
+- after the takeover, writes come from the new leader only;
+- a leader stopped cleanly (SIGTERM) releases the Lease: the other replica takes it within less
+  than the lease duration.
 """
 
 from __future__ import annotations
@@ -71,7 +74,12 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlP
         cp.stop()
 
 
+def _ok(ev: dict[str, Any]) -> bool:
+    return int((ev.get("responseStatus") or {}).get("code") or 0) < 400
+
+
 def _writes(log: Path) -> list[dict[str, Any]]:
+    """Write requests of the operator's service account (successful or not), in log order."""
     out = []
     for line in log.read_text().splitlines():
         try:
@@ -161,11 +169,20 @@ def test_one_leader_and_takeover_mid_scan(audited: tuple[ControlPlane, Path], tm
 
         # Before the kill: every write is the leader's. Which credential is whose follows from the
         # Lease writes (only the holder writes the Lease).
-        before = _writes(log)
+        attempts = _writes(log)
+        before = [ev for ev in attempts if _ok(ev)]
         credentials = Counter(_credential(ev) for ev in before)
-        assert len(credentials) == 1, f"two replicas wrote: {credentials}"
+        assert len(credentials) == 1, "two replicas wrote: " + "; ".join(
+            f"{_credential(ev)[-6:]} {ev['verb']} {ev['objectRef'].get('resource')}" for ev in before
+        )
         [leader_credential] = credentials
         assert _lease_writes_of(before, leader_credential) >= 1
+        # The standby's only write attempt may be losing the race for the Lease at start (409).
+        refused = [ev for ev in attempts if _credential(ev) != leader_credential]
+        assert all(
+            ev["objectRef"].get("resource") == "leases" and ev["responseStatus"]["code"] == 409
+            for ev in refused
+        ), refused
         assert any((ev.get("objectRef") or {}).get("resource") == "jobs" for ev in before)
 
         assert completed_scan(cp, profile) is None, "the scan finished before the kill: not mid-scan"
@@ -187,7 +204,7 @@ def test_one_leader_and_takeover_mid_scan(audited: tuple[ControlPlane, Path], tm
             )
             assert report["spec"]["scan"] == scan
 
-        after = _writes(log)
+        after = [ev for ev in _writes(log) if _ok(ev)]
         created = Counter(
             ev["objectRef"]["name"]
             for ev in after
@@ -206,6 +223,26 @@ def test_one_leader_and_takeover_mid_scan(audited: tuple[ControlPlane, Path], tm
             f"{len(late)} writes by the new leader after it"
         )
         assert standby.alive()
+
+        # A clean stop hands over at once: the killed replica comes back (same identity, now the
+        # standby); the leader gets SIGTERM, releases the Lease, and the other takes it well
+        # before the Lease would have expired.
+        leader.stop()  # closes its log
+        name = leader_id.removeprefix("operator-")
+        replicas[leader_id] = start_operator(
+            cp, tmp_path / name, log_name=f"{name}.log", lease_seconds=LEASE_SECONDS
+        )
+        wait_for(
+            "the restarted replica to stand by",
+            lambda: replicas[leader_id].log.read_text().count("leader election as") >= 2,
+            timeout=60,
+        )
+        stopped_at = time.monotonic()
+        standby.stop()
+        wait_for("the Lease to pass on a clean stop", lambda: _holder(cp) == leader_id or None, timeout=60)
+        handover = time.monotonic() - stopped_at
+        assert handover < LEASE_SECONDS, f"handover took {handover:.1f}s: the Lease was not released"
+        print(f"[ha] handover after SIGTERM {handover:.1f}s")
     finally:
         for operator in replicas.values():
             operator.stop()
