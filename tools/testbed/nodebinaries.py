@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from testbed.binaries import KUBE_VERSION, BuildError, Progress, _go, _say, cache_root
+from testbed.binaries import KUBE_VERSION, BuildError, Progress, _go, _say, cache_root, kube_ldflags
 
 MODULE_DIR = Path(__file__).resolve().parent.parent / "kube-node"
 KUBE_NAMES = ("kubelet", "kube-proxy", "kube-scheduler")
@@ -71,22 +71,11 @@ def ensure_node_binaries(progress: Progress = _say) -> dict[str, Path]:
     if not _ready(kube_dir, KUBE_NAMES, stamp):
         progress(f"building kubelet, kube-proxy and kube-scheduler {KUBE_VERSION} (minutes on 2 cores)")
         started = time.monotonic()
-        version = KUBE_VERSION.removeprefix("v").split(".")
-        ldflags = " ".join(
-            [
-                "-s -w",
-                f"-X k8s.io/component-base/version.gitVersion={KUBE_VERSION}",
-                f"-X k8s.io/component-base/version.gitMajor={version[0]}",
-                f"-X k8s.io/component-base/version.gitMinor={version[1]}",
-                "-X k8s.io/component-base/version.gitTreeState=clean",
-                f"-X k8s.io/client-go/pkg/version.gitVersion={KUBE_VERSION}",
-            ]
-        )
         partial = kube_dir.with_name(kube_dir.name + ".partial")
         partial.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "CGO_ENABLED": "0"}
         _run(
-            [go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(partial) + "/", "./cmd/..."],
+            [go, "build", "-trimpath", "-ldflags", kube_ldflags(), "-o", str(partial) + "/", "./cmd/..."],
             cwd=MODULE_DIR,
             env=env,
             what="kubelet, kube-proxy, kube-scheduler",
