@@ -8,34 +8,61 @@ Cases:
   and the chart's appVersion);
 - the file system has no shell, no package manager, no pip and no compiler, and no set-uid file;
 - the image's own Python runs ``plumbob`` as uid 65532 inside the unpacked root (chroot, so this
-  test needs root, as CI has): imports, and an audit of this machine.
+  test needs root, as CI has): imports, and an audit of this machine;
+- the operator runs from the image as uid 65532 with the root file system mounted read-only (a
+  private mount namespace), under the chart's service account, against the real control plane:
+  a scan over two simulated nodes completes, and the operator is still running afterwards.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from testbed.controlplane import ControlPlane
+from testbed.deploy import NAMESPACE, install, service_account_kubeconfig
+from testbed.hosttrees import build_tree
+from testbed.simnodes import SimulatedCluster, SimulatedNode
+
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "tools" / "image" / "build.py"
 
 
-def _build(out: Path) -> str:
+def _commit() -> dict[str, str]:
+    """The commit both builds are of, fixed up front (a commit made meanwhile changes nothing)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    return {
+        "SOURCE_DATE_EPOCH": git("log", "-1", "--format=%ct"),
+        "PLUMBOB_IMAGE_REVISION": git("rev-parse", "HEAD"),
+    }
+
+
+def _build(out: Path, commit: dict[str, str]) -> str:
     result = subprocess.run(
         [sys.executable, str(BUILD), "--out", str(out)],
         capture_output=True,
         text=True,
         check=False,
         timeout=1200,
+        env={**os.environ, **commit},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout.strip()
@@ -44,7 +71,8 @@ def _build(out: Path) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     first, second = tmp_path_factory.mktemp("image-1"), tmp_path_factory.mktemp("image-2")
-    return first, _build(first), _build(second)
+    commit = _commit()
+    return first, _build(first, commit), _build(second, commit)
 
 
 def _blob(layout: Path, digest: str) -> bytes:
@@ -109,14 +137,20 @@ def test_no_shell_package_manager_or_compiler(built: tuple[Path, str, str]) -> N
     assert {m.mtime for m in members.values()} == {members["usr/bin/python3.11"].mtime}
 
 
-def test_plumbob_runs_as_nonroot_in_the_image(built: tuple[Path, str, str], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def rootfs(built: tuple[Path, str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out, _, _ = built
     _, manifest = _manifest(out / "oci")
-    root = tmp_path / "rootfs"
-    root.mkdir()
+    root = tmp_path_factory.mktemp("rootfs")
+    root.chmod(0o755)  # it becomes "/" for uid 65532
     [layer] = manifest["layers"]
     with tarfile.open(out / "oci" / "blobs" / "sha256" / layer["digest"].split(":")[1], "r:gz") as tar:
         tar.extractall(root, filter="fully_trusted")  # our own image
+    return root
+
+
+def test_plumbob_runs_as_nonroot_in_the_image(rootfs: Path) -> None:
+    root = rootfs
     script = "import os, plumbob, kopf, kubernetes, pydantic, ssl; print(os.getuid(), plumbob.__version__)"
     run = subprocess.run(
         ["chroot", "--userspec=65532:65532", str(root), "/usr/bin/python3", "-c", script],
@@ -133,3 +167,95 @@ def test_plumbob_runs_as_nonroot_in_the_image(built: tuple[Path, str, str], tmp_
     )  # fmt: skip
     assert audit.returncode in (0, 1, 4), audit.stderr
     assert json.loads(audit.stdout)["findings"], audit.stdout[:500]
+
+
+def _wait_for_complete_scan(cp: ControlPlane, profile: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for scan in json.loads(cp.kubectl("get", "compliancescans", "-o", "json").stdout)["items"]:
+            if scan["spec"]["profile"] == profile and (scan.get("status") or {}).get("phase") == "Complete":
+                return dict(scan)
+        time.sleep(0.5)
+    raise AssertionError(f"no complete scan of {profile} within {timeout:.0f}s")
+
+
+@pytest.fixture
+def image_operator(
+    rootfs: Path, crds_installed: ControlPlane, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``plumbob operator`` from the image: uid 65532, read-only root, only a kubeconfig mounted."""
+    cp = crds_installed
+    install(cp)
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(cp.ca_file, home / "ca.crt")
+    config = json.loads(
+        service_account_kubeconfig(cp, "plumbob-operator", NAMESPACE, tmp_path / "kc").read_text()
+    )
+    config["clusters"][0]["cluster"]["certificate-authority"] = "/home/nonroot/ca.crt"
+    (home / "kubeconfig").write_text(json.dumps(config))
+    os.chown(home, 65532, 65532)
+    for path in home.iterdir():
+        os.chown(path, 65532, 65532)
+    script = (
+        'mount --bind "$1" "$1" && mount --bind "$2" "$1/home/nonroot" && mount -o remount,bind,ro "$1" && '
+        'exec chroot --userspec=65532:65532 "$1" /usr/bin/python3 -m plumbob operator'
+    )
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "KUBECONFIG": "/home/nonroot/kubeconfig",
+        "PLUMBOB_NAMESPACE": NAMESPACE,
+        "PLUMBOB_POD_NAME": "operator-image",
+        "HOME": "/home/nonroot",
+    }
+    log = (tmp_path / "operator.log").open("wb")
+    process = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(rootfs), str(home)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+    print((tmp_path / "operator.log").read_text(errors="replace")[-3000:])
+
+
+def test_operator_runs_from_the_image_read_only_as_nonroot(
+    image_operator: subprocess.Popen[bytes], crds_installed: ControlPlane, tmp_path: Path
+) -> None:
+    cp = crds_installed
+    nodes = []
+    for name in ("img-w1", "img-w2"):
+        root = tmp_path / "hosts" / name
+        build_tree(root, "worker", [], hostname=name)
+        nodes.append(
+            SimulatedNode(name=name, role="worker", host_root=root, labels={"plumbob.test/run": "img"})
+        )
+    cluster = SimulatedCluster(cp.kubeconfig, nodes, ca_file=cp.ca_file, workdir=tmp_path / "simnodes")
+    cluster.start()
+    try:
+        profile = {
+            "apiVersion": "plumbob.dev/v1alpha1",
+            "kind": "ComplianceProfile",
+            "metadata": {"name": "image", "annotations": {"plumbob.dev/rescan": "1"}},
+            "spec": {
+                "benchmark": {"name": "cis-kubernetes", "version": "auto"},
+                "nodeSelector": {"matchLabels": {"plumbob.test/run": "img"}},
+            },
+        }
+        cp.kubectl("apply", "-f", "-", input=json.dumps(profile))
+        scan = _wait_for_complete_scan(cp, "image", timeout=180)
+        assert scan["status"]["nodes"]["done"] == 2, json.dumps(scan["status"]["nodes"])
+        assert image_operator.poll() is None, "the operator from the image exited"
+        status = Path(f"/proc/{image_operator.pid}/status").read_text()
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+        assert set(uids) == {"65532"}, status
+    finally:
+        cluster.stop()
+        cp.kubectl("delete", "complianceprofile", "image", "--wait=false", check=False)

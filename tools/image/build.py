@@ -12,7 +12,8 @@ Inputs, all pinned:
 - ``tools/image/debian.lock``: Debian packages, version and SHA-256 (``--lock`` rewrites it from
   the current candidates; the build fails when the archive no longer serves a pinned version);
 - ``tools/image/requirements.lock``: the runtime wheels with their SHA-256 (``pip --require-hashes``);
-- the commit: ``SOURCE_DATE_EPOCH`` defaults to the last commit's time, the revision label to its id.
+- the commit: ``SOURCE_DATE_EPOCH`` defaults to the last commit's time, the revision label to its id
+  (``PLUMBOB_IMAGE_REVISION`` overrides it).
 
 What is not in the image: a shell, coreutils, a package manager, pip, compilers. The operator
 runs as uid/gid 65532 (``nonroot`` in ``/etc/passwd``); the audit Job runs the same image as uid 0
@@ -464,7 +465,7 @@ def build(out: Path, epoch: int | None = None) -> str:
         if epoch is not None
         else int(os.environ.get("SOURCE_DATE_EPOCH") or _git("log", "-1", "--format=%ct"))
     )
-    revision = _git("rev-parse", "HEAD")
+    revision = os.environ.get("PLUMBOB_IMAGE_REVISION") or _git("rev-parse", "HEAD")
     tag = version()
     inputs = cache_dir()
     say(f"{NAME}:{tag} from {DEBIAN_LOCK.name} and {REQUIREMENTS_LOCK.name}, SOURCE_DATE_EPOCH={epoch}")
