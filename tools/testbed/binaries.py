@@ -42,12 +42,12 @@ def cache_root() -> Path:
     return Path(xdg) / "plumbob"
 
 
-def _module_digest() -> str:
+def _module_digest(module: Path = MODULE_DIR) -> str:
     """Digest of what the binaries are built from, so a changed go.mod rebuilds them."""
     h = hashlib.sha256()
-    for path in sorted(MODULE_DIR.rglob("*")):
+    for path in sorted(module.rglob("*")):
         if path.is_file() and path.suffix in {".go", ".mod", ".sum"}:
-            h.update(path.relative_to(MODULE_DIR).as_posix().encode())
+            h.update(path.relative_to(module).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
 

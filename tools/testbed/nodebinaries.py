@@ -13,7 +13,6 @@ Run ``python tools/testbed/nodebinaries.py`` to build ahead of time; it prints e
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -21,22 +20,22 @@ import sys
 import time
 from pathlib import Path
 
-from testbed.binaries import KUBE_VERSION, BuildError, Progress, _go, _say, cache_root, kube_ldflags
+from testbed.binaries import (
+    KUBE_VERSION,
+    BuildError,
+    Progress,
+    _go,
+    _module_digest,
+    _say,
+    cache_root,
+    kube_ldflags,
+)
 
 MODULE_DIR = Path(__file__).resolve().parent.parent / "kube-node"
 KUBE_NAMES = ("kubelet", "kube-proxy", "kube-scheduler")
 CONTAINERD_VERSION = "v2.4.2"
 CONTAINERD_MODULE = "github.com/containerd/containerd/v2"
 CONTAINERD_NAMES = ("containerd", "containerd-shim-runc-v2", "ctr")
-
-
-def _digest() -> str:
-    h = hashlib.sha256()
-    for path in sorted(MODULE_DIR.rglob("*")):
-        if path.is_file() and path.suffix in {".go", ".mod", ".sum"}:
-            h.update(path.relative_to(MODULE_DIR).as_posix().encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def _ready(directory: Path, names: tuple[str, ...], stamp: str) -> bool:
@@ -67,7 +66,7 @@ def ensure_node_binaries(progress: Progress = _say) -> dict[str, Path]:
     go = _go()
     out: dict[str, Path] = {}
     kube_dir = cache_root() / f"kube-node-{KUBE_VERSION}"
-    stamp = _digest()
+    stamp = _module_digest(MODULE_DIR)
     if not _ready(kube_dir, KUBE_NAMES, stamp):
         progress(f"building kubelet, kube-proxy and kube-scheduler {KUBE_VERSION} (minutes on 2 cores)")
         started = time.monotonic()
