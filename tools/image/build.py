@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,25 +332,29 @@ def assemble(root: Path, debs: list[Path], wheels: list[Path]) -> None:
 
 
 # ---- OCI layout ---------------------------------------------------------------------------------
+def _add_tree(tar: tarfile.TarFile, root: Path, epoch: int, owner: Callable[[str], int]) -> None:
+    """Every entry under ``root``, sorted, with time ``epoch``, no names for owners, no
+    set-uid/set-gid bits and no extended headers: the same tree gives the same bytes."""
+    for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+        rel = path.relative_to(root).as_posix()
+        info = tar.gettarinfo(str(path), arcname=rel)
+        info.uid = info.gid = owner(rel)
+        info.uname = info.gname = ""
+        info.mtime = epoch
+        info.mode &= 0o1777
+        info.pax_headers = {}
+        if info.isreg():
+            with path.open("rb") as f:
+                tar.addfile(info, f)
+        else:
+            tar.addfile(info)
+
+
 def layer(root: Path, epoch: int) -> bytes:
-    """A tar of ``root``: sorted, owners root (``home/nonroot`` the nonroot user), times ``epoch``,
-    no set-uid/set-gid bits."""
+    """The image's one layer: owners root, except ``home/nonroot`` (the nonroot user)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        paths = sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix())
-        for path in paths:
-            rel = path.relative_to(root).as_posix()
-            info = tar.gettarinfo(str(path), arcname=rel)
-            info.uid = info.gid = UID if rel.startswith("home/nonroot") else 0
-            info.uname = info.gname = ""
-            info.mtime = epoch
-            info.mode &= 0o1777
-            info.pax_headers = {}
-            if info.isreg():
-                with path.open("rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
+        _add_tree(tar, root, epoch, lambda rel: UID if rel.startswith("home/nonroot") else 0)
     return buffer.getvalue()
 
 
@@ -446,17 +451,7 @@ def _rfc3339(epoch: int) -> str:
 def archive(layout: Path, out: Path, epoch: int) -> None:
     """The layout as one tar (what ``ctr images import`` and ``skopeo copy oci-archive:`` read)."""
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(layout.rglob("*"), key=lambda p: p.relative_to(layout).as_posix()):
-            info = tar.gettarinfo(str(path), arcname=path.relative_to(layout).as_posix())
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.mtime = epoch
-            info.pax_headers = {}
-            if info.isreg():
-                with path.open("rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
+        _add_tree(tar, layout, epoch, lambda _rel: 0)
 
 
 def build(out: Path, epoch: int | None = None) -> str:
