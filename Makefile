@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv testbed test test-unit lint format crds catalog bench demo clean golden
+.PHONY: help venv testbed test test-unit lint format crds catalog bench demo image clean golden
 
 help:
 	@echo "make demo    - build/start a local testbed, run Plumbob on it and show the results"
@@ -14,6 +14,7 @@ help:
 	@echo "make crds    - regenerate crds/ from the pydantic models"
 	@echo "make catalog - validate the benchmark YAML and rewrite the compiled catalog the audit loads"
 	@echo "make golden  - refresh the golden files of the reports and the dashboard (review the diff)"
+	@echo "make image   - build the container image (no daemon, reproducible) into build/image/"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11+"; exit 1; }
@@ -46,6 +47,10 @@ format: venv
 
 crds: venv
 	$(PY) -m plumbob crds --output-dir crds
+	cp crds/plumbob.dev_*.yaml charts/plumbob/crds/
+
+image: venv
+	$(PY) tools/image/build.py
 
 catalog: venv
 	$(PY) -m plumbob.benchmarks.catalog

@@ -144,7 +144,14 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _register_operator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("operator", help="run the operator (kopf) against the current cluster")
-    p.add_argument("--peering", help="kopf peering object for HA; default: standalone")
+    p.add_argument(
+        "--lease-duration",
+        type=int,
+        default=15,
+        metavar="SECONDS",
+        help="leader election: a replica that stops renewing its Lease is replaced after this long "
+        "(default: 15)",
+    )
     p.add_argument("--liveness", help="serve liveness probes, e.g. http://0.0.0.0:8080/healthz")
     p.add_argument("--verbose", action="store_true")
 
@@ -157,7 +164,7 @@ def _register_operator(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
         address = parse_address(os.environ.get("PLUMBOB_DASHBOARD_ADDRESS", server.DEFAULT_ADDRESS))
         return operating.run(
-            peering=args.peering,
+            lease_seconds=args.lease_duration,
             liveness=args.liveness,
             verbose=args.verbose,
             on_ready=(lambda: server.start_logging_errors(*address)) if address else None,

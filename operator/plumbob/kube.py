@@ -77,6 +77,11 @@ def _as_dict(res: object) -> dict[str, Any]:
 USER_AGENT = "plumbob"  # the API server names our field manager after it (managedFields)
 
 
+def _raw(res: object) -> dict[str, Any]:
+    """The decoded JSON of a response read with ``_preload_content=False`` (typed as the model)."""
+    return _as_dict(json.loads(cast("Any", res).data))
+
+
 def api_client(env: Mapping[str, str] | None = None) -> client.ApiClient:
     """An API client from the environment: service-account dir, in-cluster, or kubeconfig."""
     api = _api_client(env)
@@ -113,6 +118,7 @@ class Kube:
         self.version_api = client.VersionApi(self.api)
         self.authz = client.AuthorizationV1Api(self.api)
         self.authn = client.AuthenticationV1Api(self.api)
+        self.coordination = client.CoordinationV1Api(self.api)
         self._lock = threading.Lock()
         self.writes: Counter[str] = Counter()
 
@@ -349,6 +355,39 @@ class Kube:
             )
         except ApiException as exc:
             raise _error(exc) from exc
+
+    # ---- leader election ---------------------------------------------------------------------
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Lease as the API server sends it (``None`` when there is none)."""
+        try:
+            res = self.coordination.read_namespaced_lease(name, namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error(exc) from exc
+        return _raw(res)
+
+    def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._count("create leases")
+        try:
+            res = self.coordination.create_namespaced_lease(namespace, body, _preload_content=False)  # type: ignore[arg-type]  # dict body
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return _raw(res)
+
+    def replace_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Replace a Lease; ``metadata.resourceVersion`` makes a concurrent change a ConflictError."""
+        self._count("update leases")
+        try:
+            res = self.coordination.replace_namespaced_lease(
+                body["metadata"]["name"],
+                namespace,
+                body,  # type: ignore[arg-type]  # dict body
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return _raw(res)
 
     def post_event(
         self,

@@ -42,12 +42,12 @@ def cache_root() -> Path:
     return Path(xdg) / "plumbob"
 
 
-def _module_digest() -> str:
+def _module_digest(module: Path = MODULE_DIR) -> str:
     """Digest of what the binaries are built from, so a changed go.mod rebuilds them."""
     h = hashlib.sha256()
-    for path in sorted(MODULE_DIR.rglob("*")):
+    for path in sorted(module.rglob("*")):
         if path.is_file() and path.suffix in {".go", ".mod", ".sum"}:
-            h.update(path.relative_to(MODULE_DIR).as_posix().encode())
+            h.update(path.relative_to(module).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -94,6 +94,21 @@ def _go() -> str:
     return go
 
 
+def kube_ldflags() -> str:
+    """Stripped, and stamped with the version (unstamped builds report v0.0.0-master)."""
+    version = KUBE_VERSION.removeprefix("v").split(".")
+    return " ".join(
+        [
+            "-s -w",
+            f"-X k8s.io/component-base/version.gitVersion={KUBE_VERSION}",
+            f"-X k8s.io/component-base/version.gitMajor={version[0]}",
+            f"-X k8s.io/component-base/version.gitMinor={version[1]}",
+            "-X k8s.io/component-base/version.gitTreeState=clean",
+            f"-X k8s.io/client-go/pkg/version.gitVersion={KUBE_VERSION}",
+        ]
+    )
+
+
 def _build(directory: Path, digest: str, progress: Progress) -> None:
     go = _go()
     env = {**os.environ, "CGO_ENABLED": "0"}
@@ -117,18 +132,7 @@ def _build(directory: Path, digest: str, progress: Progress) -> None:
             f"proxy (GOPROXY={os.environ.get('GOPROXY', 'default')}).\n{listing.stderr[-2000:]}"
         )
     total = max(1, sum(1 for line in listing.stdout.splitlines() if line.strip()))
-    version = KUBE_VERSION.removeprefix("v").split(".")
-    ldflags = " ".join(
-        [
-            "-s -w",
-            f"-X k8s.io/component-base/version.gitVersion={KUBE_VERSION}",
-            f"-X k8s.io/component-base/version.gitMajor={version[0]}",
-            f"-X k8s.io/component-base/version.gitMinor={version[1]}",
-            "-X k8s.io/component-base/version.gitTreeState=clean",
-            f"-X k8s.io/client-go/pkg/version.gitVersion={KUBE_VERSION}",
-        ]
-    )
-    cmd = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(partial) + "/", "./cmd/..."]
+    cmd = [go, "build", "-v", "-trimpath", "-ldflags", kube_ldflags(), "-o", str(partial) + "/", "./cmd/..."]
     started = time.monotonic()
     proc = subprocess.Popen(
         cmd, cwd=MODULE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

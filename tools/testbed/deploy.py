@@ -160,7 +160,14 @@ def start_operator(
     namespace: str = NAMESPACE,
     extra_env: dict[str, str] | None = None,
     log_name: str = "operator.log",
+    lease_seconds: int | None = None,
 ) -> Operator:
+    """``python -m plumbob operator`` as a child process.
+
+    Its leader-election identity is derived from ``log_name``, like a Pod's name: a restarted
+    operator with the same log takes its Lease back at once, while two operators started with
+    different logs are two replicas of which one leads.
+    """
     kubeconfig = service_account_kubeconfig(
         cp, "plumbob-operator", namespace, workdir / "operator.kubeconfig"
     )
@@ -173,12 +180,14 @@ def start_operator(
         # bound addresses are in the log ("metrics on http://...", "dashboard on http://...").
         "PLUMBOB_METRICS_ADDRESS": "127.0.0.1:0",
         "PLUMBOB_DASHBOARD_ADDRESS": "127.0.0.1:0",
+        "PLUMBOB_POD_NAME": "operator-" + Path(log_name).stem,
         **(extra_env or {}),
     }
+    args = ["--lease-duration", str(lease_seconds)] if lease_seconds else []
     log = workdir / log_name
     handle = log.open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "plumbob", "operator"],
+        [sys.executable, "-m", "plumbob", "operator", *args],
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,

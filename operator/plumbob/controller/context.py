@@ -15,6 +15,7 @@ references for Events (:func:`ref`) and RFC 3339 times (:func:`iso`).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -28,6 +29,7 @@ from plumbob.api.common import Condition, ConditionStatus, set_condition
 from plumbob.benchmarks.catalog import CatalogError, available, load_benchmark
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.benchmarks.versions import benchmark_for
+from plumbob.controller.jobs import DEFAULT_AGENT_RESOURCES
 from plumbob.controller.metrics import count_error
 from plumbob.controller.platforms import PlatformChoice, choose_platform
 from plumbob.controller.scanning import selects
@@ -48,12 +50,32 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _json_env(name: str, default: Any) -> Any:
+    """A JSON value from the environment (the chart renders these with ``toJson``)."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not valid JSON: {exc}") from exc
+
+
+def _pull_secret_names() -> list[str]:
+    """``PLUMBOB_IMAGE_PULL_SECRETS``: the chart's ``imagePullSecrets``, ``[{"name": ...}]``."""
+    return [str(item["name"]) for item in _json_env("PLUMBOB_IMAGE_PULL_SECRETS", [])]
+
+
 @dataclass
 class Settings:
     namespace: str = field(default_factory=lambda: os.environ.get("PLUMBOB_NAMESPACE", "plumbob-system"))
     image: str = field(
         default_factory=lambda: os.environ.get("PLUMBOB_AGENT_IMAGE", "ghcr.io/plumbob/plumbob:0.1.0")
     )
+    agent_resources: dict[str, Any] = field(
+        default_factory=lambda: dict(_json_env("PLUMBOB_AGENT_RESOURCES", DEFAULT_AGENT_RESOURCES))
+    )
+    image_pull_secrets: list[str] = field(default_factory=_pull_secret_names)
     progress_interval: float = 2.0  # seconds between progress writes of a running scan
     write_concurrency: int = 8  # API writes of one step in flight at once (Job creates, report statuses)
     min_interval: float = 0.3  # seconds between reconciles (batches bursts of events)

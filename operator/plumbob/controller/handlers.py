@@ -1,5 +1,9 @@
 """kopf handlers: thin. They feed watch events into the store and run the reconciler thread.
 
+Every replica watches and keeps its store current; the reconciler runs only while this replica
+holds the leader Lease (:mod:`~plumbob.controller.leadership`). A new term starts a new
+:class:`Reconciler`, so nothing from an earlier term's memory leaks into it.
+
 Only ``on.event``, ``on.startup``, ``on.cleanup`` and ``on.probe`` handlers are registered: kopf
 then keeps no diff-base annotation, no progress annotations and adds no finalizers to anybody's
 objects, so GitOps tools see the user's resources exactly as they were applied.
@@ -8,6 +12,7 @@ objects, so GitOps tools see the user's resources exactly as they were applied.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -15,6 +20,7 @@ import kopf
 
 from plumbob.api.common import GROUP, VERSION
 from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER
+from plumbob.controller.leadership import DEFAULT_LEASE_SECONDS, Elector, lead_while_elected
 from plumbob.controller.metrics import StoreMetrics
 from plumbob.controller.operating import OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.reconciler import Reconciler
@@ -25,6 +31,8 @@ STORE = Store()
 METRICS = StoreMetrics(STORE)  # observable instruments; served only once operating.run set up the SDK
 _STOP = threading.Event()
 _THREADS: list[threading.Thread] = []
+_ELECTORS: list[Elector] = []
+LEASE_SECONDS = DEFAULT_LEASE_SECONDS  # set by operating.run from --lease-duration
 log = logging.getLogger("plumbob.controller")
 
 
@@ -53,10 +61,34 @@ def start(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.persistence.finalizer = f"{GROUP}/operator"
     _STOP.clear()
-    reconciler = Reconciler(Kube(), STORE)
-    thread = threading.Thread(target=reconciler.run, args=(_STOP,), name="plumbob-reconciler", daemon=True)
-    thread.start()
-    _THREADS.append(thread)
+    kube = Kube()
+    term_changed = threading.Event()
+
+    def changed(_leading: bool) -> None:
+        term_changed.set()
+        STORE.wake.set()  # a sleeping reconciler notices a lost term at once
+
+    elector = Elector(
+        kube,
+        namespace=os.environ.get("PLUMBOB_NAMESPACE", "plumbob-system"),
+        duration_seconds=LEASE_SECONDS,
+        on_change=changed,
+    )
+    _ELECTORS.append(elector)
+    log.info("leader election as %s", elector.identity)
+
+    def reconcile_while_leading() -> None:
+        lead_while_elected(
+            elector, _STOP, term_changed, STORE.wake, lambda over: Reconciler(kube, STORE).run(over)
+        )
+
+    def elect() -> None:
+        elector.run(_STOP)
+
+    for target, name in ((elect, "plumbob-elector"), (reconcile_while_leading, "plumbob-reconciler")):
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        _THREADS.append(thread)
 
 
 @kopf.on.cleanup()
@@ -66,8 +98,16 @@ def stop(**_: Any) -> None:
     for thread in _THREADS:
         thread.join(timeout=10)
     _THREADS.clear()
+    for elector in _ELECTORS:
+        elector.release()  # after the reconciler stopped: the next leader need not wait
+    _ELECTORS.clear()
 
 
 @kopf.on.probe(id="reconciler")
 def reconciler_alive(**_: Any) -> bool:
-    return any(t.is_alive() for t in _THREADS)
+    return len(_THREADS) == 2 and all(t.is_alive() for t in _THREADS)
+
+
+@kopf.on.probe(id="leader")
+def leader(**_: Any) -> bool:
+    return any(e.leading() for e in _ELECTORS)

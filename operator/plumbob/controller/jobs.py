@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plumbob.api import ComplianceScan
@@ -44,6 +45,11 @@ HOST_PATHS = (
     "/lib/systemd/system/kubelet.service.d",
 )
 AGENT_SERVICE_ACCOUNT = "plumbob-agent"
+# The chart's agent.resources default; the operator gets the chart's value as PLUMBOB_AGENT_RESOURCES.
+DEFAULT_AGENT_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"memory": "256Mi"},
+}
 
 
 def _profile_uid(scan: ComplianceScan) -> str:
@@ -79,6 +85,8 @@ def audit_job(
     namespace: str,
     image: str,
     backoff_limit: int = 1,
+    resources: Mapping[str, Any] | None = None,
+    image_pull_secrets: Sequence[str] = (),
 ) -> dict[str, Any]:
     name = job_name(scan.metadata.name, node)
     labels = {
@@ -125,6 +133,7 @@ def audit_job(
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": 5,
                     "tolerations": all_tolerations,
+                    "imagePullSecrets": [{"name": s} for s in image_pull_secrets],
                     "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [
                         {
@@ -133,10 +142,7 @@ def audit_job(
                             "imagePullPolicy": "IfNotPresent",
                             "command": ["python", "-m", "plumbob", "agent"],
                             "env": env,
-                            "resources": {
-                                "requests": {"cpu": "50m", "memory": "64Mi"},
-                                "limits": {"memory": "256Mi"},
-                            },
+                            "resources": dict(DEFAULT_AGENT_RESOURCES if resources is None else resources),
                             "securityContext": {
                                 "runAsUser": 0,
                                 "runAsNonRoot": False,

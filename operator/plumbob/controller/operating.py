@@ -1,6 +1,7 @@
 """Operator mode (``python -m plumbob operator``): check permissions, then run kopf with the handlers.
 
-Before it watches anything, the operator asks the API server (SelfSubjectAccessReview) whether it
+Replicas elect a leader through a Lease (:mod:`~plumbob.controller.leadership`); only the leader
+reconciles. Before it watches anything, the operator asks the API server (SelfSubjectAccessReview) whether it
 holds every permission it needs, and stops with the list of what is missing. Without that, a
 missing permission shows up only as a watch that kopf retries and then gives up on.
 """
@@ -47,6 +48,7 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     needed.append(("get", "", "configmaps", namespace))  # the Kubernetes CVE data override
     for group, plural in EXPORTS:
         needed += [(v, group, plural, None) for v in ("get", "list", "create", "update", "delete")]
+    needed += [(v, "coordination.k8s.io", "leases", namespace) for v in ("get", "create", "update")]
     return needed
 
 
@@ -67,7 +69,7 @@ def missing_permissions(namespace: str) -> list[str]:
 
 def run(
     *,
-    peering: str | None = None,
+    lease_seconds: int,
     liveness: str | None = None,
     verbose: bool = False,
     on_ready: Callable[[], object] | None = None,
@@ -98,20 +100,16 @@ def run(
         )
         return 4
     tel = telemetry.configure("plumbob-operator", serve_metrics=True)
-    import plumbob.controller.handlers  # noqa: F401, PLC0415 - registers the handlers (after the SDK)
+    from plumbob.controller import handlers  # noqa: PLC0415 - registers the handlers (after the SDK)
 
+    handlers.LEASE_SECONDS = lease_seconds
     if on_ready is not None:
         on_ready()
 
     try:
-        asyncio.run(
-            kopf.operator(
-                clusterwide=True,
-                standalone=peering is None,
-                peering_name=peering,
-                liveness_endpoint=liveness,
-            )
-        )
+        # standalone: kopf's own peering stays off; replicas elect a leader through a Lease instead
+        # (docs/decisions/2026-12-02-leader-election-lease.md).
+        asyncio.run(kopf.operator(clusterwide=True, standalone=True, liveness_endpoint=liveness))
     finally:
         tel.shutdown()
     return 0

@@ -259,6 +259,8 @@ class ScanStatus:
                 tolerations=list(profile.spec.tolerations),
                 namespace=self.ctx.settings.namespace,
                 image=self.ctx.settings.image,
+                resources=self.ctx.settings.agent_resources,
+                image_pull_secrets=self.ctx.settings.image_pull_secrets,
             )
             try:
                 self.ctx.kube.create_job(self.ctx.settings.namespace, body)

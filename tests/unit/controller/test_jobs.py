@@ -205,3 +205,25 @@ def build_with(tailoring: Tailoring) -> dict[str, Any]:
         namespace="plumbob-system",
         image="registry.example/plumbob:1",
     )
+
+
+def test_agent_resources_and_pull_secrets_from_the_chart() -> None:
+    default = build()
+    assert container(default)["resources"] == {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"memory": "256Mi"},
+    }
+    assert pod_spec(default)["imagePullSecrets"] == []
+    chosen = {"requests": {"cpu": "10m"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+    body = audit_job(
+        scan=SCAN,
+        node="worker-1",
+        tailoring=TAILORING,
+        tolerations=[],
+        namespace="plumbob-system",
+        image="registry.example/plumbob:1",
+        resources=chosen,
+        image_pull_secrets=["regcred"],
+    )
+    assert container(body)["resources"] == chosen
+    assert pod_spec(body)["imagePullSecrets"] == [{"name": "regcred"}]
