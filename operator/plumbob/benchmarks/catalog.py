@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from plumbob.benchmarks.rules import Benchmark, Rule, SectionFile
+from plumbob.benchmarks.rules import NUMBERED_ID, Benchmark, Rule, SectionFile
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECTION_FILE = re.compile(r"^\d+-.*\.ya?ml$")
@@ -79,7 +79,8 @@ def _load(directory: Traversable, label: str) -> Benchmark:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise CatalogError(f"{label}: duplicate rule ids {', '.join(duplicates)}")
-    rules.sort(key=lambda r: tuple(int(p) for p in r.id.split(".")))
+    if all(re.fullmatch(NUMBERED_ID, r.id) for r in rules):
+        rules.sort(key=lambda r: tuple(int(p) for p in r.id.split(".")))
     try:
         return Benchmark.model_validate({**meta, "rules": rules})
     except ValidationError as exc:

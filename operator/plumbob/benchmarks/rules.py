@@ -19,6 +19,7 @@ Values in tests may reference benchmark variables as ``${name}``; a profile can 
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -177,29 +178,191 @@ Audit = Annotated[
     FileModeAudit | FileOwnerAudit | SettingAudit | AllOf | AnyOf,
     Field(discriminator="type"),
 ]
+NodeAudit = Audit
 
 
-class Rule(_Model):
-    id: str = Field(pattern=r"^\d+(\.\d+){1,3}$")
+# ---- cluster audits ------------------------------------------------------------------------------
+
+
+class Permission(_Model):
+    """Any of ``verbs`` on any of ``resources`` (``res`` or ``res/subresource``) in ``api_group``."""
+
+    api_group: str = Field(description='"" is the core group')
+    resources: list[str] = Field(min_length=1)
+    verbs: list[str] = Field(min_length=1)
+
+
+class RbacAudit(_Model):
+    """Subjects granted ``any_of`` the permissions (or ``all_of`` them together) fail the rule."""
+
+    type: Literal["rbac"] = "rbac"
+    any_of: list[Permission] = Field(default_factory=list)
+    all_of: list[Permission] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_list(self) -> RbacAudit:
+        if bool(self.any_of) == bool(self.all_of):
+            raise ValueError("an rbac audit lists permissions in exactly one of any_of and all_of")
+        return self
+
+
+class PodCheck(StrEnum):
+    """Checks of pod specs (CIS 5.2, 5.4.1, 5.6.2); implemented in ``engine.cluster.pods``."""
+
+    PRIVILEGED = "privileged"
+    HOST_PID = "host-pid"
+    HOST_IPC = "host-ipc"
+    HOST_NETWORK = "host-network"
+    PRIVILEGE_ESCALATION = "privilege-escalation"
+    ROOT = "root"
+    NET_RAW = "net-raw"
+    ADDED_CAPABILITIES = "added-capabilities"
+    HOST_PROCESS = "host-process"
+    HOST_PATH = "host-path"
+    HOST_PORT = "host-port"
+    SECRETS_IN_ENV = "secrets-in-env"
+    SECCOMP = "seccomp"
+
+
+class PodAudit(_Model):
+    type: Literal["pod"] = "pod"
+    check: PodCheck
+
+
+class PssCheck(StrEnum):
+    """The checks of the Pod Security Standards, named as pod-security-admission names them."""
+
+    WINDOWS_HOST_PROCESS = "windowsHostProcess"
+    HOST_NAMESPACES = "hostNamespaces"
+    PRIVILEGED = "privileged"
+    CAPABILITIES_BASELINE = "capabilities_baseline"
+    HOST_PATH_VOLUMES = "hostPathVolumes"
+    HOST_PORTS = "hostPorts"
+    APPARMOR_PROFILE = "appArmorProfile"
+    SELINUX_OPTIONS = "seLinuxOptions"
+    PROC_MOUNT = "procMount"
+    SECCOMP_PROFILE_BASELINE = "seccompProfile_baseline"
+    SYSCTLS = "sysctls"
+    HOST_PROBES_AND_HOST_LIFECYCLE = "hostProbesAndHostLifecycle"
+    RESTRICTED_VOLUMES = "restrictedVolumes"
+    ALLOW_PRIVILEGE_ESCALATION = "allowPrivilegeEscalation"
+    CAPABILITIES_RESTRICTED = "capabilities_restricted"
+    RUN_AS_NON_ROOT = "runAsNonRoot"
+    RUN_AS_USER = "runAsUser"
+    SECCOMP_PROFILE_RESTRICTED = "seccompProfile_restricted"
+    PROC_MOUNT_RESTRICTED = "procMount_restricted"
+
+
+class PssAudit(_Model):
+    type: Literal["pss"] = "pss"
+    check: PssCheck
+
+
+class ObjectsCheck(StrEnum):
+    """Checks over objects other than pods; implemented in ``engine.cluster.objects_checks``."""
+
+    ROLE_WILDCARDS = "role-wildcards"  # Roles and ClusterRoles with "*" (5.1.3)
+    DEFAULT_SERVICE_ACCOUNTS = "default-service-accounts"  # default SAs used or mounted (5.1.5)
+    NAMESPACES_WITHOUT_NETWORK_POLICY = "namespaces-without-network-policy"  # 5.3.2
+    DEFAULT_NAMESPACE_USED = "default-namespace-used"  # 5.6.4
+
+
+class ObjectName(_Model):
+    kind: str
+    name: str
+
+
+class ObjectsAudit(_Model):
+    type: Literal["objects"] = "objects"
+    check: ObjectsCheck
+    ignore: list[ObjectName] = Field(
+        default_factory=list, description="objects the check never counts (e.g. the kubernetes Service)"
+    )
+
+
+class EvidenceKind(StrEnum):
+    """What an evidence-only rule lists for a person to judge."""
+
+    MOUNTED_TOKENS = "mounted-tokens"  # 5.1.6
+    SYSTEM_MASTERS = "system-masters"  # 5.1.7
+    POD_POLICY = "pod-policy"  # 5.2.1
+    NETWORK_POLICY_PROVIDER = "network-policy-provider"  # 5.3.1
+    ADMISSION_WEBHOOKS = "admission-webhooks"  # 5.5.1
+    SECURITY_CONTEXTS = "security-contexts"  # 5.6.3
+
+
+class EvidenceAudit(_Model):
+    type: Literal["evidence"] = "evidence"
+    collect: EvidenceKind
+
+
+ClusterAudit = Annotated[
+    RbacAudit | PodAudit | PssAudit | ObjectsAudit | EvidenceAudit,
+    Field(discriminator="type"),
+]
+
+
+class ExpectedHolder(_Model):
+    """Who or what legitimately holds what some cluster rules look for.
+
+    Matches a finding when every given field matches (globs; ``subject`` of a ServiceAccount is
+    ``namespace/name``). Matched findings are reported as expected, with ``reason``, never hidden.
+    """
+
+    rules: list[str] = Field(min_length=1, description="rule id globs this entry applies to")
+    reason: str = Field(min_length=1)
+    subject_kind: Literal["User", "Group", "ServiceAccount"] | None = None
+    subject: str | None = None
+    binding: str | None = None
+    role: str | None = None
+    namespace: str | None = Field(default=None, description="namespace of the object at fault")
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> ExpectedHolder:
+        if not any((self.subject_kind, self.subject, self.binding, self.role, self.namespace)):
+            raise ValueError("an expected holder names a subject, binding, role or namespace")
+        return self
+
+
+NUMBERED_ID = r"^\d+(\.\d+){1,3}$"
+
+
+class RuleCommon(_Model):
+    """What every rule has, wherever it is evaluated."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
     title: str
-    section: str = Field(pattern=r"^\d+(\.\d+)?$")
+    section: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
     severity: Severity
     targets: list[Target] = Field(min_length=1)
-    scored: bool = Field(description="CIS 'Automated' (true) or 'Manual' (false)")
-    audit: Audit | None = None
+    scored: bool = Field(description="the benchmark's 'Automated' (true) or 'Manual' (false)")
     guidance: str | None = Field(default=None, description="how a person checks a manual rule")
     remediation: str
+
+
+class Rule(RuleCommon):
+    """A rule with its node audit (``audit``) or its cluster audit (``cluster_audit``), or neither."""
+
+    audit: Audit | None = None
+    cluster_audit: ClusterAudit | None = None
     # Absent components: when the audited component is not running on the node the rule is
     # not-applicable; when the file is absent, ``missing_file`` says what that means.
     missing_file: Literal["not-applicable", "fail"] = "not-applicable"
 
     @model_validator(mode="after")
     def _manual_or_audited(self) -> Rule:
-        if self.audit is None and not self.guidance:
+        if self.audit is None and self.cluster_audit is None and not self.guidance:
             raise ValueError(f"rule {self.id}: a rule without an audit needs guidance")
         if self.scored and self.audit is None and Target.CLUSTER not in self.targets:
             raise ValueError(f"rule {self.id}: an automated node rule needs an audit")
-        if not self.id.startswith(self.section + ".") and self.id != self.section:
+        if self.cluster_audit is not None and self.targets != [Target.CLUSTER]:
+            raise ValueError(f"rule {self.id}: a cluster audit needs targets [cluster]")
+        if self.audit is not None and Target.CLUSTER in self.targets:
+            raise ValueError(f"rule {self.id}: a node audit cannot target the cluster")
+        if self.cluster_audit is not None and self.cluster_audit.type == "evidence" and not self.guidance:
+            raise ValueError(f"rule {self.id}: an evidence rule needs guidance for the person who judges")
+        numbered = re.fullmatch(NUMBERED_ID, self.id)
+        if numbered and not self.id.startswith(self.section + ".") and self.id != self.section:
             raise ValueError(f"rule {self.id} is not in section {self.section}")
         return self
 
@@ -208,7 +371,7 @@ class SectionFile(_Model):
     """One YAML data file: a top-level section and its rules."""
 
     benchmark: str
-    section: str = Field(pattern=r"^\d+$")
+    section: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")
     title: str
     rules: list[Rule]
 
@@ -221,7 +384,23 @@ class Benchmark(_Model):
     version: str
     variables: dict[str, str] = Field(default_factory=dict)
     sections: dict[str, str] = Field(default_factory=dict, description="section id → title")
+    rule_ids: str = Field(default=NUMBERED_ID, description="pattern every rule id of this benchmark matches")
+    expected_holders: list[ExpectedHolder] = Field(
+        default_factory=list, description="defaults; a profile may replace them"
+    )
+    never_expected: list[str] = Field(
+        default_factory=list,
+        description="subject names never treated as expected holders, whatever entry matches "
+        "(broad groups such as system:authenticated)",
+    )
     rules: list[Rule]
+
+    @model_validator(mode="after")
+    def _ids_follow_scheme(self) -> Benchmark:
+        bad = [r.id for r in self.rules if not re.fullmatch(self.rule_ids, r.id)]
+        if bad:
+            raise ValueError(f"rule ids {', '.join(bad)} do not match {self.rule_ids}")
+        return self
 
 
 AllOf.model_rebuild()

@@ -39,6 +39,7 @@ class Source(StrEnum):
     DEFAULT = "default"  # the component's documented default (nothing set it)
     UNSET = "unset"  # nothing set it and there is no documented default
     FILE = "file"  # the file system (mode, owner, presence)
+    API = "api"  # an object read from the Kubernetes API (cluster-level rules)
     NONE = "none"  # nothing could be read
 
 
@@ -52,6 +53,23 @@ class Evidence(_Frozen):
     expected: str | None = None
 
 
+class ObjectRef(_Frozen):
+    """The API object a cluster-level finding is about."""
+
+    api_version: str = Field(description="'v1', 'apps/v1', 'rbac.authorization.k8s.io/v1'…")
+    kind: str
+    namespace: str | None = None
+    name: str
+
+    @property
+    def api_group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
 class Finding(_Frozen):
     rule_id: str
     title: str
@@ -60,6 +78,12 @@ class Finding(_Frozen):
     status: Status
     reason: str | None = Field(default=None, description="why: for fail, manual, n/a and error results")
     evidence: tuple[Evidence, ...] = ()
+    resource: ObjectRef | None = Field(default=None, description="the object at fault (cluster-level rules)")
+    expected: str | None = Field(
+        default=None,
+        description="why the object legitimately holds what the rule looks for (an expected holder "
+        "from the benchmark's data or the profile); such a finding is listed, not failed",
+    )
 
 
 class AuditResult(_Frozen):
