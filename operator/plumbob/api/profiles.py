@@ -143,6 +143,9 @@ class CustomRule(Spec):
     severity: Severity = Severity.MEDIUM
     match: ResourceMatch
     expression: Annotated[str, Field(min_length=1, max_length=4096)]
+    message: Annotated[str, Field(max_length=MAX_TEXT)] = Field(
+        default="", description="what a failing object's finding says; default: 'the expression is false'"
+    )
     remediation: Annotated[str, Field(max_length=MAX_TEXT)] = ""
 
 

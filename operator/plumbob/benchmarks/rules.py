@@ -193,16 +193,18 @@ class Permission(_Model):
 
 
 class RbacAudit(_Model):
-    """Subjects granted ``any_of`` the permissions (or ``all_of`` them together) fail the rule."""
+    """Subjects granted ``any_of`` the permissions, ``all_of`` them together, or bound to the
+    ClusterRole ``bound_cluster_role`` fail the rule (one of the three)."""
 
     type: Literal["rbac"] = "rbac"
     any_of: list[Permission] = Field(default_factory=list)
     all_of: list[Permission] = Field(default_factory=list)
+    bound_cluster_role: str | None = None
 
     @model_validator(mode="after")
-    def _one_list(self) -> RbacAudit:
-        if bool(self.any_of) == bool(self.all_of):
-            raise ValueError("an rbac audit lists permissions in exactly one of any_of and all_of")
+    def _one_question(self) -> RbacAudit:
+        if sum(map(bool, (self.any_of, self.all_of, self.bound_cluster_role))) != 1:
+            raise ValueError("an rbac audit has exactly one of any_of, all_of and bound_cluster_role")
         return self
 
 
@@ -254,8 +256,12 @@ class PssCheck(StrEnum):
 
 
 class PssAudit(_Model):
+    """A Pod Security Standards check as part of ``level``: at a policy version where a stricter
+    check of the level replaces it (``capabilities_baseline`` in restricted from v1.22), it passes."""
+
     type: Literal["pss"] = "pss"
     check: PssCheck
+    level: Literal["baseline", "restricted"]
 
 
 class ObjectsCheck(StrEnum):

@@ -38,6 +38,7 @@ from plumbob.engine.cluster.pods import POD_CHECKS
 from plumbob.engine.cluster.pss import (
     LATEST,
     Version,
+    checks_for,
     namespace_pss_labels,
     parse_version,
     pss_violations,
@@ -91,7 +92,9 @@ def rbac_violations(audit: RbacAudit, resolver: RbacResolver) -> list[Violation]
             for g in resolver.grants(permission):
                 seen.setdefault((g.subject, g.binding.meta.ref), g)
         return [_grant_violation((g,)) for g in seen.values()]
-    return [_grant_violation(chain) for chain in resolver.grants_all(audit.all_of)]
+    if audit.all_of:
+        return [_grant_violation(chain) for chain in resolver.grants_all(audit.all_of)]
+    return [_grant_violation((g,)) for g in resolver.bindings_to(audit.bound_cluster_role or "")]
 
 
 def _per_workload(
@@ -122,6 +125,8 @@ def _pss_check(
         version = settings.pss_version or parse_version(
             labels.get("pod-security.kubernetes.io/enforce-version"), settings.cluster_version
         )
+        if audit.check not in checks_for(audit.level, version):
+            return []
         found = pss_violations(audit.check, w, version)
         if found:
             shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none"
@@ -175,7 +180,10 @@ def evaluate_cluster_rule(
     if audit is None:
         return [finding(Status.MANUAL, rule.guidance)]
     if isinstance(audit, EvidenceAudit):
-        return [finding(Status.MANUAL, rule.guidance, capped(COLLECTORS[audit.collect](inventory)))]
+        gathered = COLLECTORS[audit.collect](inventory) or [
+            Evidence(subject=audit.collect.value, source=Source.API, found="nothing found")
+        ]
+        return [finding(Status.MANUAL, rule.guidance, capped(gathered))]
     out: list[Finding] = []
     failed = expected = 0
     for v in violations(rule, inventory, resolver, settings):

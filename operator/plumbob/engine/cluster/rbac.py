@@ -20,8 +20,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from plumbob.benchmarks.rules import Permission
-from plumbob.engine.cluster.inventory import Binding, Inventory, PolicyRule, Role, Subject
+from plumbob.engine.cluster.inventory import Binding, Inventory, Meta, PolicyRule, Role, Subject
+from plumbob.engine.findings import ObjectRef
 
+RBAC_V1 = "rbac.authorization.k8s.io/v1"
 _NAMELESS_VERBS = frozenset({"create", "list", "watch", "deletecollection"})
 
 
@@ -107,6 +109,21 @@ class RbacResolver:
             rule = next((r for r in self.effective_rules(role) if rule_grants(r, permission)), None)
             if rule is None:
                 continue
+            for subject in binding.subjects:
+                yield Grant(subject, binding, role, rule, namespace)
+
+    def bindings_to(self, cluster_role: str) -> Iterator[Grant]:
+        """Every (subject, binding) whose binding refers to the ClusterRole ``cluster_role``, whether
+        or not the role exists (a binding waiting for its role is a finding too)."""
+        for binding in self.inventory.bindings:
+            if binding.role_kind != "ClusterRole" or binding.role_name != cluster_role:
+                continue
+            role = self.inventory.role("ClusterRole", cluster_role, None) or Role(
+                Meta(ObjectRef(api_version=RBAC_V1, kind="ClusterRole", name=cluster_role), {}, {}, ()), ()
+            )
+            rules = self.effective_rules(role)
+            rule = rules[0] if rules else PolicyRule((), (), ())
+            namespace = binding.meta.namespace if binding.meta.ref.kind == "RoleBinding" else None
             for subject in binding.subjects:
                 yield Grant(subject, binding, role, rule, namespace)
 
