@@ -13,6 +13,7 @@ import os
 import sys
 
 from plumbob.api.common import GROUP
+from plumbob.engine.cluster.inventory import API_KINDS
 
 OWN_INPUTS = (
     "complianceprofiles",
@@ -36,6 +37,10 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     needed += [(v, "batch", "jobs", None) for v in ("list", "watch")]
     needed += [(v, "batch", "jobs", namespace) for v in ("create", "delete")]
     needed.append(("create", "", "events", None))
+    # cluster-level rules read these (never secrets or configmaps); see controller/cluster_status.py
+    for api_version, plural, _kind in API_KINDS:
+        group = api_version.rpartition("/")[0]
+        needed.append(("list", group, plural, None))
     return needed
 
 

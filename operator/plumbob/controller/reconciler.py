@@ -19,7 +19,9 @@ lives in the module named after the kind whose status it writes:
 6. :mod:`~plumbob.controller.exception_status`: entry states (active / unused / expired),
    ``ExceptionExpired`` Events;
 7. :mod:`~plumbob.controller.invalid_objects`: objects that could not be parsed are marked
-   ``Stalled``, once.
+   ``Stalled``, once;
+8. :mod:`~plumbob.controller.cluster_status`: each profile's cluster-level rules and custom
+   rules, evaluated from API objects into its cluster-level report (every 30 s, and on a change).
 
 The store is read again between steps, so each step sees what the earlier ones wrote. What the
 steps share (client, store, settings, clock, writing only what changed) is
@@ -40,6 +42,7 @@ from plumbob.controller import (
     scan_status,
     schedule_status,
 )
+from plumbob.controller.cluster_status import ClusterStatus
 from plumbob.controller.context import Clock, Context, Settings, utcnow
 from plumbob.controller.invalid_objects import InvalidObjects
 from plumbob.controller.report_status import ReportStatus
@@ -62,6 +65,7 @@ class Reconciler(Context):
         self._reports = ReportStatus(self)
         self._scans = ScanStatus(self)
         self._invalid = InvalidObjects(self)
+        self._cluster = ClusterStatus(self)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -90,6 +94,7 @@ class Reconciler(Context):
         profile_status.reconcile(self, snap, entries, now)
         waits.append(exception_status.reconcile(self, snap, entries, now))
         self._invalid.reconcile(snap)
+        waits.append(self._cluster.reconcile(snap, now))
         return max(0.05, min(waits))
 
     # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.

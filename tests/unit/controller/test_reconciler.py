@@ -114,7 +114,7 @@ class FakeKube:
         return body
 
     def writes(self) -> list[Call]:
-        reads = {"list_objects", "get_object", "server_version"}
+        reads = {"list_objects", "get_object", "server_version", "list_api_objects", "resource_plural"}
         return [c for c in self.calls if c.method not in reads]
 
     def events_of(self, reason: str) -> list[dict[str, Any]]:
@@ -132,6 +132,16 @@ class FakeKube:
             for (p, ns, _), b in self.objects.items()
             if p == plural and (namespace is None or ns == namespace)
         ]
+
+    def list_api_objects(self, api_version: str, plural: str, kind: str) -> list[dict[str, Any]]:
+        self.calls.append(Call("list_api_objects", (api_version, plural, kind)))
+        return [
+            {**copy.deepcopy(b), "apiVersion": api_version, "kind": kind} for b in self.list_objects(plural)
+        ]
+
+    def resource_plural(self, api_version: str, kind: str) -> str | None:
+        self.calls.append(Call("resource_plural", (api_version, kind)))
+        return None
 
     def get_object(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         self.calls.append(Call("get_object", (plural, name, namespace)))
@@ -685,3 +695,34 @@ def test_schedule_broken_again_after_a_fix_stalls_again(world: World) -> None:
     assert again["Stalled"] == "True", "the second breakage is reported too"
     warnings = [e for e in w.kube.events if e["type"] == "Warning" and e["involved"]["name"] == "nightly"]
     assert len(warnings) == 2
+
+
+# ---- cluster-level rules (controller/cluster_status.py) ----------------------------------------------
+
+
+def test_cluster_rules_and_custom_rules_land_in_the_cluster_report(world: World) -> None:
+    w = world
+    custom = {
+        "id": "custom.no-host-net",
+        "title": "no host network",
+        "match": {"apiVersion": "v1", "kind": "Pod"},
+        "expression": "!has(object.spec.hostNetwork) || !object.spec.hostNetwork",
+    }
+    broken = {**custom, "id": "custom.broken", "expression": "nosuch(object)"}
+    w.kube.put("complianceprofiles", profile(customRules=[custom, broken]))
+    pod = {"metadata": {"name": "p", "namespace": "team"}, "spec": {"hostNetwork": True, "containers": []}}
+    w.kube.objects[("pods", "team", "p")] = pod  # not a kind the store watches: only listed
+    w.run()
+    report = w.kube.objects[("compliancereports", None, "cis")]
+    results = {
+        (r["id"], (r.get("resource") or {}).get("name"), r["status"]) for r in report["spec"]["results"]
+    }
+    assert ("5.2.5", "p", "fail") in results
+    assert ("custom.no-host-net", "p", "fail") in results
+    assert ("custom.broken", None, "error") in results
+    assert "nosuch" in w.kube.events_of("InvalidCustomRule")[0]["message"]
+    assert w.kube.status("compliancereports", "cis")["summary"]["fail"] >= 2
+    before = len(w.kube.writes())
+    w.run()  # nothing changed and the interval has not passed: no write, no second Event
+    assert w.kube.writes()[before:] == []
+    assert len(w.kube.events_of("InvalidCustomRule")) == 1

@@ -21,6 +21,33 @@ from plumbob.engine.findings import ObjectRef
 
 Raw = Mapping[str, Any]
 
+# (apiVersion, plural, kind) the operator lists for the cluster rules. Never Secrets or ConfigMaps.
+API_KINDS: tuple[tuple[str, str, str], ...] = (
+    ("v1", "namespaces", "Namespace"),
+    ("v1", "pods", "Pod"),
+    ("v1", "serviceaccounts", "ServiceAccount"),
+    ("v1", "services", "Service"),
+    ("v1", "replicationcontrollers", "ReplicationController"),
+    ("apps/v1", "deployments", "Deployment"),
+    ("apps/v1", "statefulsets", "StatefulSet"),
+    ("apps/v1", "daemonsets", "DaemonSet"),
+    ("apps/v1", "replicasets", "ReplicaSet"),
+    ("batch/v1", "jobs", "Job"),
+    ("batch/v1", "cronjobs", "CronJob"),
+    ("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "roles", "Role"),
+    ("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
+    ("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy"),
+    ("admissionregistration.k8s.io/v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io/v1", "validatingadmissionpolicies", "ValidatingAdmissionPolicy"),
+    (
+        "admissionregistration.k8s.io/v1",
+        "validatingadmissionpolicybindings",
+        "ValidatingAdmissionPolicyBinding",
+    ),
+)
 WORKLOAD_TEMPLATES: dict[str, tuple[str, ...]] = {
     # kind → path from the object to its pod template
     "Deployment": ("spec", "template"),
