@@ -14,7 +14,8 @@ What the report promises:
 - a custom rule that does not compile is one ``error`` result naming the rule and the compiler's
   message, and one ``InvalidCustomRule`` Event on the profile; the other rules still run;
 - a custom rule on a kind the API server does not serve, or cannot be listed, is ``error``;
-- expected holders are listed as ``pass`` results whose reason starts with ``expected:``;
+- expected holders (the benchmark's defaults, or the profile's ``expectedHolders`` instead) are
+  listed as ``pass`` results whose reason starts with ``expected:``;
 - at most :data:`MAX_LISTED` failing (or erroring) objects per rule are listed, then one result
   without an object says how many more there are; the whole list stays under the API's cap.
 
@@ -34,7 +35,7 @@ from typing import Any
 from plumbob.api.common import API_VERSION, LABEL_PROFILE, MAX_RULES, Summary, report_name
 from plumbob.api.profiles import ComplianceProfile
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
-from plumbob.benchmarks.rules import Target
+from plumbob.benchmarks.rules import ExpectedHolder, Target
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.context import Context, ref
 from plumbob.controller.store import Snapshot
@@ -73,6 +74,14 @@ def custom_rules(profile: ComplianceProfile) -> list[CustomRule]:
         )
         for r in profile.spec.custom_rules
     ]
+
+
+def expected_holders(profile: ComplianceProfile, defaults: Sequence[ExpectedHolder]) -> list[ExpectedHolder]:
+    """The profile's list when it has one (even empty), else the benchmark's defaults."""
+    own = profile.spec.expected_holders
+    if own is None:
+        return list(defaults)
+    return [ExpectedHolder.model_validate(h.model_dump(exclude_none=True)) for h in own]
 
 
 def check_result(finding: Finding, tailoring: Tailoring | None) -> dict[str, Any]:
@@ -209,7 +218,7 @@ class ClusterStatus:
             return
         rules = [r for r in bench.rules if r.targets == [Target.CLUSTER] and tailoring.selects(r.id)]
         settings = ClusterSettings(
-            holders=Holders.of(bench.expected_holders, bench.never_expected),
+            holders=Holders.of(expected_holders(profile, bench.expected_holders), bench.never_expected),
             cluster_version=parse_version(_minor(self.ctx.kubernetes_version()), (1, 10_000)),
         )
         if read_errors:

@@ -726,3 +726,26 @@ def test_cluster_rules_and_custom_rules_land_in_the_cluster_report(world: World)
     w.run()  # nothing changed and the interval has not passed: no write, no second Event
     assert w.kube.writes()[before:] == []
     assert len(w.kube.events_of("InvalidCustomRule")) == 1
+
+
+def test_a_profiles_expected_holders_replace_the_benchmarks(world: World) -> None:
+    w = world
+    admin = {
+        "metadata": {"name": "cluster-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "Group", "name": "system:masters"}],
+    }
+    w.kube.objects[("clusterrolebindings", None, "cluster-admin")] = admin
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+
+    def admin_result() -> dict[str, Any]:
+        report = w.kube.objects[("compliancereports", None, "cis")]
+        (r,) = [r for r in report["spec"]["results"] if r["id"] == "5.1.1" and r.get("resource")]
+        return dict(r)
+
+    assert admin_result()["status"] == "pass" and admin_result()["reason"].startswith("expected:")
+    own = [{"rules": ["5.2.*"], "reason": "ours", "namespace": "kube-system"}]
+    w.kube.put("complianceprofiles", profile(expectedHolders=own))
+    w.run()  # a spec change re-evaluates at once
+    assert admin_result()["status"] == "fail"
