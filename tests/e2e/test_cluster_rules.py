@@ -5,7 +5,8 @@ Cases (real apiserver, etcd and controller-manager; the operator under the chart
   and a namespace without a NetworkPolicy each give a failing result naming the object (5.2.2,
   5.1.1, 5.3.2), while the built-in cluster-admin binding is listed as expected;
 - a custom CEL rule gives a failing result for the Pod that breaks it; a custom rule that does not
-  compile is an error result naming the rule plus one InvalidCustomRule Event on the profile;
+  compile is an error result naming the rule plus one InvalidCustomRule Event on the profile; a
+  custom rule on a kind the API server does not serve is an error result;
 - fixing the objects (delete the Pod and the binding, add a NetworkPolicy) clears the failures.
 """
 
@@ -43,8 +44,13 @@ def test_cluster_rules_find_and_clear_violations(plumbob: Plumbob, run_id: str, 
         "message": "the Pod shares the node's network",
     }
     broken = {**custom, "id": "custom.broken", "expression": "nosuch(object)"}
+    unknown = {
+        **custom,
+        "id": "custom.unknown-kind",
+        "match": {"apiVersion": "example.com/v1", "kind": "Gadget"},
+    }
     apply(cp, profile_body(name, run_id, benchmark={"name": "cis-kubernetes", "version": "1.12"},
-                           customRules=[custom, broken]))  # fmt: skip
+                           customRules=[custom, broken, unknown]))  # fmt: skip
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -86,6 +92,8 @@ def test_cluster_rules_find_and_clear_violations(plumbob: Plumbob, run_id: str, 
         )
         (err,) = [r for r in results if r["id"] == "custom.broken"]
         assert err["status"] == "error" and "nosuch" in err["reason"]
+        (gone,) = [r for r in results if r["id"] == "custom.unknown-kind"]
+        assert gone["status"] == "error" and "Gadget" in gone["reason"]
         invalid = wait_for("one InvalidCustomRule Event", lambda: events(cp, "InvalidCustomRule", name), 30)
         assert len(invalid) == 1 and "custom.broken" in invalid[0]["message"]
         report = get(cp, "compliancereport", name) or {}

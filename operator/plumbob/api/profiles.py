@@ -149,6 +149,22 @@ class CustomRule(Spec):
     remediation: Annotated[str, Field(max_length=MAX_TEXT)] = ""
 
 
+class PodSecurity(Spec):
+    """The Pod Security Standards (``pss-baseline`` or ``pss-restricted``), evaluated per workload
+    beside the benchmark's cluster rules; the profile's ``rules.exclude`` globs still apply."""
+
+    level: Literal["baseline", "restricted"]
+    version: Annotated[
+        str,
+        Field(min_length=1, max_length=16),
+        Matching(
+            "^(auto|latest|v1[.][0-9]+)$",
+            "version is 'auto' (each namespace's pod-security.kubernetes.io/enforce-version label, else "
+            "the cluster's minor version), 'latest', or a policy version such as 'v1.33'",
+        ),
+    ] = Field(default="auto", description="policy version the checks follow")
+
+
 class ExpectedHolder(Spec):
     """Who or what legitimately holds what a cluster rule looks for (the built-in cluster-admin
     binding, ``system:`` controllers, kube-system add-ons). A finding every given field matches
@@ -225,6 +241,9 @@ class ComplianceProfileSpec(Spec):
             json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
         ),
     ] = Field(default_factory=list, description="cluster-level rules of this profile's own")
+    pod_security: PodSecurity | None = Field(
+        default=None, description="also evaluate the Pod Security Standards at this level"
+    )
     expected_holders: Annotated[
         list[Annotated[
             ExpectedHolder,

@@ -31,6 +31,10 @@ class Tailoring(BaseModel):
 
         return any(hit(p) for p in self.include) and not any(hit(p) for p in self.exclude)
 
+    def excludes(self, rule_id: str) -> bool:
+        """Whether an ``exclude`` glob leaves the rule out (rules of an added rule set ignore ``include``)."""
+        return any(fnmatch.fnmatchcase(rule_id, p) or rule_id.startswith(p + ".") for p in self.exclude)
+
     def manual_rationale(self, rule_id: str) -> str | None:
         for pattern, rationale in self.manual.items():
             if fnmatch.fnmatchcase(rule_id, pattern):

@@ -14,6 +14,9 @@ What the report promises:
 - a custom rule that does not compile is one ``error`` result naming the rule and the compiler's
   message, and one ``InvalidCustomRule`` Event on the profile; the other rules still run;
 - a custom rule on a kind the API server does not serve, or cannot be listed, is ``error``;
+- with ``spec.podSecurity``, the Pod Security Standards of that level are evaluated too (rule
+  ids such as ``privileged``), at the pinned policy version or, with ``auto``, each namespace's
+  enforce-version label, else the cluster's minor version;
 - expected holders (the benchmark's defaults, or the profile's ``expectedHolders`` instead) are
   listed as ``pass`` results whose reason starts with ``expected:``;
 - at most :data:`MAX_LISTED` failing (or erroring) objects per rule are listed, then one result
@@ -42,7 +45,7 @@ from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
 from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom
 from plumbob.engine.cluster.inventory import API_KINDS as CLUSTER_KINDS
-from plumbob.engine.cluster.pss import parse_version
+from plumbob.engine.cluster.pss import LATEST, parse_version
 from plumbob.engine.findings import Finding, Status
 from plumbob.kube import ConflictError, KubeError, NotFoundError
 
@@ -221,18 +224,31 @@ class ClusterStatus:
             holders=Holders.of(expected_holders(profile, bench.expected_holders), bench.never_expected),
             cluster_version=parse_version(_minor(self.ctx.kubernetes_version()), (1, 10_000)),
         )
+        pss = profile.spec.pod_security
+        pss_bench = load_benchmark(f"pss-{pss.level}") if pss else None
+        pss_rules = [r for r in pss_bench.rules if not tailoring.excludes(r.id)] if pss_bench else []
         if read_errors:
-            reason = "; ".join(read_errors)
+            reason = _clip("; ".join(read_errors), 1000)
             findings = [
                 Finding(
                     rule_id=r.id, title=r.title, severity=r.severity.value, scored=r.scored,
-                    status=Status.ERROR, reason=_clip(reason, 1000),
+                    status=Status.ERROR, reason=reason,
                 )
-                for r in rules
+                for r in [*rules, *pss_rules]
             ]  # fmt: skip
         else:
             inventory = Inventory.build(o for items in objects.values() for o in items)
             findings = evaluate_cluster(rules, inventory, settings)
+            if pss and pss_bench:
+                pinned = None if pss.version == "auto" else parse_version(pss.version, LATEST)
+                pss_settings = ClusterSettings(
+                    holders=Holders.of(
+                        expected_holders(profile, pss_bench.expected_holders), pss_bench.never_expected
+                    ),
+                    cluster_version=settings.cluster_version,
+                    pss_version=pinned,
+                )
+                findings += evaluate_cluster(pss_rules, inventory, pss_settings)
         findings += self._custom(profile, objects)
         self._write(profile, tailoring, findings, now)
 

@@ -749,3 +749,18 @@ def test_a_profiles_expected_holders_replace_the_benchmarks(world: World) -> Non
     w.kube.put("complianceprofiles", profile(expectedHolders=own))
     w.run()  # a spec change re-evaluates at once
     assert admin_result()["status"] == "fail"
+
+
+def test_pod_security_standards_are_evaluated_beside_the_benchmark(world: World) -> None:
+    w = world
+    pod = {"metadata": {"name": "p", "namespace": "team"}, "spec": {"containers": [{"name": "c"}]}}
+    w.kube.objects[("pods", "team", "p")] = pod
+    spec = {"podSecurity": {"level": "restricted", "version": "v1.36"}, "rules": {"exclude": ["runAsUser"]}}
+    w.kube.put("complianceprofiles", profile(**spec))
+    w.run()
+    report = w.kube.objects[("compliancereports", None, "cis")]
+    results = {(r["id"], (r.get("resource") or {}).get("name"), r["status"]) for r in report["spec"]["results"]}
+    assert ("runAsNonRoot", "p", "fail") in results
+    assert ("allowPrivilegeEscalation", "p", "fail") in results
+    assert ("privileged", None, "pass") in results
+    assert not any(rule == "runAsUser" for rule, _, _ in results)
