@@ -1,4 +1,5 @@
-"""``make bench``: the node audit benchmark, then the operator scale benchmark, then one table.
+"""``make bench``: the node audit benchmark, the cluster-rule engine benchmark, then the operator
+scale benchmark, then one table.
 
 - ``tools/bench/audit_bench.py`` runs as its own process (its output is shown as it is); the
   in-process median audit times are taken from its output for the summary table;
@@ -58,6 +59,12 @@ def main(argv: list[str]) -> int:
     scale_args = argv[argv.index("--") + 1 :] if "--" in argv else argv
     t0 = time.monotonic()
     crashed, medians = run_audit_bench()
+    print(flush=True)
+    print("== cluster-rule engine benchmark (tools/bench/cluster_bench.py) ==", flush=True)
+    engine = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "bench" / "cluster_bench.py")], check=False, cwd=REPO
+    )
+    crashed = crashed or int(engine.returncode != 0)
     print(flush=True)
     scale_bench = importlib.import_module("scale_bench")  # after sys.path is set
 
