@@ -755,11 +755,13 @@ def test_pod_security_standards_are_evaluated_beside_the_benchmark(world: World)
     w = world
     pod = {"metadata": {"name": "p", "namespace": "team"}, "spec": {"containers": [{"name": "c"}]}}
     w.kube.objects[("pods", "team", "p")] = pod
-    spec = {"podSecurity": {"level": "restricted", "version": "v1.36"}, "rules": {"exclude": ["runAsUser"]}}
-    w.kube.put("complianceprofiles", profile(**spec))
+    pss = {"level": "restricted", "version": "v1.36"}
+    w.kube.put("complianceprofiles", profile(podSecurity=pss, rules={"exclude": ["runAsUser"]}))
     w.run()
     report = w.kube.objects[("compliancereports", None, "cis")]
-    results = {(r["id"], (r.get("resource") or {}).get("name"), r["status"]) for r in report["spec"]["results"]}
+    results = {
+        (r["id"], (r.get("resource") or {}).get("name"), r["status"]) for r in report["spec"]["results"]
+    }
     assert ("runAsNonRoot", "p", "fail") in results
     assert ("allowPrivilegeEscalation", "p", "fail") in results
     assert ("privileged", None, "pass") in results
