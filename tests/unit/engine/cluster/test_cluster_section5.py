@@ -210,6 +210,9 @@ def test_expected_holders_are_listed_not_failed_and_a_profile_can_replace_them()
         and listed.resource.name == "cluster-admin"
     )
     assert not failing(admin)
+    full = cluster_role("cluster-admin", rule(["*"], ["*"], ["*"]))
+    for who_can in ("5.1.2", "5.1.4", "5.1.8", "5.1.13"):  # the built-in binding is expected everywhere
+        assert not failing(run(who_can, [*objects, full])), who_can
     net = run("5.2.5", objects)
     assert [f.resource.name for f in net if f.expected and f.resource] == ["kube-proxy"]
     # the profile's list replaces the defaults: nothing expected any more
