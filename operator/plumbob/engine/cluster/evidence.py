@@ -11,7 +11,7 @@ from collections.abc import Callable
 from plumbob.benchmarks.rules import EvidenceKind
 from plumbob.engine.cluster.containers import containers, pod_security
 from plumbob.engine.cluster.inventory import Inventory, mapping, text
-from plumbob.engine.cluster.pss import namespace_pss_labels
+from plumbob.engine.cluster.pss import namespace_levels, namespace_pss_labels
 from plumbob.engine.findings import Evidence, Source
 
 MAX_ITEMS = 50
@@ -68,13 +68,22 @@ def system_masters(inv: Inventory) -> list[Evidence]:
 
 
 def pod_policy(inv: Inventory) -> list[Evidence]:
+    """Each namespace's pod-security labels, beside the level all its workloads meet today."""
     out = []
+    meets = namespace_levels(inv.workloads(), {n: m.labels for n, m in inv.namespaces.items()})
     for name, meta in sorted(inv.namespaces.items()):
         labels = namespace_pss_labels(meta.labels)
         shown = ", ".join(
             f"{k.removeprefix('pod-security.kubernetes.io/')}={v}" for k, v in sorted(labels.items())
         )
-        out.append(_api(f"Namespace {name}", "labels pod-security.kubernetes.io/*", shown or "none"))
+        out.append(
+            _api(
+                f"Namespace {name}",
+                "labels pod-security.kubernetes.io/*",
+                shown or "none",
+                f"workloads meet {meets[name]}",
+            )
+        )
     out += [_api(str(m.ref), found="admission policy or webhook") for m in inv.webhooks]
     return out
 

@@ -13,7 +13,7 @@ runAsUser and procMount (but not for procMount_restricted).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -464,3 +464,34 @@ PSS_LABEL_PREFIX = "pod-security.kubernetes.io/"
 
 def namespace_pss_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in labels.items() if k.startswith(PSS_LABEL_PREFIX)}
+
+
+LEVELS = ("privileged", "baseline", "restricted")  # from least to most strict
+
+
+def level_met(w: Workload, version: Version) -> str:
+    """The strictest level ``w`` meets at ``version``: restricted, baseline or privileged."""
+    for level in ("restricted", "baseline"):
+        if not any(pss_violations(c, w, version) for c in checks_for(level, version)):
+            return level
+    return "privileged"
+
+
+def namespace_levels(
+    workloads: Iterable[Workload], namespaces: Mapping[str, Mapping[str, str]]
+) -> dict[str, str]:
+    """Per namespace (name → labels), the strictest level every one of its workloads meets, at the
+    namespace's enforce-version label (else the latest policy): the level it could enforce today."""
+    out = dict.fromkeys(namespaces, "restricted")
+    versions = {
+        ns: parse_version(labels.get(PSS_LABEL_PREFIX + "enforce-version"), LATEST)
+        for ns, labels in namespaces.items()
+    }
+    for w in workloads:
+        ns = w.meta.namespace or ""
+        if ns not in out or out[ns] == "privileged":
+            continue
+        met = level_met(w, versions[ns])
+        if LEVELS.index(met) < LEVELS.index(out[ns]):
+            out[ns] = met
+    return out

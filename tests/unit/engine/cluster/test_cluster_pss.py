@@ -19,7 +19,14 @@ from plumbob.benchmarks.catalog import load_benchmark
 from plumbob.benchmarks.rules import PssCheck
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
 from plumbob.engine.cluster.inventory import Workload
-from plumbob.engine.cluster.pss import PSS_CHECKS, allowed_sysctls, checks_for, pss_violations
+from plumbob.engine.cluster.pss import (
+    PSS_CHECKS,
+    allowed_sysctls,
+    checks_for,
+    level_met,
+    namespace_levels,
+    pss_violations,
+)
 from plumbob.engine.findings import Finding, Status
 
 RESTRICTED = load_benchmark("pss-restricted")
@@ -147,3 +154,22 @@ def test_kube_system_workloads_are_listed_as_expected() -> None:
     assert (
         listed.status is Status.PASS and listed.expected and listed.resource and listed.resource.name == "cni"
     )
+
+
+def test_each_namespace_shows_the_strictest_level_its_workloads_meet() -> None:
+    objects = [
+        namespace("strict"),
+        namespace("loose", {"pod-security.kubernetes.io/enforce": "privileged"}),
+        namespace("empty"),
+        pod("a", "strict"),
+        pod("b", "loose", sc(privileged=True)),
+        pod("c", "loose"),
+    ]
+    inv = Inventory.build(objects)
+    levels = namespace_levels(inv.workloads(), {n: m.labels for n, m in inv.namespaces.items()})
+    assert levels == {"strict": "restricted", "loose": "privileged", "empty": "restricted"}
+    assert level_met(workload(container()), V) == "baseline"
+    rule = next(r for r in load_benchmark("cis-1.12").rules if r.id == "5.2.1")
+    (f,) = evaluate_cluster([rule], inv)
+    shown = {e.subject: (e.found, e.expected) for e in f.evidence}
+    assert shown["Namespace loose"] == ("enforce=privileged", "workloads meet privileged")
