@@ -131,23 +131,35 @@ class RbacResolver:
         """Subjects granted every one of ``permissions`` in one scope, with one grant per permission.
 
         A subject counts when, for each permission, some binding grants it cluster-wide or in the
-        same namespace (cluster-wide grants combine with any namespace's).
+        same namespace (cluster-wide grants combine with any namespace's). One chain is yielded per
+        binding that grants the first permission, preferring the same binding for the others, so
+        that each binding taking part is named.
         """
         wanted = list(permissions)
-        per: list[dict[tuple[Subject, str | None], Grant]] = []
-        for permission in wanted:
-            found: dict[tuple[Subject, str | None], Grant] = {}
-            for grant in self.grants(permission):
-                found.setdefault((grant.subject, grant.namespace), grant)
-            per.append(found)
-        if not per:
+        if not wanted:
             return
-        for (subject, namespace), first in per[0].items():
+        per: list[list[Grant]] = [list(self.grants(p)) for p in wanted]
+
+        def pick(grants: list[Grant], first: Grant) -> Grant | None:
+            same_scope = [
+                g
+                for g in grants
+                if g.subject == first.subject
+                and (g.namespace in (first.namespace, None) or first.namespace is None)
+            ]
+            same_binding = [g for g in same_scope if g.binding.meta.ref == first.binding.meta.ref]
+            candidates = same_binding or same_scope
+            return candidates[0] if candidates else None
+
+        seen: set[tuple[object, ...]] = set()
+        for first in per[0]:
+            key = (first.subject, first.namespace, first.binding.meta.ref)
+            if key in seen:
+                continue
+            seen.add(key)
             chain = [first]
-            for found in per[1:]:
-                other = found.get((subject, namespace)) or found.get((subject, None))
-                if other is None and namespace is None:
-                    other = next((g for (s, _), g in found.items() if s == subject), None)
+            for grants in per[1:]:
+                other = pick(grants, first)
                 if other is None:
                     break
                 chain.append(other)

@@ -83,9 +83,12 @@ def test_all_of_needs_every_permission_in_one_scope() -> None:
         crb("a1", "a", user("both")),
         crb("s1", "s", user("both")),
         crb("a2", "a", user("half")),
+        cluster_role("all", rule(["*"], ["*"], ["*"])),
+        crb("full", "all", user("both")),
     ]
     resolver = RbacResolver(Inventory.build(objects))
     chains = list(resolver.grants_all([approve, sign]))
     assert [(str(c[0].subject), [g.binding.meta.name for g in c]) for c in chains] == [
-        ("User both", ["a1", "s1"])
+        ("User both", ["a1", "s1"]),
+        ("User both", ["full", "full"]),  # each binding taking part is named
     ]
