@@ -43,7 +43,7 @@ from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.context import Context, ref
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
-from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom
+from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom, rule_finding
 from plumbob.engine.cluster.inventory import API_KINDS as CLUSTER_KINDS
 from plumbob.engine.cluster.pss import LATEST, parse_version
 from plumbob.engine.findings import Finding, Status
@@ -262,11 +262,10 @@ class ClusterStatus:
         for err in errors:
             rule = by_id[err.rule_id]
             out.append(
-                Finding(
-                    rule_id=rule.id, title=rule.title, severity=rule.severity, scored=True,
-                    status=Status.ERROR, reason=_clip(f"the rule does not compile: {err.message}", 1000),
+                rule_finding(
+                    rule, Status.ERROR, _clip(f"the rule does not compile: {err.message}", 1000) or ""
                 )
-            )  # fmt: skip
+            )
             key = (profile.metadata.name or "", profile.metadata.generation, rule.id)
             if key not in self._invalid_reported:
                 self._invalid_reported.add(key)
@@ -278,12 +277,7 @@ class ClusterStatus:
         for c in compiled:
             source = sources[(c.rule.api_version, c.rule.kind)]
             if isinstance(source, str):
-                out.append(
-                    Finding(
-                        rule_id=c.rule.id, title=c.rule.title, severity=c.rule.severity, scored=True,
-                        status=Status.ERROR, reason=_clip(source, 1000),
-                    )
-                )  # fmt: skip
+                out.append(rule_finding(c.rule, Status.ERROR, _clip(source, 1000) or ""))
                 continue
             out += evaluate_custom([c], source)
         return out

@@ -112,49 +112,41 @@ def evaluate_object(compiled: CompiledRule, obj: Mapping[str, Any]) -> tuple[Sta
     return (Status.PASS, "") if result else (Status.FAIL, compiled.rule.message or "the expression is false")
 
 
+def rule_finding(rule: CustomRule, status: Status, reason: str, resource: ObjectRef | None = None) -> Finding:
+    """A finding of a custom rule; one naming an object shows the expression as evidence."""
+    evidence: tuple[Evidence, ...] = ()
+    if resource is not None:
+        evidence = (
+            Evidence(subject=str(resource), source=Source.API, location="object", found=rule.expression),
+        )
+    return Finding(
+        rule_id=rule.id,
+        title=rule.title,
+        severity=rule.severity,
+        scored=True,
+        status=status,
+        reason=reason,
+        evidence=evidence,
+        resource=resource,
+    )
+
+
 def evaluate_custom(compiled: Sequence[CompiledRule], objects: Iterable[Mapping[str, Any]]) -> list[Finding]:
     """Findings of the compiled rules over ``objects``: one per failing or erroring object, and a
     pass without an object for each rule that found neither (with how many objects it checked)."""
     out: list[Finding] = []
-    checked = dict.fromkeys((c.rule.id for c in compiled), 0)
-    bad = dict.fromkeys(checked, 0)
     objects = list(objects)
     for c in compiled:
-        rule = c.rule
+        checked = bad = 0
         for obj in objects:
             if not isinstance(obj, Mapping) or not c.selects(obj):
                 continue
-            checked[rule.id] += 1
+            checked += 1
             status, reason = evaluate_object(c, obj)
-            if status is Status.PASS:
-                continue
-            bad[rule.id] += 1
-            ref = object_ref(obj)
-            out.append(
-                Finding(
-                    rule_id=rule.id,
-                    title=rule.title,
-                    severity=rule.severity,
-                    scored=True,
-                    status=status,
-                    reason=reason,
-                    evidence=(
-                        Evidence(
-                            subject=str(ref), source=Source.API, location="object", found=rule.expression
-                        ),
-                    ),
-                    resource=ref,
-                )
-            )
-        if not bad[rule.id]:
-            out.append(
-                Finding(
-                    rule_id=rule.id,
-                    title=rule.title,
-                    severity=rule.severity,
-                    scored=True,
-                    status=Status.PASS,
-                    reason=f"{checked[rule.id]} {rule.kind} object(s) checked, none violates the rule",
-                )
-            )
+            if status is not Status.PASS:
+                bad += 1
+                out.append(rule_finding(c.rule, status, reason, object_ref(obj)))
+        if not bad:
+            reason = f"{checked} {c.rule.kind} object(s) checked, none violates the rule"
+            out.append(rule_finding(c.rule, Status.PASS, reason))
     return out

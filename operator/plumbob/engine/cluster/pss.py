@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plumbob.benchmarks.rules import PssCheck
+from plumbob.engine.cluster import pods
 from plumbob.engine.cluster.containers import container_violation, containers, pod_security, violation
 from plumbob.engine.cluster.inventory import Workload, dig, items, mapping, strings
 from plumbob.engine.findings import Evidence
@@ -68,11 +69,7 @@ def host_namespaces(w: Workload, version: Version) -> list[Evidence]:
 
 
 def privileged(w: Workload, version: Version) -> list[Evidence]:
-    return [
-        container_violation(w, c, "securityContext.privileged", True, "unset or false")
-        for c in containers(w.spec)
-        if c.security.get("privileged") is True
-    ]
+    return pods.privileged_containers(w)  # the same check as CIS 5.2.2
 
 
 BASELINE_CAPABILITIES = frozenset(
@@ -103,13 +100,7 @@ def host_path_volumes(w: Workload, version: Version) -> list[Evidence]:
 
 
 def host_ports(w: Workload, version: Version) -> list[Evidence]:
-    out = []
-    for c in containers(w.spec):
-        for i, p in enumerate(items(c.body.get("ports"))):
-            port = mapping(p).get("hostPort")
-            if isinstance(port, int) and port != 0:
-                out.append(container_violation(w, c, f"ports[{i}].hostPort", port, "unset or 0"))
-    return out
+    return pods.host_ports(w)  # the same check as CIS 5.2.12
 
 
 _APPARMOR_TYPES = ("RuntimeDefault", "Localhost")

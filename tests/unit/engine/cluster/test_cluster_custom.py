@@ -86,23 +86,11 @@ def test_the_sample_profiles_custom_rule_compiles_and_finds_a_latest_tag() -> No
     import yaml  # noqa: PLC0415
 
     from plumbob.api.profiles import ComplianceProfile  # noqa: PLC0415
+    from plumbob.controller.cluster_status import custom_rules  # noqa: PLC0415
 
     sample = Path(__file__).parents[4] / "docs" / "examples" / "profile-kubeadm.yaml"
     profile = ComplianceProfile.model_validate(yaml.safe_load(sample.read_text()))
-    rules = [
-        CustomRule(
-            id=r.id,
-            title=r.title,
-            severity=r.severity.value,
-            api_version=r.match.api_version,
-            kind=r.match.kind,
-            expression=r.expression,
-            namespaces=tuple(r.match.namespaces),
-            message=r.message,
-            remediation=r.remediation,
-        )
-        for r in profile.spec.custom_rules
-    ]
+    rules = custom_rules(profile)
     compiled, errors = compile_rules(rules)
     assert rules and not errors
     pinned = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ok", "namespace": "prod"}}
