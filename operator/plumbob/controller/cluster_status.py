@@ -22,7 +22,8 @@ What the report promises:
 - at most :data:`MAX_LISTED` failing (or erroring) objects per rule are listed, then one result
   without an object says how many more there are; the whole list stays under the API's cap.
 
-This is a polling step of the level-based loop. Watching the kinds, re-evaluating only what
+This is a polling step of the level-based loop; the reads and the evaluation run in a worker
+thread of their own (one evaluation at a time). Watching the kinds, re-evaluating only what
 changed, drift Events per object, per-namespace reports and exceptions on cluster results are
 not done here yet (issue 8, §5).
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -150,11 +152,18 @@ def capped_results(findings: Sequence[Finding], tailoring: Tailoring | None) -> 
 
 
 class ClusterStatus:
-    def __init__(self, ctx: Context, interval: float = 30.0) -> None:
+    """The step. With ``background`` (the default) the reads and the evaluation run in one worker
+    thread, so that a slow evaluation (seconds at 10,000 Pods) never holds up scans and reports;
+    the reconcile pass only decides which profiles are due and hands them over."""
+
+    def __init__(self, ctx: Context, interval: float = 30.0, *, background: bool = True) -> None:
         self.ctx = ctx
         self.interval = interval
+        self.background = background
         self._done: dict[str, tuple[int | None, float]] = {}  # profile → (generation, when, in seconds)
         self._invalid_reported: set[tuple[str, int | None, str]] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._running: Future[None] | None = None
 
     def _due(self, profile: ComplianceProfile, clock: float) -> float:
         """Seconds until ``profile`` is due (0: now)."""
@@ -164,15 +173,34 @@ class ClusterStatus:
         return max(0.0, done[1] + self.interval - clock)
 
     def reconcile(self, snap: Snapshot, now: datetime) -> float:
+        if self._running is not None and not self._running.done():
+            return 1.0  # an evaluation is under way: look again soon
         clock = now.timestamp()
         due = [p for p in snap.profiles.values() if self._due(p, clock) == 0.0]
         if due:
+            for profile in due:
+                self._done[profile.metadata.name or ""] = (profile.metadata.generation, clock)
+            if self.background:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="plumbob-cluster")
+                self._running = self._pool.submit(self._evaluate_all, due, now)
+            else:
+                self._evaluate_all(due, now)
+        waits = [self._due(p, clock) for p in snap.profiles.values()]
+        return min(waits, default=self.interval) or 0.05
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the evaluation under way (if any) is finished; for tools and tests."""
+        if self._running is not None:
+            self._running.result(timeout)
+
+    def _evaluate_all(self, due: list[ComplianceProfile], now: datetime) -> None:
+        try:
             objects, read_errors = self._read()
             for profile in due:
                 self._evaluate(profile, objects, read_errors, now)
-                self._done[profile.metadata.name or ""] = (profile.metadata.generation, clock)
-        waits = [self._due(p, clock) for p in snap.profiles.values()]
-        return min(waits, default=self.interval) or 0.05
+        except Exception:
+            log.exception("cluster rule evaluation failed; retrying at the next interval")
 
     def _read(self) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], list[str]]:
         objects: dict[tuple[str, str], list[dict[str, Any]]] = {}

@@ -65,7 +65,7 @@ class Reconciler(Context):
         self._reports = ReportStatus(self)
         self._scans = ScanStatus(self)
         self._invalid = InvalidObjects(self)
-        self._cluster = ClusterStatus(self)
+        self.cluster = ClusterStatus(self)  # public: tools and tests wait for its worker
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -94,7 +94,7 @@ class Reconciler(Context):
         profile_status.reconcile(self, snap, entries, now)
         waits.append(exception_status.reconcile(self, snap, entries, now))
         self._invalid.reconcile(snap)
-        waits.append(self._cluster.reconcile(snap, now))
+        waits.append(self.cluster.reconcile(snap, now))
         return max(0.05, min(waits))
 
     # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.

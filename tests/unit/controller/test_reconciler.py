@@ -279,6 +279,7 @@ def world() -> World:
         namespace=NS, image="plumbob:test", job_ttl_seconds=300, progress_interval=0.0, min_interval=0.0
     )
     reconciler = Reconciler(kube, store, settings, clock)  # type: ignore[arg-type]  # a fake Kube
+    reconciler.cluster.background = False  # cluster rules evaluated within the pass: deterministic
     return World(kube, store, clock, reconciler)
 
 
@@ -766,3 +767,12 @@ def test_pod_security_standards_are_evaluated_beside_the_benchmark(world: World)
     assert ("allowPrivilegeEscalation", "p", "fail") in results
     assert ("privileged", None, "pass") in results
     assert not any(rule == "runAsUser" for rule, _, _ in results)
+
+
+def test_cluster_evaluation_runs_in_its_worker_without_holding_up_the_pass(world: World) -> None:
+    w = world
+    w.reconciler.cluster.background = True  # as in the operator
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+    w.reconciler.cluster.wait(timeout=30)
+    assert ("compliancereports", None, "cis") in w.kube.objects
