@@ -28,6 +28,7 @@ venv: $(VENV)/.installed
 
 testbed: venv
 	$(PY) tools/testbed/binaries.py
+	PYTHONPATH=tools $(PY) -m testbed.prometheus
 
 test: venv testbed
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
