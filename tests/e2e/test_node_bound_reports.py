@@ -194,7 +194,15 @@ def test_node_token_writes_only_its_own_report_of_its_scan(
     assert real is not None and real["spec"]["nodeName"] == node_b and real["spec"]["scan"] == scan
     assert {r["id"]: r["status"] for r in real["spec"]["results"]}["4.2.2"] == "fail"
 
-    # nor can A replace or delete B's report now that it exists
+    # nor can A replace or delete B's report now that it exists. The scan is over, so its Jobs
+    # and with them A's Pod are gone, and a token bound to a deleted Pod is no longer accepted
+    # (401): the next scan's audit Pod on A gives A a live token (it hangs; B waits behind it).
+    rescan(cp, profile, "2")
+    scan = _scan_started(cp, profile, exclude=frozenset({scan}))
+    pod = _audit_pod(plumbob, scan, node_a)["metadata"]["name"]
+    token = cp.kubectl(
+        "create", "token", "plumbob-agent", "-n", ns, "--bound-object-kind=Pod", f"--bound-object-name={pod}"
+    ).stdout.strip()
     forged = _report(b_name, profile=profile, node=node_b, scan=scan)
     forged["metadata"]["resourceVersion"] = real["metadata"]["resourceVersion"]
     refused(forged, f"not one for node {node_b}", method="PUT", path=f"{PATH}/{b_name}")
