@@ -25,7 +25,7 @@ from plumbob.controller.metrics import StoreMetrics
 from plumbob.controller.operating import OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.reconciler import Reconciler
 from plumbob.controller.store import Store
-from plumbob.kube import Kube
+from plumbob.kube import Kube, KubeError
 
 STORE = Store()
 METRICS = StoreMetrics(STORE)  # observable instruments; served only once operating.run set up the SDK
@@ -77,10 +77,12 @@ def start(settings: kopf.OperatorSettings, **_: Any) -> None:
     _ELECTORS.append(elector)
     log.info("leader election as %s", elector.identity)
 
+    def lead(over: threading.Event) -> None:
+        prime(kube, over)
+        Reconciler(kube, STORE).run(over)
+
     def reconcile_while_leading() -> None:
-        lead_while_elected(
-            elector, _STOP, term_changed, STORE.wake, lambda over: Reconciler(kube, STORE).run(over)
-        )
+        lead_while_elected(elector, _STOP, term_changed, STORE.wake, lead)
 
     def elect() -> None:
         elector.run(_STOP)
@@ -89,6 +91,29 @@ def start(settings: kopf.OperatorSettings, **_: Any) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
         _THREADS.append(thread)
+
+
+def prime(kube: Kube, stop: threading.Event) -> None:
+    """Fill the store with one LIST of every watched kind before a term's first reconcile.
+
+    The watches fill it too, but concurrently: a first pass that ran before, say, the profiles had
+    arrived would report a schedule's profiles as missing, or an exception entry's profile as
+    unknown, for a moment (a Stalled condition and a Warning Event on a correct object). The
+    store keeps the newest version of each object, so events and lists can arrive in any order.
+    """
+    while not stop.is_set():
+        try:
+            listed = {plural: kube.list_objects(plural) for plural in (*OWN_INPUTS, *OWN_OUTPUTS)}
+            listed["nodes"] = kube.list_core("nodes")
+            listed["jobs"] = kube.list_core("jobs", f"{LABEL_MANAGED_BY}={MANAGER}")
+        except KubeError as exc:
+            log.warning("could not list the watched kinds before reconciling: %s; trying again", exc)
+            stop.wait(2.0)
+            continue
+        for plural, objects in listed.items():
+            for body in objects:
+                STORE.upsert(plural, body)
+        return
 
 
 @kopf.on.cleanup()
