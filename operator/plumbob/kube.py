@@ -140,13 +140,15 @@ class Kube:
         return list(cast("Mapping[str, Any]", res).get("items", []))
 
     def list_core(self, what: str, labels: str | None = None) -> list[dict[str, Any]]:
-        """Every Node (``nodes``) or every Job matching ``labels`` (``jobs``), as API JSON objects."""
+        """Every Node, Namespace or Job (``nodes``, ``namespaces``, ``jobs``) matching ``labels``, as JSON."""
         try:
-            res: object = (
-                self.core.list_node(label_selector=labels, _preload_content=False)
-                if what == "nodes"
-                else self.batch.list_job_for_all_namespaces(label_selector=labels, _preload_content=False)
-            )
+            res: object
+            if what == "nodes":
+                res = self.core.list_node(label_selector=labels, _preload_content=False)
+            elif what == "namespaces":
+                res = self.core.list_namespace(label_selector=labels, _preload_content=False)
+            else:
+                res = self.batch.list_job_for_all_namespaces(label_selector=labels, _preload_content=False)
         except ApiException as exc:
             raise _error(exc) from exc
         return list(_raw(res).get("items", []))

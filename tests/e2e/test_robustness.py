@@ -7,7 +7,8 @@ Cases, one per failure seen by trying Plumbob as a new user would:
 2. a rescan annotation of 300 characters starts exactly one scan and is recorded as a digest;
 3. a profile whose selector matches no node is Stalled (NoNodesSelected), never Compliant; a
    tailoring that selects no rule is Stalled naming the field, and its scan fails without a Job;
-4. a schedule naming a profile that does not exist is Stalled (ProfileNotFound), not Ready;
+4. a schedule naming a profile that does not exist is Stalled (ProfileNotFound), not Ready; an
+   exception entry naming a namespace that does not exist is Stalled (UnknownReference);
 5. a schedule edited into an invalid one: observedGeneration current, Stalled, no next scan time;
 6. one impossible date in an exception list leaves the other entries applying;
 7. long manual rationales for every rule: the audit still runs (the node is Done);
@@ -144,6 +145,26 @@ def test_names_that_point_at_nothing_and_invalid_edits(plumbob: Plumbob, run_id:
     assert (condition(obj, "Ready") or {}).get("status") == "False"
     assert f"ghost-{run_id}" in condition(obj, "Stalled")["message"]  # type: ignore[index]
     wait_for("a ProfileNotFound Event", lambda: events(cp, "ProfileNotFound", sched))
+
+    # an exception entry naming a namespace that does not exist (and one that does)
+    exc = f"ns-{run_id}"
+    entry = {"rules": ["5.1.1"], "reason": "pilot", "owner": "sec@example.com", "expires": "2027-06-30"}
+    apply(
+        cp,
+        {
+            "apiVersion": "plumbob.dev/v1alpha1",
+            "kind": "ClusterComplianceException",
+            "metadata": {"name": exc},
+            "spec": {"entries": [{**entry, "namespaces": ["kube-system", f"ghost-{run_id}"]}]},
+        },
+    )
+    obj = wait_for(
+        "UnknownReference", lambda: stalled_with(cp, "clustercomplianceexception", exc, "UnknownReference")
+    )
+    message = condition(obj, "Stalled")["message"]  # type: ignore[index]
+    assert (
+        f"namespaces[1]: no namespace matches 'ghost-{run_id}'" in message and "namespaces[0]" not in message
+    )
 
     # (5) edited into an invalid schedule: failed at the current generation, no next scan claimed
     apply(cp, schedule_body(sched, [profile], schedule="61 * * * *"))

@@ -48,6 +48,7 @@ class Entry:
     ticket: str | None
     expires: str
     expires_at: datetime
+    namespaces: tuple[str, ...] = ()  # a cluster entry's namespace names or globs
 
     def ref(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -92,6 +93,7 @@ def flatten(
                     ticket=e.ticket,
                     expires=e.expires,
                     expires_at=e.expiry(),
+                    namespaces=tuple(getattr(e, "namespaces", None) or ()),
                 )
             )
     return out
@@ -159,9 +161,16 @@ def apply_to_node(
     return Applied(effective, excepted)
 
 
-def dangling_references(entry: Entry, *, rule_ids: Iterable[str], profiles: Iterable[str]) -> list[str]:
+def dangling_references(
+    entry: Entry,
+    *,
+    rule_ids: Iterable[str],
+    profiles: Iterable[str],
+    namespaces: Iterable[str] | None = None,
+) -> list[str]:
     """What the entry names that does not exist: rule patterns that match no known rule, profiles
-    that do not exist. Such an entry can never except anything; the field is named."""
+    and namespaces (names or globs) that do not exist; ``namespaces=None``: not known, not judged.
+    Such an entry can never except anything; the field is named."""
     ids, existing = list(rule_ids), set(profiles)
     out = []
     for i, pattern in enumerate(entry.rules):
@@ -172,6 +181,13 @@ def dangling_references(entry: Entry, *, rule_ids: Iterable[str], profiles: Iter
     for i, name in enumerate(entry.profiles):
         if name not in existing:
             out.append(f"spec.entries[{entry.key.index}].profiles[{i}]: profile {name!r} does not exist")
+    if namespaces is not None:
+        known = list(namespaces)
+        for i, pattern in enumerate(entry.namespaces):
+            if not any(fnmatch.fnmatchcase(ns, pattern) for ns in known):
+                out.append(
+                    f"spec.entries[{entry.key.index}].namespaces[{i}]: no namespace matches {pattern!r}"
+                )
     return out
 
 

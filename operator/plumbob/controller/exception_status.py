@@ -69,7 +69,11 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
             dangling = {
                 e.key.index: refs
                 for e in mine
-                if (refs := excepting.dangling_references(e, rule_ids=known, profiles=snap.profiles))
+                if (
+                    refs := excepting.dangling_references(
+                        e, rule_ids=known, profiles=snap.profiles, namespaces=snap.namespaces or None
+                    )
+                )
             }
             message = (
                 f"{counts[EntryState.ACTIVE]} active, {counts[EntryState.UNUSED]} unused, "

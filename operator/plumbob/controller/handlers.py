@@ -52,6 +52,7 @@ for _plural in (*OWN_INPUTS, *OWN_OUTPUTS):
     kopf.on.event(GROUP, VERSION, _plural)(_feeder(_plural))
 kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER})(_feeder("jobs"))
 kopf.on.event("", "v1", "nodes")(_feeder("nodes"))
+kopf.on.event("", "v1", "namespaces")(_feeder("namespaces"))
 
 
 @kopf.on.startup()
@@ -105,6 +106,7 @@ def prime(kube: Kube, stop: threading.Event) -> None:
         try:
             listed = {plural: kube.list_objects(plural) for plural in (*OWN_INPUTS, *OWN_OUTPUTS)}
             listed["nodes"] = kube.list_core("nodes")
+            listed["namespaces"] = kube.list_core("namespaces")
             listed["jobs"] = kube.list_core("jobs", f"{LABEL_MANAGED_BY}={MANAGER}")
         except KubeError as exc:
             log.warning("could not list the watched kinds before reconciling: %s; trying again", exc)

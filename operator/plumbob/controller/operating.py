@@ -42,6 +42,7 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
         needed += [(v, GROUP, plural, None) for v in ("get", "list", "watch", "create", "delete")]
         needed.append(("patch", GROUP, f"{plural}/status", None))
     needed += [(v, "", "nodes", None) for v in ("get", "list", "watch")]
+    needed += [(v, "", "namespaces", None) for v in ("list", "watch")]  # names in exception entries
     needed += [(v, "batch", "jobs", None) for v in ("list", "watch")]
     needed += [(v, "batch", "jobs", namespace) for v in ("create", "delete", "deletecollection")]
     needed.append(("create", "", "events", None))

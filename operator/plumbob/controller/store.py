@@ -44,6 +44,7 @@ _MODELS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "compliancereports": report_digest,
     "jobs": job_digest,
     "nodes": node_digest,
+    "namespaces": lambda body: str(body["metadata"]["name"]),  # only names: exception entries name them
 }
 
 
@@ -193,6 +194,7 @@ class Store:
                 invalid=list(self.invalid.values()),
                 entry_problems={(k, ns, n): dict(v) for (k, (ns, n)), v in self.entry_problems.items()},
                 entry_indices={(k, ns, n): list(v) for (k, (ns, n)), v in self.entry_indices.items()},
+                namespaces=frozenset(self.objects["namespaces"].values()),
             )
 
 
@@ -211,3 +213,4 @@ class Snapshot:
     # (plural, namespace, name) of an exception list → its bad entries by index / the kept indices
     entry_problems: dict[tuple[str, str | None, str], dict[int, str]] = field(default_factory=dict)
     entry_indices: dict[tuple[str, str | None, str], list[int]] = field(default_factory=dict)
+    namespaces: frozenset[str] = frozenset()  # names of the cluster's namespaces

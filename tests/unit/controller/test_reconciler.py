@@ -1171,3 +1171,18 @@ def test_tick_whose_record_is_refused_skips_with_one_event(
         w.run()
     assert len(w.kube.events_of("ScanSkipped")) == 1
     assert len([s for s in w.scans().values() if s["spec"]["trigger"] == "schedule"]) == 0
+
+
+def test_exception_entry_naming_a_missing_namespace_is_reported(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for name in ("default", "team-a"):
+        w.kube.put("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    body = cluster_exception("2027-01-01", ["4.2.1"])
+    body["spec"]["entries"][0]["namespaces"] = ["team-*", "ghost"]
+    w.kube.put("clustercomplianceexceptions", body)
+    w.run(2)
+    c = conds(w, "clustercomplianceexceptions", "waivers")
+    assert c["Stalled"][:2] == ("True", "UnknownReference")
+    assert "spec.entries[0].namespaces[1]: no namespace matches 'ghost'" in c["Stalled"][2]
+    assert "namespaces[0]" not in c["Stalled"][2], "a glob that matches an existing namespace is fine"
