@@ -38,6 +38,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.error
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,9 +231,15 @@ def run(nodes: int, scans: int, seed: int, per_scan_timeout: float) -> Soak:
 
 
 def _wait(probe: Any, timeout: float) -> Any:
+    """Poll ``probe`` until it returns something; an API server that is away or busy (a refused
+    connection, 429 while it starts, 5xx) is the soak's own doing: keep polling."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = probe()
+        try:
+            value = probe()
+        except (OSError, urllib.error.URLError) as exc:  # HTTPError is a URLError
+            say(f"(poll: {exc}; polling again)")
+            value = None
         if value:
             return value
         time.sleep(0.5)
