@@ -25,7 +25,7 @@ from plumbob.controller.metrics import StoreMetrics
 from plumbob.controller.operating import OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.reconciler import Reconciler
 from plumbob.controller.store import Store
-from plumbob.kube import Kube, KubeError
+from plumbob.kube import Kube
 
 STORE = Store()
 METRICS = StoreMetrics(STORE)  # observable instruments; served only once operating.run set up the SDK
@@ -108,7 +108,7 @@ def prime(kube: Kube, stop: threading.Event) -> None:
             listed["nodes"] = kube.list_core("nodes")
             listed["namespaces"] = kube.list_core("namespaces")
             listed["jobs"] = kube.list_core("jobs", f"{LABEL_MANAGED_BY}={MANAGER}")
-        except KubeError as exc:
+        except Exception as exc:  # KubeError, or an API server that refuses connections
             log.warning("could not list the watched kinds before reconciling: %s; trying again", exc)
             stop.wait(2.0)
             continue

@@ -205,7 +205,13 @@ class Elector:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.try_once()
+            try:
+                self.try_once()
+            except Exception:  # an unreachable API server (a refused connection is not a KubeError)
+                log.exception(
+                    "leader election: lease %s/%s not read; trying again", self.namespace, self.name
+                )
+                self._report()  # leading() turns false once the renew deadline passes
             stop.wait(self.retry_period)
 
     def release(self) -> None:
@@ -268,6 +274,9 @@ def lead_while_elected(
         log.info("leading: reconciling")
         try:
             work(over)
+        except Exception:  # the term ends; the next one starts afresh (this loop must not die)
+            log.exception("the reconciler stopped with an error; its term ends")
+            stop.wait(elector.retry_period)
         finally:
             over.set()
             watcher.join()

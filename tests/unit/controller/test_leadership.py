@@ -209,3 +209,30 @@ def test_release_lets_the_next_replica_in_at_once() -> None:
     assert a.leading() is False
     assert kube.lease is not None and kube.lease["spec"]["holderIdentity"] is None
     assert b.try_once() is True
+
+
+def test_an_unreachable_api_server_does_not_end_the_election() -> None:
+    # A refused connection raises urllib3's errors, not KubeError: that once killed the elector's
+    # thread during an API server restart, and no replica reconciled again (the chaos soak).
+    import threading  # noqa: PLC0415
+
+    from urllib3.exceptions import MaxRetryError  # noqa: PLC0415
+
+    kube, clock = FakeKube(), Clock()
+    changes: list[bool] = []
+    a = elector(kube, "a", clock, changes)
+    real_get = kube.get_lease
+    calls = {"n": 0}
+
+    def get_lease(namespace: str, name: str) -> dict[str, Any] | None:
+        calls["n"] += 1
+        if calls["n"] in (2, 3):
+            raise MaxRetryError(None, "/leases", "Connection refused")  # type: ignore[arg-type]
+        if calls["n"] >= 5:
+            stop.set()
+        return real_get(namespace, name)
+
+    kube.get_lease = get_lease  # type: ignore[method-assign]
+    stop = threading.Event()
+    a.run(stop)  # returns only because stop was set after the API server came back
+    assert calls["n"] >= 5 and a.leading() is True
