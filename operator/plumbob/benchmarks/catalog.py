@@ -23,7 +23,6 @@ Errors::
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import json
 import re
@@ -33,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from plumbob.benchmarks.rules import Benchmark, Rule, SectionFile, rule_from_dict, to_plain
+from plumbob.benchmarks.rules import Benchmark, Rule, SectionFile, rule_from_dict, rule_matches, to_plain
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 COMPILED = "compiled.json"
@@ -275,7 +274,7 @@ def select_rules(rules: Iterable[Rule], patterns: Sequence[str] | None) -> list[
         return list(rules)
 
     def matches(rule_id: str, pattern: str) -> bool:
-        return fnmatch.fnmatchcase(rule_id, pattern) or rule_id.startswith(pattern + ".")
+        return rule_matches(rule_id, pattern)
 
     return [r for r in rules if any(matches(r.id, p) for p in patterns)]
 

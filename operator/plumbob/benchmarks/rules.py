@@ -26,6 +26,7 @@ a benchmark is loaded from YAML.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import MISSING, dataclass, field
 from enum import StrEnum
@@ -36,6 +37,12 @@ _RULE_ID = re.compile(r"^\d+(\.\d+){1,3}$")
 _SECTION = re.compile(r"^\d+(\.\d+)?$")
 _TOP_SECTION = re.compile(r"^\d+$")
 _MODE = re.compile(r"^[0-7]{3,4}$")
+
+
+def rule_matches(rule_id: str, pattern: str) -> bool:
+    """Whether a rule id matches a pattern: a glob (``1.2.*``), or a bare section (``4.2``) that
+    takes everything below it."""
+    return fnmatch.fnmatchcase(rule_id, pattern) or rule_id.startswith(pattern + ".")
 
 
 class Severity(StrEnum):

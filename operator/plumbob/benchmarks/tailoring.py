@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from plumbob.benchmarks.rules import Rule, Target
+from plumbob.benchmarks.rules import Rule, Target, rule_matches
 
 
 class Tailoring(BaseModel):
@@ -27,7 +27,7 @@ class Tailoring(BaseModel):
 
     def selects(self, rule_id: str) -> bool:
         def hit(pattern: str) -> bool:
-            return fnmatch.fnmatchcase(rule_id, pattern) or rule_id.startswith(pattern + ".")
+            return rule_matches(rule_id, pattern)
 
         return any(hit(p) for p in self.include) and not any(hit(p) for p in self.exclude)
 
@@ -48,7 +48,7 @@ class Tailoring(BaseModel):
         ids = [r.id for r in rules]
 
         def hits(pattern: str) -> bool:
-            return any(fnmatch.fnmatchcase(i, pattern) or i.startswith(pattern + ".") for i in ids)
+            return any(rule_matches(i, pattern) for i in ids)
 
         out = []
         for field, patterns in (

@@ -21,6 +21,7 @@ from datetime import datetime
 from plumbob.api.cluster_exceptions import ClusterComplianceException
 from plumbob.api.common import LabelSelector
 from plumbob.api.exceptions import ComplianceException, EntryState
+from plumbob.benchmarks.rules import rule_matches
 
 Exception_ = ClusterComplianceException | ComplianceException
 
@@ -174,7 +175,7 @@ def dangling_references(
     ids, existing = list(rule_ids), set(profiles)
     out = []
     for i, pattern in enumerate(entry.rules):
-        if not any(fnmatch.fnmatchcase(r, pattern) or r.startswith(pattern + ".") for r in ids):
+        if not any(rule_matches(r, pattern) for r in ids):
             out.append(
                 f"spec.entries[{entry.key.index}].rules[{i}]: {pattern!r} matches no rule of any benchmark"
             )

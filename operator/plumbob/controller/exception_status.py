@@ -49,6 +49,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
         *snap.cluster_exceptions,
         *snap.exceptions,
     ]
+    known = known_rule_ids(snap)  # once per pass, not per list
     for exc_obj in exception_lists:
         where = f"{exc_obj.metadata.namespace}/" if exc_obj.metadata.namespace else ""
         with ctx.isolated(exc_obj.kind, where + exc_obj.metadata.name):
@@ -65,7 +66,6 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
             counts = {s: sum(1 for _, st in states if st is s) for s in EntryState}
             upcoming = excepting.next_expiry(mine, now)
             bad = snap.entry_problems.get((f"{exc_obj.kind.lower()}s", meta.namespace, meta.name), {})
-            known = known_rule_ids(snap)
             dangling = {
                 e.key.index: refs
                 for e in mine
