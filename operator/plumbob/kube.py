@@ -204,6 +204,58 @@ class Kube:
             raise _error(exc) from exc
         return _as_dict(res)
 
+    # ---- any API object, read-only (cluster-level rules) -------------------------------------
+    def list_api_objects(
+        self, api_version: str, plural: str, kind: str, page: int = 500
+    ) -> list[dict[str, Any]]:
+        """Every object of one resource, cluster-wide, in pages of ``page``; ``managedFields`` dropped.
+
+        Items of a LIST carry no ``apiVersion`` and ``kind``: they are set here, so each object
+        stands on its own.
+        """
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        out: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            query: list[tuple[str, Any]] = [("limit", page)] + ([("continue", token)] if token else [])
+            body = self._get(f"{base}/{plural}", query)
+            for item in body.get("items") or []:
+                item["apiVersion"], item["kind"] = api_version, kind
+                (item.get("metadata") or {}).pop("managedFields", None)
+                out.append(item)
+            token = (body.get("metadata") or {}).get("continue") or None
+            if not token:
+                return out
+
+    def resource_plural(self, api_version: str, kind: str) -> str | None:
+        """The plural the API server serves ``kind`` of ``api_version`` under (discovery), or None."""
+        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            res = self._get(path, [])
+        except NotFoundError:
+            return None
+        for r in res.get("resources") or []:
+            if r.get("kind") == kind and "/" not in str(r.get("name")) and "list" in (r.get("verbs") or []):
+                return str(r["name"])
+        return None
+
+    def _get(self, path: str, query: list[tuple[str, Any]]) -> dict[str, Any]:
+        """GET ``path`` and decode the JSON body; API failures become :class:`KubeError`."""
+        method, url, headers, body, post = self.api.param_serialize(
+            "GET",
+            path,
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(method, url, header_params=headers, body=body, post_params=post)
+            response.read()  # type: ignore[no-untyped-call]  # RESTResponse.read is not annotated
+            data = self.api.response_deserialize(response, {"200": "object"}).data
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return _as_dict(data)
+
     def annotate(self, plural: str, name: str, annotations: Mapping[str, str]) -> None:
         """Merge ``annotations`` into a cluster-scoped object's metadata (a user action, e.g. a rescan)."""
         self._count(f"annotate {plural}")

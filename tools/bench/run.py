@@ -1,4 +1,5 @@
-"""``make bench``: node audit, metrics cardinality, then the operator scale benchmark and one table.
+"""``make bench``: node audit, metrics cardinality, the cluster-rule engine, then the operator scale
+benchmark and one table.
 
 - ``tools/bench/audit_bench.py`` runs as its own process (its output is shown as it is); the
   in-process median audit times are taken from its output for the summary table;
@@ -70,6 +71,11 @@ def main(argv: list[str]) -> int:
         [sys.executable, str(REPO / "tools" / "bench" / "metrics_bench.py")], check=False, cwd=REPO
     )
     crashed |= int(metrics.returncode not in (0, 1))  # 1: a goal missed, shown in its output
+    print("== cluster-rule engine benchmark (tools/bench/cluster_bench.py) ==", flush=True)
+    engine = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "bench" / "cluster_bench.py")], check=False, cwd=REPO
+    )
+    crashed |= int(engine.returncode != 0)
     print(flush=True)
     scale_bench = importlib.import_module("scale_bench")  # after sys.path is set
 

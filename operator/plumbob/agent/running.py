@@ -48,6 +48,7 @@ _SOURCES = {
     Source.DEFAULT: EvidenceSource.DEFAULT,
     Source.UNSET: EvidenceSource.UNSET,
     Source.FILE: EvidenceSource.FILE,
+    Source.API: EvidenceSource.API,
     Source.NONE: EvidenceSource.NONE,
 }
 MAX_EVIDENCE, MAX_TEXT = 8, 512

@@ -143,7 +143,59 @@ class CustomRule(Spec):
     severity: Severity = Severity.MEDIUM
     match: ResourceMatch
     expression: Annotated[str, Field(min_length=1, max_length=4096)]
+    message: Annotated[str, Field(max_length=MAX_TEXT)] = Field(
+        default="", description="what a failing object's finding says; default: 'the expression is false'"
+    )
     remediation: Annotated[str, Field(max_length=MAX_TEXT)] = ""
+
+
+class PodSecurity(Spec):
+    """The Pod Security Standards (``pss-baseline`` or ``pss-restricted``), evaluated per workload
+    beside the benchmark's cluster rules; the profile's ``rules.exclude`` globs still apply."""
+
+    level: Literal["baseline", "restricted"]
+    version: Annotated[
+        str,
+        Field(min_length=1, max_length=16),
+        Matching(
+            "^(auto|latest|v1[.][0-9]+)$",
+            "version is 'auto' (each namespace's pod-security.kubernetes.io/enforce-version label, else "
+            "the cluster's minor version), 'latest', or a policy version such as 'v1.33'",
+        ),
+    ] = Field(default="auto", description="policy version the checks follow")
+
+
+class ExpectedHolder(Spec):
+    """Who or what legitimately holds what a cluster rule looks for (the built-in cluster-admin
+    binding, ``system:`` controllers, kube-system add-ons). A finding every given field matches
+    (globs) is listed as expected with ``reason`` instead of failing; it is never hidden."""
+
+    rules: Annotated[list[RuleGlob], Field(min_length=1, max_length=32)] = Field(
+        description="rule ids or globs this entry applies to"
+    )
+    reason: NonBlankText
+    subject_kind: Literal["User", "Group", "ServiceAccount"] | None = None
+    subject: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        default=None, description="subject name glob; a ServiceAccount is 'namespace/name'"
+    )
+    binding: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
+        default=None, description="(Cluster)RoleBinding name glob"
+    )
+    role: Annotated[str, Field(min_length=1, max_length=253)] | None = Field(
+        default=None, description="(Cluster)Role name glob"
+    )
+    namespace: Annotated[str, Field(min_length=1, max_length=63)] | None = Field(
+        default=None, description="namespace glob of the object at fault"
+    )
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> ExpectedHolder:
+        if not any((self.subject_kind, self.subject, self.binding, self.role, self.namespace)):
+            raise ValueError(_HOLDER_MESSAGE)
+        return self
+
+
+_HOLDER_MESSAGE = "an expected holder names a subjectKind, subject, binding, role or namespace"
 
 
 class ComplianceProfileSpec(Spec):
@@ -194,6 +246,23 @@ class ComplianceProfileSpec(Spec):
             json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
         ),
     ] = Field(default_factory=list, description="cluster-level rules of this profile's own")
+    pod_security: PodSecurity | None = Field(
+        default=None, description="also evaluate the Pod Security Standards at this level"
+    )
+    expected_holders: Annotated[
+        list[Annotated[
+            ExpectedHolder,
+            Field(json_schema_extra=validations(cel(
+                "has(self.subjectKind) || has(self.subject) || has(self.binding) || has(self.role) "
+                "|| has(self.namespace)", _HOLDER_MESSAGE,
+            ))),
+        ]],
+        Field(max_length=64),
+    ] | None = Field(
+        default=None,
+        description="replaces the benchmark's list of expected holders for cluster rules (an empty "
+        "list: nothing is expected); absent: the benchmark's defaults",
+    )  # fmt: skip
 
 
 class ResolvedBenchmark(Model):

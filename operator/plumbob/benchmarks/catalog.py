@@ -32,7 +32,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from plumbob.benchmarks.rules import Benchmark, Rule, SectionFile, rule_from_dict, rule_matches, to_plain
+from plumbob.benchmarks.rules import (
+    NUMBERED_ID,
+    Benchmark,
+    ExpectedHolder,
+    Rule,
+    SectionFile,
+    rule_from_dict,
+    rule_matches,
+    to_plain,
+)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 COMPILED = "compiled.json"
@@ -150,7 +159,8 @@ def validate_sources(directory: Path, label: str) -> dict[str, Any]:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise CatalogError(f"{label}: duplicate rule ids {', '.join(duplicates)}")
-    rules.sort(key=lambda r: tuple(int(p) for p in r.id.split(".")))
+    if all(re.fullmatch(NUMBERED_ID, r.id) for r in rules):
+        rules.sort(key=lambda r: tuple(int(p) for p in r.id.split(".")))
     try:
         benchmark = validated(Benchmark, {**meta, "rules": rules})
     except ValidationError as exc:
@@ -245,6 +255,9 @@ def _benchmark(plain: Mapping[str, Any], overrides: Mapping[str, str]) -> Benchm
         variables=variables,
         sections=dict(plain.get("sections", {})),
         rules=rules,
+        rule_ids=plain.get("rule_ids", NUMBERED_ID),
+        expected_holders=[ExpectedHolder(**h) for h in plain.get("expected_holders", [])],
+        never_expected=list(plain.get("never_expected", [])),
         platform=plain.get("platform", "generic"),
         base=plain.get("base"),
         responsibility=plain.get("responsibility"),

@@ -33,9 +33,11 @@ from enum import StrEnum
 from typing import Any, Literal
 
 _STRICT: Any = {"extra": "forbid"}  # pydantic's ConfigDict, as a plain dict: no import here
-_RULE_ID = re.compile(r"^\d+(\.\d+){1,3}$")
-_SECTION = re.compile(r"^\d+(\.\d+)?$")
-_TOP_SECTION = re.compile(r"^\d+$")
+NUMBERED_ID = r"^\d+(\.\d+){1,3}$"  # the CIS benchmarks' rule ids (a benchmark may name another scheme)
+_NUMBERED = re.compile(NUMBERED_ID)
+_RULE_ID = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+_TOP_SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _MODE = re.compile(r"^[0-7]{3,4}$")
 
 
@@ -248,6 +250,174 @@ AUDIT_TYPES: dict[str, type[Audit]] = {
 }
 
 
+# ---- cluster audits: decided from API objects by the operator (engine.cluster) ---------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Permission:
+    """Any of ``verbs`` on any of ``resources`` (``res`` or ``res/subresource``) in ``api_group``
+    (``""`` is the core group)."""
+
+    __pydantic_config__ = _STRICT
+    api_group: str
+    resources: list[str]
+    verbs: list[str]
+
+    def __post_init__(self) -> None:
+        if not self.resources or not self.verbs:
+            raise ValueError("a permission names at least one resource and one verb")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RbacAudit:
+    """Subjects granted ``any_of`` the permissions, ``all_of`` them together, or bound to the
+    ClusterRole ``bound_cluster_role`` fail the rule (exactly one of the three)."""
+
+    __pydantic_config__ = _STRICT
+    type: Literal["rbac"] = "rbac"
+    any_of: list[Permission] = field(default_factory=list)
+    all_of: list[Permission] = field(default_factory=list)
+    bound_cluster_role: str | None = None
+
+    def __post_init__(self) -> None:
+        if sum(map(bool, (self.any_of, self.all_of, self.bound_cluster_role))) != 1:
+            raise ValueError("an rbac audit has exactly one of any_of, all_of and bound_cluster_role")
+
+
+class PodCheck(StrEnum):
+    """Checks of pod specs (CIS 5.2, 5.4.1, 5.6.2); implemented in ``engine.cluster.pods``."""
+
+    PRIVILEGED = "privileged"
+    HOST_PID = "host-pid"
+    HOST_IPC = "host-ipc"
+    HOST_NETWORK = "host-network"
+    PRIVILEGE_ESCALATION = "privilege-escalation"
+    ROOT = "root"
+    NET_RAW = "net-raw"
+    ADDED_CAPABILITIES = "added-capabilities"
+    HOST_PROCESS = "host-process"
+    HOST_PATH = "host-path"
+    HOST_PORT = "host-port"
+    SECRETS_IN_ENV = "secrets-in-env"
+    SECCOMP = "seccomp"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PodAudit:
+    __pydantic_config__ = _STRICT
+    type: Literal["pod"] = "pod"
+    check: PodCheck
+
+
+class PssCheck(StrEnum):
+    """The checks of the Pod Security Standards, named as pod-security-admission names them."""
+
+    WINDOWS_HOST_PROCESS = "windowsHostProcess"
+    HOST_NAMESPACES = "hostNamespaces"
+    PRIVILEGED = "privileged"
+    CAPABILITIES_BASELINE = "capabilities_baseline"
+    HOST_PATH_VOLUMES = "hostPathVolumes"
+    HOST_PORTS = "hostPorts"
+    APPARMOR_PROFILE = "appArmorProfile"
+    SELINUX_OPTIONS = "seLinuxOptions"
+    PROC_MOUNT = "procMount"
+    SECCOMP_PROFILE_BASELINE = "seccompProfile_baseline"
+    SYSCTLS = "sysctls"
+    HOST_PROBES_AND_HOST_LIFECYCLE = "hostProbesAndHostLifecycle"
+    RESTRICTED_VOLUMES = "restrictedVolumes"
+    ALLOW_PRIVILEGE_ESCALATION = "allowPrivilegeEscalation"
+    CAPABILITIES_RESTRICTED = "capabilities_restricted"
+    RUN_AS_NON_ROOT = "runAsNonRoot"
+    RUN_AS_USER = "runAsUser"
+    SECCOMP_PROFILE_RESTRICTED = "seccompProfile_restricted"
+    PROC_MOUNT_RESTRICTED = "procMount_restricted"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PssAudit:
+    """A Pod Security Standards check as part of ``level``: at a policy version where a stricter
+    check of the level replaces it (``capabilities_baseline`` in restricted from v1.22), it passes."""
+
+    __pydantic_config__ = _STRICT
+    type: Literal["pss"] = "pss"
+    check: PssCheck
+    level: Literal["baseline", "restricted"]
+
+
+class ObjectsCheck(StrEnum):
+    """Checks over objects other than pods; implemented in ``engine.cluster.objects_checks``."""
+
+    ROLE_WILDCARDS = "role-wildcards"  # Roles and ClusterRoles with "*" (5.1.3)
+    DEFAULT_SERVICE_ACCOUNTS = "default-service-accounts"  # default SAs used or mounted (5.1.5)
+    NAMESPACES_WITHOUT_NETWORK_POLICY = "namespaces-without-network-policy"  # 5.3.2
+    DEFAULT_NAMESPACE_USED = "default-namespace-used"  # 5.6.4
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectName:
+    __pydantic_config__ = _STRICT
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectsAudit:
+    """``ignore``: objects the check never counts (e.g. the ``kubernetes`` Service)."""
+
+    __pydantic_config__ = _STRICT
+    type: Literal["objects"] = "objects"
+    check: ObjectsCheck
+    ignore: list[ObjectName] = field(default_factory=list)
+
+
+class EvidenceKind(StrEnum):
+    """What an evidence-only rule lists for a person to judge."""
+
+    MOUNTED_TOKENS = "mounted-tokens"  # 5.1.6
+    SYSTEM_MASTERS = "system-masters"  # 5.1.7
+    POD_POLICY = "pod-policy"  # 5.2.1
+    NETWORK_POLICY_PROVIDER = "network-policy-provider"  # 5.3.1
+    ADMISSION_WEBHOOKS = "admission-webhooks"  # 5.5.1
+    SECURITY_CONTEXTS = "security-contexts"  # 5.6.3
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvidenceAudit:
+    __pydantic_config__ = _STRICT
+    type: Literal["evidence"] = "evidence"
+    collect: EvidenceKind
+
+
+ClusterAudit = RbacAudit | PodAudit | PssAudit | ObjectsAudit | EvidenceAudit
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectedHolder:
+    """Who or what legitimately holds what some cluster rules look for.
+
+    Matches a finding when every given field matches (globs; ``subject`` of a ServiceAccount is
+    ``namespace/name``; ``namespace`` is the namespace of the object at fault). Matched findings
+    are reported as expected, with ``reason``, never hidden. ``rules``: rule id globs.
+    """
+
+    __pydantic_config__ = _STRICT
+    rules: list[str]
+    reason: str
+    subject_kind: Literal["User", "Group", "ServiceAccount"] | None = None
+    subject: str | None = None
+    binding: str | None = None
+    role: str | None = None
+    namespace: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.rules:
+            raise ValueError("an expected holder applies to at least one rule")
+        if not self.reason:
+            raise ValueError("an expected holder needs a reason")
+        if not any((self.subject_kind, self.subject, self.binding, self.role, self.namespace)):
+            raise ValueError("an expected holder names a subject, binding, role or namespace")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Rule:
     __pydantic_config__ = _STRICT
@@ -257,7 +427,8 @@ class Rule:
     severity: Severity
     targets: list[Target]
     scored: bool  # CIS 'Automated' (true) or 'Manual' (false)
-    audit: Audit | None = None
+    audit: Audit | None = None  # a node audit (agent), or
+    cluster_audit: ClusterAudit | None = None  # a cluster audit (operator, from API objects)
     guidance: str | None = None  # how a person checks a manual rule
     remediation: str
     # Absent components: when the audited component is not running on the node the rule is
@@ -274,11 +445,18 @@ class Rule:
         _pattern(self.section, _SECTION, f"rule {self.id}: section")
         if not self.targets:
             raise ValueError(f"rule {self.id}: targets must name at least one target")
-        if self.audit is None and not self.guidance:
+        if self.audit is None and self.cluster_audit is None and not self.guidance:
             raise ValueError(f"rule {self.id}: a rule without an audit needs guidance")
         if self.scored and self.audit is None and Target.CLUSTER not in self.targets:
             raise ValueError(f"rule {self.id}: an automated node rule needs an audit")
-        if not self.id.startswith(self.section + ".") and self.id != self.section:
+        if self.cluster_audit is not None and self.targets != [Target.CLUSTER]:
+            raise ValueError(f"rule {self.id}: a cluster audit needs targets [cluster]")
+        if self.audit is not None and Target.CLUSTER in self.targets:
+            raise ValueError(f"rule {self.id}: a node audit cannot target the cluster")
+        if isinstance(self.cluster_audit, EvidenceAudit) and not self.guidance:
+            raise ValueError(f"rule {self.id}: an evidence rule needs guidance for the person who judges")
+        numbered = _NUMBERED.match(self.id)
+        if numbered and not self.id.startswith(self.section + ".") and self.id != self.section:
             raise ValueError(f"rule {self.id} is not in section {self.section}")
 
 
@@ -307,9 +485,26 @@ class Benchmark:
     variables: dict[str, str] = field(default_factory=dict)
     sections: dict[str, str] = field(default_factory=dict)  # section id → title
     rules: list[Rule]
+    rule_ids: str = NUMBERED_ID  # the pattern every rule id of this benchmark matches
+    # who legitimately holds what cluster rules look for (defaults; a profile may replace them)
+    expected_holders: list[ExpectedHolder] = field(default_factory=list)
+    # subject names never treated as expected holders, whatever entry matches (system:authenticated)
+    never_expected: list[str] = field(default_factory=list)
     platform: str = "generic"
     base: str | None = None  # the benchmark a platform variant derives from
     responsibility: str | None = None  # hosted: the provider's shared-responsibility statement
+
+    def __post_init__(self) -> None:
+        scheme = re.compile(self.rule_ids)
+        bad = [r.id for r in self.rules if not scheme.fullmatch(r.id)]
+        if bad:
+            raise ValueError(f"rule ids {', '.join(bad)} do not match {self.rule_ids}")
+
+    def node_rules(self) -> list[Rule]:
+        return [r for r in self.rules if Target.CLUSTER not in r.targets]
+
+    def cluster_rules(self) -> list[Rule]:
+        return [r for r in self.rules if Target.CLUSTER in r.targets]
 
 
 # ---- building models from data that was validated before (the compiled catalog) ------------------
@@ -335,12 +530,34 @@ def audit_from_dict(data: dict[str, Any]) -> Audit:
     return AUDIT_TYPES[kind](**fields)
 
 
+def cluster_audit_from_dict(data: dict[str, Any]) -> ClusterAudit:
+    """A cluster audit from its JSON form (``type`` tag plus fields)."""
+    fields = {k: v for k, v in data.items() if k != "type"}
+    match data["type"]:
+        case "rbac":
+            for key in ("any_of", "all_of"):
+                fields[key] = [Permission(**p) for p in fields.get(key, [])]
+            return RbacAudit(**fields)
+        case "pod":
+            return PodAudit(check=PodCheck(fields["check"]))
+        case "pss":
+            return PssAudit(check=PssCheck(fields["check"]), level=fields["level"])
+        case "objects":
+            ignore = [ObjectName(**o) for o in fields.get("ignore", [])]
+            return ObjectsAudit(check=ObjectsCheck(fields["check"]), ignore=ignore)
+        case "evidence":
+            return EvidenceAudit(collect=EvidenceKind(fields["collect"]))
+    raise ValueError(f"unknown cluster audit type {data['type']!r}")
+
+
 def rule_from_dict(data: dict[str, Any]) -> Rule:
     fields = dict(data)
     fields["severity"] = Severity(fields["severity"])
     fields["targets"] = [Target(t) for t in fields["targets"]]
     if fields.get("audit") is not None:
         fields["audit"] = audit_from_dict(fields["audit"])
+    if fields.get("cluster_audit") is not None:
+        fields["cluster_audit"] = cluster_audit_from_dict(fields["cluster_audit"])
     return Rule(**fields)
 
 

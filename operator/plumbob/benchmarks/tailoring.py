@@ -8,7 +8,6 @@ one scan audits exactly the same rule set.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,21 +30,26 @@ class Tailoring(BaseModel):
 
         return any(hit(p) for p in self.include) and not any(hit(p) for p in self.exclude)
 
+    def excludes(self, rule_id: str) -> bool:
+        """Whether an ``exclude`` glob leaves the rule out (rules of an added rule set ignore ``include``)."""
+        return any(rule_matches(rule_id, p) for p in self.exclude)
+
     def manual_rationale(self, rule_id: str) -> str | None:
         for pattern, rationale in self.manual.items():
-            if fnmatch.fnmatchcase(rule_id, pattern):
+            if rule_matches(rule_id, pattern):
                 return rationale
         return None
 
-    def problems(self, rules: Iterable[Rule]) -> list[str]:
+    def problems(self, rules: Iterable[Rule], added: Iterable[Rule] = ()) -> list[str]:
         """Why this tailoring cannot give a meaningful result with ``rules``, naming the profile field.
 
         A pattern in ``include``, ``exclude`` or ``manual`` that matches no rule of the benchmark
-        points at nothing (a typo, or a rule of another benchmark), and a tailoring that selects no
-        node rule would check nothing.
+        nor of an ``added`` rule set (the Pod Security Standards of ``spec.podSecurity``) points at
+        nothing (a typo, or a rule of another benchmark), and a tailoring that selects no node rule
+        would check nothing.
         """
         rules = list(rules)
-        ids = [r.id for r in rules]
+        ids = [r.id for r in rules] + [r.id for r in added]
 
         def hits(pattern: str) -> bool:
             return any(rule_matches(i, pattern) for i in ids)
@@ -59,7 +63,8 @@ class Tailoring(BaseModel):
             for i, pattern in enumerate(patterns):
                 if not hits(pattern):
                     where = f"spec.rules.{field}[{i}]" + (".rule" if field == "manual" else "")
-                    out.append(f"{where}: {pattern!r} matches no rule of {self.benchmark}")
+                    names = self.benchmark + (" or the Pod Security Standards" if added else "")
+                    out.append(f"{where}: {pattern!r} matches no rule of {names}")
         if not out and not self.node_rules(rules):
             out.append(
                 f"spec.rules: include and exclude select no node rule of {self.benchmark}; "

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from plumbob.api.common import GROUP
+from plumbob.engine.cluster.inventory import API_KINDS
 
 OWN_INPUTS = (
     "complianceprofiles",
@@ -50,6 +51,10 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     for group, plural in EXPORTS:
         needed += [(v, group, plural, None) for v in ("get", "list", "create", "update", "delete")]
     needed += [(v, "coordination.k8s.io", "leases", namespace) for v in ("get", "create", "update")]
+    # cluster-level rules read these (never secrets or configmaps); see controller/cluster_status.py
+    for api_version, plural, _kind in API_KINDS:
+        group = api_version.rpartition("/")[0]
+        needed.append(("list", group, plural, None))
     return needed
 
 

@@ -21,7 +21,9 @@ lives in the module named after the kind whose status it writes:
 7. :mod:`~plumbob.controller.exception_status`: entry states (active / unused / expired),
    ``ExceptionExpired`` Events;
 8. :mod:`~plumbob.controller.invalid_objects`: objects that could not be parsed are marked
-   ``Stalled``, once.
+   ``Stalled``, once;
+9. :mod:`~plumbob.controller.cluster_status`: each profile's cluster-level rules and custom
+   rules, evaluated from API objects into its cluster-level report (every 30 s, and on a change).
 
 The store is read again between steps, so each step sees what the earlier ones wrote. What the
 steps share (client, store, settings, clock, writing only what changed) is
@@ -43,6 +45,7 @@ from plumbob.controller import (
     scan_status,
     schedule_status,
 )
+from plumbob.controller.cluster_status import ClusterStatus
 from plumbob.controller.context import Clock, Context, Settings, utcnow
 from plumbob.controller.invalid_objects import InvalidObjects
 from plumbob.controller.metrics import reconcile_pass, step
@@ -69,6 +72,7 @@ class Reconciler(Context):
         self._invalid = InvalidObjects(self)
         self._cves = cve_status.CveSource(self)
         self._policy_reports = PolicyReportExport(self)
+        self.cluster = ClusterStatus(self)  # public: tools and tests wait for its worker
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -114,6 +118,8 @@ class Reconciler(Context):
             step("invalid", self._invalid.reconcile, snap)
         with self.isolated("step", "policy reports"):
             step("policyreports", self._policy_reports.reconcile, self.store.snapshot())
+        with self.isolated("step", "cluster rules"):
+            waits.append(step("cluster", self.cluster.reconcile, self.store.snapshot(), now))
         return max(0.05, min(waits))
 
     # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.

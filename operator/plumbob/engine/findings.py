@@ -38,6 +38,7 @@ class Source(StrEnum):
     DEFAULT = "default"  # the component's documented default (nothing set it)
     UNSET = "unset"  # nothing set it and there is no documented default
     FILE = "file"  # the file system (mode, owner, presence)
+    API = "api"  # an object read from the Kubernetes API (cluster-level rules)
     NONE = "none"  # nothing could be read
 
 
@@ -53,6 +54,24 @@ class Evidence:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ObjectRef:
+    """The API object a cluster-level finding is about."""
+
+    api_version: str  # 'v1', 'apps/v1', 'rbac.authorization.k8s.io/v1'…
+    kind: str
+    namespace: str | None = None
+    name: str
+
+    @property
+    def api_group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Finding:
     rule_id: str
     title: str
@@ -64,6 +83,10 @@ class Finding:
     # not-applicable because the provider of a hosted control plane owns the control (attested,
     # not tested); the reason says "managed by the provider" and links the provider's statement
     provider_managed: bool = False
+    resource: ObjectRef | None = None  # the object at fault (cluster-level rules)
+    # why the object legitimately holds what the rule looks for (an expected holder from the
+    # benchmark's data or the profile): such a finding is listed, not failed
+    expected: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -119,7 +119,7 @@ class FakeKube:
         return body
 
     def writes(self) -> list[Call]:
-        reads = {"list_objects", "get_object", "server_version"}
+        reads = {"list_objects", "get_object", "server_version", "list_api_objects", "resource_plural"}
         return [c for c in self.calls if c.method not in reads]
 
     def events_of(self, reason: str) -> list[dict[str, Any]]:
@@ -137,6 +137,16 @@ class FakeKube:
             for (p, ns, _), b in self.objects.items()
             if p == plural and (namespace is None or ns == namespace)
         ]
+
+    def list_api_objects(self, api_version: str, plural: str, kind: str) -> list[dict[str, Any]]:
+        self.calls.append(Call("list_api_objects", (api_version, plural, kind)))
+        return [
+            {**copy.deepcopy(b), "apiVersion": api_version, "kind": kind} for b in self.list_objects(plural)
+        ]
+
+    def resource_plural(self, api_version: str, kind: str) -> str | None:
+        self.calls.append(Call("resource_plural", (api_version, kind)))
+        return None
 
     def get_object(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         self.calls.append(Call("get_object", (plural, name, namespace)))
@@ -286,6 +296,7 @@ def world() -> World:
     kube = FakeKube(store, clock)
     settings = Settings(namespace=NS, image="plumbob:test", progress_interval=0.0, min_interval=0.0)
     reconciler = Reconciler(kube, store, settings, clock)  # type: ignore[arg-type]  # a fake Kube
+    reconciler.cluster.background = False  # cluster rules evaluated within the pass: deterministic
     return World(kube, store, clock, reconciler)
 
 
@@ -1186,3 +1197,103 @@ def test_exception_entry_naming_a_missing_namespace_is_reported(world: World) ->
     assert c["Stalled"][:2] == ("True", "UnknownReference")
     assert "spec.entries[0].namespaces[1]: no namespace matches 'ghost'" in c["Stalled"][2]
     assert "namespaces[0]" not in c["Stalled"][2], "a glob that matches an existing namespace is fine"
+
+
+# ---- cluster-level rules (controller/cluster_status.py) ----------------------------------------------
+
+
+def test_cluster_rules_and_custom_rules_land_in_the_cluster_report(world: World) -> None:
+    w = world
+    custom = {
+        "id": "custom.no-host-net",
+        "title": "no host network",
+        "match": {"apiVersion": "v1", "kind": "Pod"},
+        "expression": "!has(object.spec.hostNetwork) || !object.spec.hostNetwork",
+    }
+    w.kube.put("complianceprofiles", profile(customRules=[custom]))
+    pod = {"metadata": {"name": "p", "namespace": "team"}, "spec": {"hostNetwork": True, "containers": []}}
+    w.kube.objects[("pods", "team", "p")] = pod  # not a kind the store watches: only listed
+    w.run()
+    report = w.kube.objects[("compliancereports", None, "cis")]
+    results = {
+        (r["id"], (r.get("resource") or {}).get("name"), r["status"]) for r in report["spec"]["results"]
+    }
+    assert ("5.2.5", "p", "fail") in results
+    assert ("custom.no-host-net", "p", "fail") in results
+    assert w.kube.status("compliancereports", "cis")["summary"]["fail"] >= 2
+    before = len(w.kube.writes())
+    w.run()  # nothing changed and the interval has not passed: no write
+    assert w.kube.writes()[before:] == []
+
+
+def test_a_custom_rule_that_does_not_compile_stalls_the_profile_keeping_its_report(world: World) -> None:
+    w = world
+    good = {
+        "id": "custom.no-host-net",
+        "title": "no host network",
+        "match": {"apiVersion": "v1", "kind": "Pod"},
+        "expression": "!has(object.spec.hostNetwork) || !object.spec.hostNetwork",
+    }
+    w.kube.put("complianceprofiles", profile(customRules=[good]))
+    w.run()
+    kept = w.kube.objects[("compliancereports", None, "cis")]["spec"]
+    broken = {**good, "id": "custom.broken", "expression": "nosuch(object)"}
+    w.kube.put("complianceprofiles", profile(customRules=[good, broken]))
+    w.run()
+    w.run()
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Stalled"][:2] == ("True", "CannotResolve")
+    assert "spec.customRules[1] (custom.broken)" in c["Stalled"][2] and "nosuch" in c["Stalled"][2]
+    assert w.kube.status("complianceprofiles", "cis")["observedGeneration"] == 2
+    (event,) = w.kube.events_of("CannotResolve")
+    assert "custom.broken" in event["message"]
+    assert w.kube.objects[("compliancereports", None, "cis")]["spec"] == kept, "the last good report stays"
+
+
+def test_a_profiles_expected_holders_replace_the_benchmarks(world: World) -> None:
+    w = world
+    admin = {
+        "metadata": {"name": "cluster-admin"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "Group", "name": "system:masters"}],
+    }
+    w.kube.objects[("clusterrolebindings", None, "cluster-admin")] = admin
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+
+    def admin_result() -> dict[str, Any]:
+        report = w.kube.objects[("compliancereports", None, "cis")]
+        (r,) = [r for r in report["spec"]["results"] if r["id"] == "5.1.1" and r.get("resource")]
+        return dict(r)
+
+    assert admin_result()["status"] == "pass" and admin_result()["reason"].startswith("expected:")
+    own = [{"rules": ["5.2.*"], "reason": "ours", "namespace": "kube-system"}]
+    w.kube.put("complianceprofiles", profile(expectedHolders=own))
+    w.run()  # a spec change re-evaluates at once
+    assert admin_result()["status"] == "fail"
+
+
+def test_pod_security_standards_are_evaluated_beside_the_benchmark(world: World) -> None:
+    w = world
+    pod = {"metadata": {"name": "p", "namespace": "team"}, "spec": {"containers": [{"name": "c"}]}}
+    w.kube.objects[("pods", "team", "p")] = pod
+    pss = {"level": "restricted", "version": "v1.36"}
+    w.kube.put("complianceprofiles", profile(podSecurity=pss, rules={"exclude": ["runAsUser"]}))
+    w.run()
+    report = w.kube.objects[("compliancereports", None, "cis")]
+    results = {
+        (r["id"], (r.get("resource") or {}).get("name"), r["status"]) for r in report["spec"]["results"]
+    }
+    assert ("runAsNonRoot", "p", "fail") in results
+    assert ("allowPrivilegeEscalation", "p", "fail") in results
+    assert ("privileged", None, "pass") in results
+    assert not any(rule == "runAsUser" for rule, _, _ in results)
+
+
+def test_cluster_evaluation_runs_in_its_worker_without_holding_up_the_pass(world: World) -> None:
+    w = world
+    w.reconciler.cluster.background = True  # as in the operator
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+    w.reconciler.cluster.wait(timeout=30)
+    assert ("compliancereports", None, "cis") in w.kube.objects

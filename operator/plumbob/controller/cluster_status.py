@@ -1,0 +1,361 @@
+"""ComplianceReport of a profile's cluster-level rules: read API objects, evaluate, write.
+
+For each profile, at most every ``interval`` seconds and at once when its ``spec`` changes, the
+operator reads the API objects the cluster rules need (one paginated LIST per kind, shared by
+every profile due in the pass), evaluates the selected cluster-level rules of the profile's
+benchmark (:mod:`plumbob.engine.cluster`) and its ``customRules`` (CEL), and writes the
+cluster-level ``ComplianceReport`` named after the profile (no ``spec.nodeName``): its ``spec``
+holds the results, each naming its object, and its ``status`` the summary.
+
+What the report promises:
+
+- a kind that cannot be read (forbidden, server error) makes every benchmark rule ``error`` with
+  the reason: a rule never passes on objects it could not see;
+- a custom rule that does not compile makes the whole profile unresolvable (``Stalled``,
+  ``CannotResolve`` naming the rule and the compiler's message, one Event: see
+  :meth:`~plumbob.controller.context.Context.resolve`); its last report is kept as it was;
+- a custom rule on a kind the API server does not serve, or cannot be listed, is ``error``;
+- with ``spec.podSecurity``, the Pod Security Standards of that level are evaluated too (rule
+  ids such as ``privileged``), at the pinned policy version or, with ``auto``, each namespace's
+  enforce-version label, else the cluster's minor version;
+- expected holders (the benchmark's defaults, or the profile's ``expectedHolders`` instead) are
+  listed as ``pass`` results whose reason starts with ``expected:``;
+- at most :data:`MAX_LISTED` failing (or erroring) objects per rule are listed, then one result
+  without an object says how many more there are; the whole list stays under the API's cap.
+
+This is a polling step of the level-based loop; the reads and the evaluation run in a worker
+thread of their own (one evaluation at a time). Watching the kinds, re-evaluating only what
+changed, drift Events per object, per-namespace reports and exceptions on cluster results are
+not done here yet (issue 8, §5).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from plumbob.api.common import API_VERSION, LABEL_PROFILE, MAX_RULES, Summary, report_name
+from plumbob.api.profiles import ComplianceProfile
+from plumbob.benchmarks.catalog import CatalogError, load_benchmark
+from plumbob.benchmarks.rules import ExpectedHolder, Target
+from plumbob.benchmarks.tailoring import Tailoring
+from plumbob.controller.context import Context
+from plumbob.controller.store import Snapshot
+from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
+from plumbob.engine.cluster.custom import CustomRule, compile_rule, evaluate_custom, rule_finding
+from plumbob.engine.cluster.inventory import API_KINDS as CLUSTER_KINDS
+from plumbob.engine.cluster.pss import LATEST, parse_version
+from plumbob.engine.findings import Finding, Status
+from plumbob.kube import ConflictError, KubeError, NotFoundError
+
+log = logging.getLogger("plumbob.controller")
+
+MAX_LISTED = 25  # failing objects listed per rule
+MAX_EXPECTED = 10  # expected holders listed per rule
+MAX_EVIDENCE, MAX_TEXT = 8, 512
+
+
+def _clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def custom_rules(profile: ComplianceProfile) -> list[CustomRule]:
+    return [
+        CustomRule(
+            id=r.id,
+            title=r.title,
+            severity=r.severity.value,
+            api_version=r.match.api_version,
+            kind=r.match.kind,
+            expression=r.expression,
+            namespaces=tuple(r.match.namespaces),
+            message=r.message,
+            remediation=r.remediation,
+        )
+        for r in profile.spec.custom_rules
+    ]
+
+
+def expected_holders(profile: ComplianceProfile, defaults: Sequence[ExpectedHolder]) -> list[ExpectedHolder]:
+    """The profile's list when it has one (even empty), else the benchmark's defaults."""
+    own = profile.spec.expected_holders
+    if own is None:
+        return list(defaults)
+    return [ExpectedHolder(**h.model_dump(exclude_none=True)) for h in own]
+
+
+def check_result(finding: Finding, tailoring: Tailoring | None) -> dict[str, Any]:
+    """A finding as a ``spec.results[]`` entry of the cluster-level report."""
+    status, reason = finding.status.value, finding.reason or ""
+    rationale = tailoring.manual_rationale(finding.rule_id) if tailoring else None
+    if rationale is not None and finding.status is not Status.NOT_APPLICABLE:
+        status, reason = Status.MANUAL.value, f"tailored to manual by the profile: {rationale}"
+    elif finding.expected:
+        reason = f"expected: {finding.expected} — {reason}"
+    out: dict[str, Any] = {
+        "id": finding.rule_id,
+        "title": _clip(finding.title, 256),
+        "severity": finding.severity,
+        "status": status,
+        "evidence": [
+            {
+                "source": "api",
+                "location": _clip(ev.subject + (f" ({ev.location})" if ev.location else "")),
+                **({"found": _clip(ev.found)} if ev.found is not None else {}),
+                **({"expected": _clip(ev.expected)} if ev.expected is not None else {}),
+            }
+            for ev in finding.evidence[:MAX_EVIDENCE]
+        ],
+    }
+    if reason:
+        out["reason"] = _clip(reason, 1024)
+    if finding.resource is not None:
+        ref = finding.resource
+        out["resource"] = {"apiGroup": ref.api_group, "kind": ref.kind, "name": ref.name}
+        if ref.namespace:
+            out["resource"]["namespace"] = ref.namespace
+    return out
+
+
+def capped_results(findings: Sequence[Finding], tailoring: Tailoring | None) -> list[dict[str, Any]]:
+    """Results with at most MAX_LISTED failures and MAX_EXPECTED expected holders per rule."""
+    by_rule: dict[str, list[Finding]] = defaultdict(list)
+    for f in findings:
+        by_rule[f.rule_id].append(f)
+    out: list[dict[str, Any]] = []
+    for rule_id, group in by_rule.items():
+        bad = [f for f in group if f.status in (Status.FAIL, Status.ERROR)]
+        expected = [f for f in group if f.expected]
+        rest = [f for f in group if f not in bad and not f.expected]
+        out += [check_result(f, tailoring) for f in rest]
+        out += [check_result(f, tailoring) for f in bad[:MAX_LISTED]]
+        out += [check_result(f, tailoring) for f in expected[:MAX_EXPECTED]]
+        if len(bad) > MAX_LISTED:
+            first = bad[0]
+            more = len(bad) - MAX_LISTED
+            out.append(
+                {
+                    "id": rule_id,
+                    "title": _clip(first.title, 256),
+                    "severity": first.severity,
+                    "status": first.status.value,
+                    "reason": f"{more} more objects fail this rule; the list is capped at {MAX_LISTED}",
+                    "evidence": [],
+                }
+            )
+    return out[:MAX_RULES]
+
+
+class ClusterStatus:
+    """The step. With ``background`` (the default) the reads and the evaluation run in one worker
+    thread, so that a slow evaluation (seconds at 10,000 Pods) never holds up scans and reports;
+    the reconcile pass only decides which profiles are due and hands them over."""
+
+    def __init__(self, ctx: Context, interval: float = 30.0, *, background: bool = True) -> None:
+        self.ctx = ctx
+        self.interval = interval
+        self.background = background
+        self._done: dict[str, tuple[int | None, float]] = {}  # profile → (generation, when, in seconds)
+        self._pool: ThreadPoolExecutor | None = None
+        self._running: Future[None] | None = None
+
+    def _due(self, profile: ComplianceProfile, clock: float) -> float:
+        """Seconds until ``profile`` is due (0: now)."""
+        done = self._done.get(profile.metadata.name or "")
+        if done is None or done[0] != profile.metadata.generation:
+            return 0.0
+        return max(0.0, done[1] + self.interval - clock)
+
+    def reconcile(self, snap: Snapshot, now: datetime) -> float:
+        if self._running is not None and not self._running.done():
+            return 1.0  # an evaluation is under way: look again soon
+        clock = now.timestamp()
+        due = [p for p in snap.profiles.values() if self._due(p, clock) == 0.0]
+        if due:
+            for profile in due:
+                self._done[profile.metadata.name or ""] = (profile.metadata.generation, clock)
+            if self.background:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="plumbob-cluster")
+                self._running = self._pool.submit(self._evaluate_all, due, now)
+            else:
+                self._evaluate_all(due, now)
+        waits = [self._due(p, clock) for p in snap.profiles.values()]
+        return min(waits, default=self.interval) or 0.05
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the evaluation under way (if any) is finished; for tools and tests."""
+        if self._running is not None:
+            self._running.result(timeout)
+
+    def _evaluate_all(self, due: list[ComplianceProfile], now: datetime) -> None:
+        try:
+            objects, read_errors = self._read()
+            for profile in due:
+                self._evaluate(profile, objects, read_errors, now)
+        except Exception:
+            log.exception("cluster rule evaluation failed; retrying at the next interval")
+
+    def _read(self) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], list[str]]:
+        objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        errors: list[str] = []
+        for api_version, plural, kind in CLUSTER_KINDS:
+            try:
+                objects[(api_version, kind)] = self.ctx.kube.list_api_objects(api_version, plural, kind)
+            except KubeError as exc:
+                errors.append(f"cannot list {plural} ({api_version}): {exc}")
+        return objects, errors
+
+    def _custom_objects(
+        self, rules: Iterable[CustomRule], objects: dict[tuple[str, str], list[dict[str, Any]]]
+    ) -> dict[tuple[str, str], list[dict[str, Any]] | str]:
+        out: dict[tuple[str, str], list[dict[str, Any]] | str] = {}
+        for rule in rules:
+            key = (rule.api_version, rule.kind)
+            if key in out:
+                continue
+            if key in objects:
+                out[key] = objects[key]
+                continue
+            try:
+                plural = self.ctx.kube.resource_plural(*key)
+                if plural is None:
+                    out[key] = f"the API server serves no kind {rule.kind} in {rule.api_version}"
+                else:
+                    out[key] = self.ctx.kube.list_api_objects(rule.api_version, plural, rule.kind)
+            except KubeError as exc:
+                out[key] = f"cannot list {rule.kind} ({rule.api_version}): {exc}"
+        return out
+
+    def _evaluate(
+        self,
+        profile: ComplianceProfile,
+        objects: dict[tuple[str, str], list[dict[str, Any]]],
+        read_errors: list[str],
+        now: datetime,
+    ) -> None:
+        name = profile.metadata.name or ""
+        try:
+            tailoring = self.ctx.resolve(profile)
+            bench = load_benchmark(tailoring.benchmark, tailoring.variables or None)
+        except (CatalogError, KubeError) as exc:
+            log.info("profile %s: no cluster evaluation: %s", name, exc)  # profile_status reports it
+            return
+        rules = [r for r in bench.rules if r.targets == [Target.CLUSTER] and tailoring.selects(r.id)]
+        settings = ClusterSettings(
+            holders=Holders.of(expected_holders(profile, bench.expected_holders), bench.never_expected),
+            cluster_version=parse_version(_minor(self.ctx.kubernetes_version()), (1, 10_000)),
+        )
+        pss = profile.spec.pod_security
+        pss_bench = load_benchmark(f"pss-{pss.level}") if pss else None
+        pss_rules = [r for r in pss_bench.rules if not tailoring.excludes(r.id)] if pss_bench else []
+        if read_errors:
+            reason = _clip("; ".join(read_errors), 1000)
+            findings = [
+                Finding(
+                    rule_id=r.id, title=r.title, severity=r.severity.value, scored=r.scored,
+                    status=Status.ERROR, reason=reason,
+                )
+                for r in [*rules, *pss_rules]
+            ]  # fmt: skip
+        else:
+            inventory = Inventory.build(o for items in objects.values() for o in items)
+            findings = evaluate_cluster(rules, inventory, settings)
+            if pss and pss_bench:
+                pinned = None if pss.version == "auto" else parse_version(pss.version, LATEST)
+                pss_settings = ClusterSettings(
+                    holders=Holders.of(
+                        expected_holders(profile, pss_bench.expected_holders), pss_bench.never_expected
+                    ),
+                    cluster_version=settings.cluster_version,
+                    pss_version=pinned,
+                )
+                findings += evaluate_cluster(pss_rules, inventory, pss_settings)
+        findings += self._custom(profile, objects)
+        self._write(profile, tailoring, findings, now)
+
+    def _custom(
+        self, profile: ComplianceProfile, objects: dict[tuple[str, str], list[dict[str, Any]]]
+    ) -> list[Finding]:
+        # ctx.resolve refused a profile with a rule that does not compile (Stalled, CannotResolve)
+        compiled = [compile_rule(r) for r in custom_rules(profile)]
+        out: list[Finding] = []
+        sources = self._custom_objects([c.rule for c in compiled], objects)
+        for c in compiled:
+            source = sources[(c.rule.api_version, c.rule.kind)]
+            if isinstance(source, str):
+                out.append(rule_finding(c.rule, Status.ERROR, _clip(source, 1000) or ""))
+                continue
+            out += evaluate_custom([c], source)
+        return out
+
+    def _write(
+        self, profile: ComplianceProfile, tailoring: Tailoring, findings: list[Finding], now: datetime
+    ) -> None:
+        name = report_name(profile.metadata.name or "", None)
+        results = capped_results(findings, tailoring)
+        body: dict[str, Any] = {
+            "apiVersion": API_VERSION,
+            "kind": "ComplianceReport",
+            "metadata": {
+                "name": name,
+                "labels": {LABEL_PROFILE: profile.metadata.name or ""},
+                "ownerReferences": [
+                    {
+                        "apiVersion": API_VERSION,
+                        "kind": "ComplianceProfile",
+                        "name": profile.metadata.name,
+                        "uid": profile.metadata.uid,
+                    }
+                ],
+            },
+            "spec": {
+                "profile": profile.metadata.name,
+                "scan": "continuous",
+                "benchmark": tailoring.benchmark,
+                "auditTime": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "results": results,
+            },
+        }
+        try:
+            written = self._create_or_replace(body)
+        except KubeError as exc:
+            log.warning("could not write the cluster report of %s: %s", profile.metadata.name, exc)
+            return
+        summary = Summary.of([Status(r["status"]) for r in results]).model_dump(by_alias=True, mode="json")
+        status = {"observedGeneration": written["metadata"].get("generation"), "summary": summary}
+        self.ctx.patch("compliancereports", name, written.get("status"), status)
+
+    def _create_or_replace(self, body: dict[str, Any]) -> dict[str, Any]:
+        kube = self.ctx.kube
+        for _attempt in range(5):
+            try:
+                current = kube.get_object("compliancereports", body["metadata"]["name"])
+            except NotFoundError:
+                try:
+                    return kube.create_object("compliancereports", body)
+                except ConflictError:
+                    continue
+            if current.get("spec") == body["spec"] | {"auditTime": current.get("spec", {}).get("auditTime")}:
+                return current  # same results: keep the object (and its audit time) as it is
+            replacement = {
+                **body,
+                "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
+            }
+            try:
+                return kube.replace_object("compliancereports", replacement)
+            except ConflictError:
+                continue
+        raise KubeError(409, "the cluster report kept changing (5 conflicts)")
+
+
+def _minor(version: str) -> str:
+    """``v1.36.3`` → ``v1.36`` (the policy version the Pod Security Standards use)."""
+    major, _, rest = version.lstrip("v").partition(".")
+    return f"v{major}.{rest.split('.')[0]}"

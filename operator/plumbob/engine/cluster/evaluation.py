@@ -1,0 +1,226 @@
+"""Cluster rules x API objects → findings. Pure: no I/O, no clock.
+
+For each rule that targets the cluster:
+
+1. no cluster audit → ``manual`` with the rule's guidance;
+2. an evidence audit → ``manual`` with the guidance and the evidence listed (capped);
+3. otherwise the audit yields violations (a subject through a binding, a workload, a role, a
+   namespace…). Each violation that matches an expected holder is listed as ``pass`` with the
+   holder's reason in ``expected``; each other one is a ``fail`` naming the object. A rule
+   without failing violations adds one ``pass`` finding without an object. A check that raises
+   on one object gives ``error`` for that object, never a crash and never a pass.
+
+Pod Security Standards checks run at one policy version: ``pss_version`` if given (a profile's
+pin), else the namespace's ``pod-security.kubernetes.io/enforce-version`` label, else the
+cluster's minor version. Their findings carry the namespace's ``pod-security.kubernetes.io/*``
+labels as evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from plumbob.benchmarks.rules import (
+    EvidenceAudit,
+    ObjectsAudit,
+    PodAudit,
+    PssAudit,
+    RbacAudit,
+    Rule,
+    Target,
+)
+from plumbob.engine.cluster.evidence import COLLECTORS, capped
+from plumbob.engine.cluster.holders import Holders, Violation
+from plumbob.engine.cluster.inventory import Inventory, Workload
+from plumbob.engine.cluster.objects_checks import OBJECTS_CHECKS
+from plumbob.engine.cluster.pods import POD_CHECKS
+from plumbob.engine.cluster.pss import (
+    LATEST,
+    Version,
+    checks_for,
+    namespace_pss_labels,
+    parse_version,
+    pss_violations,
+)
+from plumbob.engine.cluster.rbac import Grant, RbacResolver
+from plumbob.engine.findings import Evidence, Finding, ObjectRef, Source, Status
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    holders: Holders = field(default_factory=Holders)
+    cluster_version: Version = LATEST  # the cluster's (major, minor)
+    pss_version: Version | None = None  # a pinned policy version; None: per namespace, else cluster
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """One object could not be checked."""
+
+    resource: ObjectRef
+    message: str
+
+
+def _grant_violation(grants: tuple[Grant, ...]) -> Violation:
+    first = grants[0]
+    evidence = tuple(
+        Evidence(
+            subject=str(g.subject),
+            source=Source.API,
+            location=f"{g.binding.meta.ref} → {g.role.meta.ref} ({g.scope})",
+            found=str(g.rule),
+            expected="not granted",
+        )
+        for g in grants
+    )
+    roles = ", ".join(sorted({str(g.role.meta.ref) for g in grants}))
+    return Violation(
+        first.binding.meta.ref,
+        evidence,
+        subject=first.subject,
+        binding=first.binding.meta.name,
+        role=first.role.meta.name,
+        message=f"{first.subject} is granted this by {first.binding.meta.ref} → {roles} ({first.scope})",
+    )
+
+
+def rbac_violations(audit: RbacAudit, resolver: RbacResolver) -> list[Violation]:
+    if audit.any_of:
+        seen: dict[tuple[object, ...], Grant] = {}
+        for permission in audit.any_of:
+            for g in resolver.grants(permission):
+                seen.setdefault((g.subject, g.binding.meta.ref), g)
+        return [_grant_violation((g,)) for g in seen.values()]
+    if audit.all_of:
+        return [_grant_violation(chain) for chain in resolver.grants_all(audit.all_of)]
+    return [_grant_violation((g,)) for g in resolver.bindings_to(audit.bound_cluster_role or "")]
+
+
+def _per_workload(
+    inventory: Inventory, check: Callable[[Workload], list[Evidence]]
+) -> Iterator[Violation | _Failed]:
+    for w in inventory.workloads():
+        try:
+            found = check(w)
+        except Exception as exc:
+            yield _Failed(w.meta.ref, f"cannot check {w.meta.ref}: {type(exc).__name__}: {exc}")
+            continue
+        if found:
+            yield Violation(w.meta.ref, tuple(found), message=f"{w.meta.ref}: {_summary(found)}")
+
+
+def _summary(found: list[Evidence]) -> str:
+    first = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return f"{first.location} is {first.found}, expected {first.expected}{more}"
+
+
+def _pss_check(
+    audit: PssAudit, inventory: Inventory, settings: ClusterSettings
+) -> Callable[[Workload], list[Evidence]]:
+    def check(w: Workload) -> list[Evidence]:
+        ns = inventory.namespaces.get(w.meta.namespace or "")
+        labels = namespace_pss_labels(ns.labels) if ns else {}
+        version = settings.pss_version or parse_version(
+            labels.get("pod-security.kubernetes.io/enforce-version"), settings.cluster_version
+        )
+        if audit.check not in checks_for(audit.level, version):
+            return []
+        found = pss_violations(audit.check, w, version)
+        if found:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none"
+            found.append(
+                Evidence(
+                    subject=f"Namespace {w.meta.namespace}",
+                    source=Source.API,
+                    location="labels pod-security.kubernetes.io/*",
+                    found=shown,
+                    expected=f"policy version v{version[0]}.{version[1]}" if version != LATEST else "latest",
+                )
+            )
+        return found
+
+    return check
+
+
+def violations(
+    rule: Rule, inventory: Inventory, resolver: RbacResolver, settings: ClusterSettings
+) -> Iterable[Violation | _Failed]:
+    audit = rule.cluster_audit
+    if isinstance(audit, RbacAudit):
+        return rbac_violations(audit, resolver)
+    if isinstance(audit, PodAudit):
+        return _per_workload(inventory, POD_CHECKS[audit.check])
+    if isinstance(audit, PssAudit):
+        return _per_workload(inventory, _pss_check(audit, inventory, settings))
+    if isinstance(audit, ObjectsAudit):
+        return OBJECTS_CHECKS[audit.check](resolver, audit.ignore)
+    raise TypeError(f"rule {rule.id}: not a deciding cluster audit: {audit!r}")
+
+
+def evaluate_cluster_rule(
+    rule: Rule, inventory: Inventory, resolver: RbacResolver, settings: ClusterSettings
+) -> list[Finding]:
+    def finding(
+        status: Status,
+        reason: str | None,
+        evidence: Iterable[Evidence] = (),
+        *,
+        resource: ObjectRef | None = None,
+        expected: str | None = None,
+    ) -> Finding:
+        return Finding(
+            rule_id=rule.id,
+            title=rule.title,
+            severity=rule.severity.value,
+            scored=rule.scored,
+            status=status,
+            reason=reason,
+            evidence=tuple(evidence),
+            resource=resource,
+            expected=expected,
+        )
+
+    audit = rule.cluster_audit
+    if audit is None:
+        return [finding(Status.MANUAL, rule.guidance)]
+    if isinstance(audit, EvidenceAudit):
+        gathered = COLLECTORS[audit.collect](inventory) or [
+            Evidence(subject=audit.collect.value, source=Source.API, found="nothing found")
+        ]
+        return [finding(Status.MANUAL, rule.guidance, capped(gathered))]
+    out: list[Finding] = []
+    failed = expected = 0
+    for v in violations(rule, inventory, resolver, settings):
+        if isinstance(v, _Failed):
+            out.append(finding(Status.ERROR, v.message, resource=v.resource))
+            continue
+        reason = settings.holders.expected(rule.id, v)
+        if reason is None:
+            failed += 1
+            out.append(finding(Status.FAIL, v.message, capped(list(v.evidence)), resource=v.resource))
+        else:
+            expected += 1
+            out.append(
+                finding(
+                    Status.PASS, v.message, capped(list(v.evidence)), resource=v.resource, expected=reason
+                )
+            )
+    if not failed and not any(f.status is Status.ERROR for f in out):
+        listed = f"; {expected} expected holder(s) listed" if expected else ""
+        out.insert(0, finding(Status.PASS, f"no violation found{listed}"))
+    return out
+
+
+def evaluate_cluster(
+    rules: Iterable[Rule], inventory: Inventory, settings: ClusterSettings | None = None
+) -> list[Finding]:
+    """Evaluate the cluster-level ``rules`` (others are skipped) on one inventory of API objects."""
+    resolver = RbacResolver(inventory)
+    chosen = settings or ClusterSettings()
+    out: list[Finding] = []
+    for rule in rules:
+        if rule.targets == [Target.CLUSTER]:
+            out.extend(evaluate_cluster_rule(rule, inventory, resolver, chosen))
+    return out

@@ -1,0 +1,145 @@
+"""Cluster-level rules on the real testbed: API objects in, the profile's cluster-level report out.
+
+Cases (real apiserver, etcd and controller-manager; the operator under the chart's RBAC):
+- a privileged Pod (pending: it need not run), a ClusterRoleBinding of a user to cluster-admin
+  and a namespace without a NetworkPolicy each give a failing result naming the object (5.2.2,
+  5.1.1, 5.3.2), while the built-in cluster-admin binding is listed as expected;
+- a custom CEL rule gives a failing result for the Pod that breaks it; a custom rule on a kind the
+  API server does not serve is an error result;
+- fixing the objects (delete the Pod and the binding, add a NetworkPolicy) clears the failures;
+- then a custom rule that does not compile is added: the profile is Stalled (CannotResolve) with
+  observedGeneration current, naming the rule and the compiler's message, one Event says so, and
+  the last good report stays as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from e2e_support import Plumbob, apply, events, get, profile_body, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _results(plumbob: Plumbob, name: str) -> list[dict[str, Any]]:
+    report = get(plumbob.cp, "compliancereport", name) or {}
+    return list((report.get("spec") or {}).get("results") or [])
+
+
+def _failing(results: list[dict[str, Any]], rule: str, name: str) -> bool:
+    return any(
+        r["id"] == rule and r["status"] == "fail" and (r.get("resource") or {}).get("name") == name
+        for r in results
+    )
+
+
+def test_cluster_rules_find_and_clear_violations(plumbob: Plumbob, run_id: str, namespace: str) -> None:
+    cp = plumbob.cp
+    name = f"cl-{run_id}"
+    custom = {
+        "id": "custom.no-host-network",
+        "title": "Pods stay off the host network",
+        "severity": "high",
+        "match": {"apiVersion": "v1", "kind": "Pod", "namespaces": [namespace]},
+        "expression": "!has(object.spec.hostNetwork) || !object.spec.hostNetwork",
+        "message": "the Pod shares the node's network",
+    }
+    unknown = {
+        **custom,
+        "id": "custom.unknown-kind",
+        "match": {"apiVersion": "example.com/v1", "kind": "Gadget"},
+    }
+    apply(cp, profile_body(name, run_id, benchmark={"name": "cis-kubernetes", "version": "1.12"},
+                           customRules=[custom, unknown]))  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "priv", "namespace": namespace},
+        "spec": {
+            "hostNetwork": True,
+            "containers": [
+                {"name": "c", "image": "registry.invalid/x:1", "securityContext": {"privileged": True}}
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"admin-{run_id}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": f"mallory-{run_id}"}],
+    }
+    apply(cp, pod)
+    apply(cp, binding)
+    try:
+
+        def all_found() -> list[dict[str, Any]] | None:
+            results = _results(plumbob, name)
+            wanted = [
+                _failing(results, "5.2.2", "priv"),
+                _failing(results, "5.1.1", f"admin-{run_id}"),
+                _failing(results, "5.3.2", namespace),
+                _failing(results, "custom.no-host-network", "priv"),
+            ]
+            return results if all(wanted) else None
+
+        results = wait_for(
+            "the cluster report to name the privileged Pod, binding and namespace", all_found, 120
+        )
+        expected = [r for r in results if r["id"] == "5.1.1" and r["status"] == "pass" and r.get("resource")]
+        assert any(
+            r["resource"]["name"] == "cluster-admin" and r["reason"].startswith("expected:") for r in expected
+        )
+        (gone,) = [r for r in results if r["id"] == "custom.unknown-kind"]
+        assert gone["status"] == "error" and "Gadget" in gone["reason"]
+        report = get(cp, "compliancereport", name) or {}
+        assert (report.get("status") or {}).get("summary", {}).get("fail", 0) >= 4
+
+        cp.kubectl("delete", "pod", "priv", "-n", namespace, "--grace-period=0", "--force", "--wait=false")
+        cp.kubectl("delete", "clusterrolebinding", f"admin-{run_id}")
+        apply(cp, {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "deny", "namespace": namespace}, "spec": {"podSelector": {}},
+        })  # fmt: skip
+
+        def all_cleared() -> bool:
+            results = _results(plumbob, name)
+            return bool(results) and not any(
+                _failing(results, rule, obj)
+                for rule, obj in (
+                    ("5.2.2", "priv"),
+                    ("5.1.1", f"admin-{run_id}"),
+                    ("5.3.2", namespace),
+                    ("custom.no-host-network", "priv"),
+                )
+            )
+
+        wait_for("the fixed objects to leave the cluster report", all_cleared, 120)
+        kept = (get(cp, "compliancereport", name) or {}).get("spec")
+
+        broken = {**custom, "id": "custom.broken", "expression": "nosuch(object)"}
+        apply(cp, profile_body(name, run_id, benchmark={"name": "cis-kubernetes", "version": "1.12"},
+                               customRules=[custom, unknown, broken]))  # fmt: skip
+
+        def stalled() -> dict[str, Any] | None:
+            prof = get(cp, "complianceprofile", name) or {}
+            status = prof.get("status") or {}
+            for c in status.get("conditions") or []:
+                if (
+                    c["type"] == "Stalled"
+                    and c["status"] == "True"
+                    and status.get("observedGeneration") == prof["metadata"]["generation"]
+                ):
+                    return dict(c)
+            return None
+
+        cond = wait_for("the profile with a broken custom rule to be Stalled", stalled, 60)
+        assert cond["reason"] == "CannotResolve"
+        assert "spec.customRules[2] (custom.broken)" in cond["message"] and "nosuch" in cond["message"]
+        told = wait_for("one CannotResolve Event", lambda: events(cp, "CannotResolve", name), 30)
+        assert len(told) == 1 and "custom.broken" in told[0]["message"]
+        assert (get(cp, "compliancereport", name) or {}).get("spec") == kept, "the last good report stays"
+    finally:
+        cp.kubectl("delete", "clusterrolebinding", f"admin-{run_id}", "--ignore-not-found")
+        cp.kubectl("delete", "complianceprofile", name, "--ignore-not-found", "--wait=false")
