@@ -143,3 +143,85 @@ def test_cluster_rules_find_and_clear_violations(plumbob: Plumbob, run_id: str, 
     finally:
         cp.kubectl("delete", "clusterrolebinding", f"admin-{run_id}", "--ignore-not-found")
         cp.kubectl("delete", "complianceprofile", name, "--ignore-not-found", "--wait=false")
+
+
+def test_drift_events_and_a_teams_exception_on_the_real_api(
+    plumbob: Plumbob, run_id: str, namespace: str
+) -> None:
+    """A privileged Pod gives ComplianceDrift on the Pod (with its uid, so `kubectl describe`
+    shows it) and on the profile within seconds of its creation, without waiting for the 60 s
+    interval; fixing it (deleting the Pod) gives ComplianceRestored on the profile. A namespaced
+    exception in the Pod's namespace excepts its finding in the cluster report's status, and the
+    same exception in another namespace does not."""
+    cp = plumbob.cp
+    name = f"dr-{run_id}"
+    apply(cp, profile_body(name, run_id, benchmark={"name": "cis-kubernetes", "version": "1.12"}))
+    wait_for("the baseline cluster report", lambda: _results(plumbob, name) or None, 120)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "drifter", "namespace": namespace},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "registry.invalid/x:1", "securityContext": {"privileged": True}}
+            ]
+        },
+    }
+    apply(cp, pod)
+    uid = (get(cp, "pod", "drifter", namespace) or {})["metadata"]["uid"]
+    on_pod = wait_for(
+        "ComplianceDrift on the Pod",
+        lambda: [e for e in events(cp, "ComplianceDrift", "drifter", "Pod") if name in e["message"]] or None,
+        60,
+    )
+    assert on_pod[0]["involvedObject"]["uid"] == uid and "5.2.2" in " ".join(e["message"] for e in on_pod)
+    on_profile = wait_for(
+        "ComplianceDrift on the profile", lambda: events(cp, "ComplianceDrift", name) or None, 30
+    )
+    assert any(f"Pod {namespace}/drifter" in e["message"] for e in on_profile)
+
+    other = f"elsewhere-{run_id}"
+    cp.kubectl("create", "namespace", other)
+    waiver: dict[str, Any] = {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceException",
+        "metadata": {"name": "privileged-agent"},
+        "spec": {
+            "entries": [
+                {
+                    "rules": ["5.2.2"],
+                    "reason": "vendor agent",
+                    "owner": "team@example.com",
+                    "expires": "2099-01-01",
+                }
+            ]
+        },
+    }
+    try:
+        apply(cp, {**waiver, "metadata": {**waiver["metadata"], "namespace": other}})
+        apply(cp, {**waiver, "metadata": {**waiver["metadata"], "namespace": namespace}})
+
+        def excepted() -> list[dict[str, Any]] | None:
+            report = get(cp, "compliancereport", name) or {}
+            found = [
+                e
+                for e in (report.get("status") or {}).get("exceptions") or []
+                if e["rule"] == "5.2.2" and e["resource"]["name"] == "drifter"
+            ]
+            return found or None
+
+        (entry,) = wait_for("the team's exception to except the Pod's finding", excepted, 60)
+        assert entry["exception"]["namespace"] == namespace, (
+            "only the Pod's own namespace's exception applies"
+        )
+
+        cp.kubectl("delete", "pod", "drifter", "-n", namespace, "--grace-period=0", "--force", "--wait=false")
+        restored = wait_for(
+            "ComplianceRestored on the profile",
+            lambda: [e for e in events(cp, "ComplianceRestored", name) if "drifter" in e["message"]] or None,
+            60,
+        )
+        assert restored
+    finally:
+        cp.kubectl("delete", "namespace", other, "--wait=false", "--ignore-not-found")
+        cp.kubectl("delete", "complianceprofile", name, "--ignore-not-found", "--wait=false")

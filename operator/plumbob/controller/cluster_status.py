@@ -32,17 +32,20 @@ not done here yet (issue 8, §5).
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from plumbob.api.common import API_VERSION, LABEL_PROFILE, MAX_RULES, Summary, report_name
+from plumbob.api.common import API_VERSION, LABEL_PROFILE, MAX_RULES, ResultStatus, Summary, report_name
 from plumbob.api.profiles import ComplianceProfile
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import ExpectedHolder, Target
 from plumbob.benchmarks.tailoring import Tailoring
+from plumbob.controller import excepting
+from plumbob.controller.cluster_drift import DriftEvents, Violation
 from plumbob.controller.context import Context
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
@@ -157,37 +160,83 @@ class ClusterStatus:
     thread, so that a slow evaluation (seconds at 10,000 Pods) never holds up scans and reports;
     the reconcile pass only decides which profiles are due and hands them over."""
 
-    def __init__(self, ctx: Context, interval: float = 30.0, *, background: bool = True) -> None:
+    def __init__(
+        self, ctx: Context, interval: float = 60.0, *, background: bool = True, settle: float = 1.0
+    ) -> None:
         self.ctx = ctx
         self.interval = interval
+        self.settle = settle  # at least this long between the starts of two evaluations
         self.background = background
-        self._done: dict[str, tuple[int | None, float]] = {}  # profile → (generation, when, in seconds)
+        self.drift = DriftEvents(ctx)
+        # profile → (generation, API-object change count, when, in seconds) at its last evaluation
+        self._done: dict[str, tuple[int | None, int, float]] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._running: Future[None] | None = None
+        self._last_start = float("-inf")
+        self._last_took = 0.0
 
-    def _due(self, profile: ComplianceProfile, clock: float) -> float:
-        """Seconds until ``profile`` is due (0: now)."""
+    def _due(self, profile: ComplianceProfile, clock: float, changes: int) -> float:
+        """Seconds until ``profile`` is due (0: now): its spec changed, an object the cluster rules
+        read changed (after a short settling time), or the interval passed (custom rules' kinds,
+        which are not watched)."""
         done = self._done.get(profile.metadata.name or "")
         if done is None or done[0] != profile.metadata.generation:
             return 0.0
-        return max(0.0, done[1] + self.interval - clock)
+        gap = max(self.settle, self._last_took)  # a slow evaluation is not started back to back
+        if done[1] != changes:
+            return max(0.0, self._last_start + gap - clock)
+        return max(0.0, done[2] + self.interval - clock)
 
-    def reconcile(self, snap: Snapshot, now: datetime) -> float:
+    def reconcile(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> float:
+        """Write each cluster report's status (exceptions applied) and start the evaluation of the
+        profiles that are due; the seconds until the next one is."""
+        self._settle_reports(snap, entries, now)
         if self._running is not None and not self._running.done():
-            return 1.0  # an evaluation is under way: look again soon
+            return 0.2  # an evaluation is under way: look again soon
         clock = now.timestamp()
-        due = [p for p in snap.profiles.values() if self._due(p, clock) == 0.0]
+        changes = self.ctx.store.cluster_changes
+        due = [p for p in snap.profiles.values() if self._due(p, clock, changes) == 0.0]
         if due:
             for profile in due:
-                self._done[profile.metadata.name or ""] = (profile.metadata.generation, clock)
+                self._done[profile.metadata.name or ""] = (profile.metadata.generation, changes, clock)
+            self._last_start = clock
             if self.background:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(1, thread_name_prefix="plumbob-cluster")
                 self._running = self._pool.submit(self._evaluate_all, due, now)
             else:
                 self._evaluate_all(due, now)
-        waits = [self._due(p, clock) for p in snap.profiles.values()]
+        waits = [self._due(p, clock, changes) for p in snap.profiles.values()]
         return min(waits, default=self.interval) or 0.05
+
+    def _settle_reports(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> None:
+        """Each profile's cluster report's status: summary per rule and the excepted results."""
+        for profile in snap.profiles.values():
+            name = report_name(profile.metadata.name or "", None)
+            report = snap.reports.get(name)
+            if report is None or report.node is not None:
+                continue
+            with self.ctx.isolated("report", name):
+                applied = excepting.apply_to_cluster_report(report, entries, now)
+                summary = Summary.of([ResultStatus(s) for s in applied.effective.values()])
+                new = {
+                    "observedGeneration": report.generation,
+                    "summary": summary.to_dict(),
+                    "exceptions": [
+                        {
+                            "rule": r.rule,
+                            "resource": {
+                                "apiGroup": r.api_group,
+                                "kind": r.kind,
+                                "name": r.name,
+                                **({"namespace": r.namespace} if r.namespace else {}),
+                            },
+                            "exception": entry.ref(),
+                        }
+                        for r, entry in applied.excepted[:MAX_RULES]
+                    ],
+                }
+                self.ctx.patch("compliancereports", name, report.status, new)
 
     def wait(self, timeout: float | None = None) -> None:
         """Until the evaluation under way (if any) is finished; for tools and tests."""
@@ -195,12 +244,16 @@ class ClusterStatus:
             self._running.result(timeout)
 
     def _evaluate_all(self, due: list[ComplianceProfile], now: datetime) -> None:
+        started = time.monotonic()
         try:
             objects, read_errors = self._read()
             for profile in due:
                 self._evaluate(profile, objects, read_errors, now)
         except Exception:
             log.exception("cluster rule evaluation failed; retrying at the next interval")
+        finally:
+            self._last_took = time.monotonic() - started
+            self.ctx.store.wake.set()  # the pass writes the new reports' status
 
     def _read(self) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], list[str]]:
         objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -278,7 +331,7 @@ class ClusterStatus:
                 )
                 findings += evaluate_cluster(pss_rules, inventory, pss_settings)
         findings += self._custom(profile, objects)
-        self._write(profile, tailoring, findings, now)
+        self._write(profile, tailoring, findings, now, objects)
 
     def _custom(
         self, profile: ComplianceProfile, objects: dict[tuple[str, str], list[dict[str, Any]]]
@@ -296,7 +349,12 @@ class ClusterStatus:
         return out
 
     def _write(
-        self, profile: ComplianceProfile, tailoring: Tailoring, findings: list[Finding], now: datetime
+        self,
+        profile: ComplianceProfile,
+        tailoring: Tailoring,
+        findings: list[Finding],
+        now: datetime,
+        objects: Mapping[tuple[str, str], list[dict[str, Any]]],
     ) -> None:
         name = report_name(profile.metadata.name or "", None)
         results = capped_results(findings, tailoring)
@@ -324,35 +382,80 @@ class ClusterStatus:
             },
         }
         try:
-            written = self._create_or_replace(body)
+            before = self._create_or_replace(body)
         except KubeError as exc:
             log.warning("could not write the cluster report of %s: %s", profile.metadata.name, exc)
             return
-        summary = Summary.of([Status(r["status"]) for r in results]).model_dump(by_alias=True, mode="json")
-        status = {"observedGeneration": written["metadata"].get("generation"), "summary": summary}
-        self.ctx.patch("compliancereports", name, written.get("status"), status)
+        if before is not None:
+            old, new = _failing(before.get("results") or []), _failing(results)
+            if old != new:
+                self.drift.announce(profile, old, new, _involved(objects, old ^ new))
 
-    def _create_or_replace(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _create_or_replace(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Write the report unless its results are unchanged; the ``spec`` it had before (None: new)."""
         kube = self.ctx.kube
         for _attempt in range(5):
             try:
                 current = kube.get_object("compliancereports", body["metadata"]["name"])
             except NotFoundError:
                 try:
-                    return kube.create_object("compliancereports", body)
+                    kube.create_object("compliancereports", body)
+                    return None
                 except ConflictError:
                     continue
-            if current.get("spec") == body["spec"] | {"auditTime": current.get("spec", {}).get("auditTime")}:
-                return current  # same results: keep the object (and its audit time) as it is
+            spec = dict(current.get("spec") or {})
+            if spec == body["spec"] | {"auditTime": spec.get("auditTime")}:
+                return spec  # same results: keep the object (and its audit time) as it is
             replacement = {
                 **body,
                 "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
             }
             try:
-                return kube.replace_object("compliancereports", replacement)
+                kube.replace_object("compliancereports", replacement)
+                return spec
             except ConflictError:
                 continue
         raise KubeError(409, "the cluster report kept changing (5 conflicts)")
+
+
+def _involved(
+    objects: Mapping[tuple[str, str], list[dict[str, Any]]], wanted: set[Violation]
+) -> dict[tuple[str, str, str | None, str], dict[str, str]]:
+    """What an Event's ``involvedObject`` says about each wanted object that exists."""
+    keys = {v.key() for v in wanted}
+    out: dict[tuple[str, str, str | None, str], dict[str, str]] = {}
+    for (api_version, kind), items in objects.items():
+        group = api_version.rpartition("/")[0]
+        for obj in items:
+            meta = obj.get("metadata") or {}
+            key = (group, kind, meta.get("namespace") or None, str(meta.get("name")))
+            if key in keys:
+                out[key] = {
+                    "apiVersion": api_version,
+                    "kind": kind,
+                    "name": key[3],
+                    "namespace": key[2] or "",
+                    "uid": str(meta.get("uid") or ""),
+                }
+    return out
+
+
+def _failing(results: Iterable[Mapping[str, Any]]) -> set[Violation]:
+    """The (rule, object) pairs a report's results say fail."""
+    out = set()
+    for r in results:
+        res = r.get("resource")
+        if r.get("status") == "fail" and isinstance(res, Mapping):
+            out.add(
+                Violation(
+                    str(r.get("id")),
+                    str(res.get("apiGroup") or ""),
+                    str(res.get("kind")),
+                    res.get("namespace") or None,
+                    str(res.get("name")),
+                )
+            )
+    return out
 
 
 def _minor(version: str) -> str:

@@ -83,6 +83,18 @@ class JobDigest:
 
 
 @dataclass(frozen=True)
+class ObjectResult:
+    """One result of the cluster-level report about one API object (``spec.results[].resource``)."""
+
+    rule: str
+    status: str
+    api_group: str
+    kind: str
+    namespace: str | None
+    name: str
+
+
+@dataclass(frozen=True)
 class ReportDigest:
     """A node report: raw results of the last audit and what the operator made of them."""
 
@@ -96,6 +108,7 @@ class ReportDigest:
     severities: dict[str, str]
     observed_generation: int | None
     status: dict[str, Any] = field(default_factory=dict)
+    objects: tuple[ObjectResult, ...] = ()  # cluster-level report: the results naming an object
 
     @property
     def authoritative(self) -> bool:
@@ -170,14 +183,13 @@ def report_digest(body: dict[str, Any]) -> ReportDigest | None:
         return None
     results: dict[str, str] = {}
     severities: dict[str, str] = {}
+    objects: list[ObjectResult] = []
     raw_results = spec.get("results") or []
     if not isinstance(raw_results, list):
         raise ValueError("spec.results: not a list")
     for i, r in enumerate(raw_results):
         if not isinstance(r, dict):
             raise ValueError(f"spec.results[{i}]: not an object")
-        if r.get("resource"):  # cluster-level results are keyed by object; not node results
-            continue
         rule, result, severity = r.get("id"), r.get("status"), r.get("severity") or ""
         if not isinstance(rule, str) or not _RULE_ID.match(rule):
             raise ValueError(f"spec.results[{i}].id: {rule!r} is not a rule id")
@@ -185,8 +197,23 @@ def report_digest(body: dict[str, Any]) -> ReportDigest | None:
             raise ValueError(f"spec.results[{i}].status: {result!r} is not one of {sorted(_RESULT_STATUSES)}")
         if severity not in _SEVERITIES:
             raise ValueError(f"spec.results[{i}].severity: {severity!r} is not one of {sorted(_SEVERITIES)}")
-        results[rule] = result
         severities[rule] = severity
+        resource = r.get("resource")
+        if resource:  # cluster-level results are keyed by object
+            if not isinstance(resource, dict) or not resource.get("kind") or not resource.get("name"):
+                raise ValueError(f"spec.results[{i}].resource: needs a kind and a name")
+            objects.append(
+                ObjectResult(
+                    rule=rule,
+                    status=result,
+                    api_group=str(resource.get("apiGroup") or ""),
+                    kind=str(resource["kind"]),
+                    namespace=str(resource["namespace"]) if resource.get("namespace") else None,
+                    name=str(resource["name"]),
+                )
+            )
+        else:
+            results[rule] = result
     status = body.get("status") or {}
     if not isinstance(status, dict):
         raise ValueError("status: not an object")
@@ -201,4 +228,5 @@ def report_digest(body: dict[str, Any]) -> ReportDigest | None:
         severities=severities,
         observed_generation=status.get("observedGeneration"),
         status=dict(status),
+        objects=tuple(objects),
     )

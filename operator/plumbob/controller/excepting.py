@@ -8,7 +8,11 @@ Rules of the game:
 - an entry applies until its expiry instant; after it, it is ``expired`` and excepts nothing;
 - only failing (``fail``) results are excepted; a pass stays a pass, an error stays an error
   (an exception accepts a deviation, it does not vouch for a check that could not run);
-- an entry that applies but excepts no current result is ``unused``.
+- an entry that applies but excepts no current result is ``unused``;
+- a cluster-level finding names an API object: a namespaced entry excepts it only when the object
+  is in the entry's own namespace (never a cluster-scoped object), a cluster entry when its
+  ``namespaces`` (if any) match the object's namespace; ``resources`` (if any) must match the
+  object (API group, kind, name glob); entries scoped to nodes never except object findings.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from plumbob.api.cluster_exceptions import ClusterComplianceException
-from plumbob.api.common import LabelSelector
+from plumbob.api.common import LabelSelector, ResultStatus
 from plumbob.api.exceptions import ComplianceException, EntryState
+from plumbob.api.scans import aggregate_status
 from plumbob.benchmarks.rules import rule_matches
+from plumbob.controller.digests import ObjectResult, ReportDigest
 
 Exception_ = ClusterComplianceException | ComplianceException
 
@@ -50,6 +56,7 @@ class Entry:
     expires: str
     expires_at: datetime
     namespaces: tuple[str, ...] = ()  # a cluster entry's namespace names or globs
+    resources: tuple[tuple[str, str, str], ...] = ()  # (API group, kind, name glob) of objects
 
     def ref(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -95,6 +102,7 @@ def flatten(
                     expires=e.expires,
                     expires_at=e.expiry(),
                     namespaces=tuple(getattr(e, "namespaces", None) or ()),
+                    resources=tuple((r.api_group, r.kind, r.name) for r in e.resources),
                 )
             )
     return out
@@ -128,7 +136,68 @@ def covers_node_result(
         return False
     if entry.node_selector is not None and not selector_matches(entry.node_selector, node_labels):
         return False
-    return any(fnmatch.fnmatchcase(rule, pattern) for pattern in entry.rules)
+    return any(rule_matches(rule, pattern) for pattern in entry.rules)
+
+
+def covers_object_result(entry: Entry, *, profile: str, result: ObjectResult, now: datetime) -> bool:
+    """Whether ``entry`` excepts the cluster-level ``result`` (a rule failing on one API object)."""
+    if now >= entry.expires_at or entry.nodes or entry.node_selector is not None:
+        return False
+    if entry.profiles and profile not in entry.profiles:
+        return False
+    if entry.key.kind == "ComplianceException":
+        if result.namespace is None or result.namespace != entry.key.namespace:
+            return False
+    elif entry.namespaces and not (
+        result.namespace is not None
+        and any(fnmatch.fnmatchcase(result.namespace, p) for p in entry.namespaces)
+    ):
+        return False
+    if entry.resources and not any(
+        group == result.api_group and kind == result.kind and fnmatch.fnmatchcase(result.name, name)
+        for group, kind, name in entry.resources
+    ):
+        return False
+    return any(rule_matches(result.rule, pattern) for pattern in entry.rules)
+
+
+@dataclass(frozen=True)
+class ClusterApplied:
+    effective: dict[str, str]  # rule id -> its status over every object, after exceptions
+    excepted: list[tuple[ObjectResult, Entry]]  # each excepted object result and the entry
+
+
+def apply_to_cluster(
+    results: Mapping[str, str],
+    objects: Iterable[ObjectResult],
+    entries: Iterable[Entry],
+    *,
+    profile: str,
+    now: datetime,
+) -> ClusterApplied:
+    """The cluster-level report's results with exceptions applied: per rule, the worst status of
+    its object results and its results without an object (``fail`` > ``error`` > ``excepted`` …)."""
+    candidates = [e for e in entries if now < e.expires_at]
+    per_rule: dict[str, set[ResultStatus]] = {r: {ResultStatus(s)} for r, s in results.items()}
+    excepted: list[tuple[ObjectResult, Entry]] = []
+    for result in objects:
+        status = result.status
+        if status == "fail":
+            entry = next(
+                (e for e in candidates if covers_object_result(e, profile=profile, result=result, now=now)),
+                None,
+            )
+            if entry is not None:
+                status = "excepted"
+                excepted.append((result, entry))
+        per_rule.setdefault(result.rule, set()).add(ResultStatus(status))
+    effective = {rule: aggregate_status(statuses).value for rule, statuses in per_rule.items()}
+    return ClusterApplied(effective, excepted)
+
+
+def apply_to_cluster_report(report: ReportDigest, entries: Iterable[Entry], now: datetime) -> ClusterApplied:
+    """The cluster-level report's results with the entries applied that cover its profile now."""
+    return apply_to_cluster(report.results, report.objects, entries, profile=report.profile, now=now)
 
 
 @dataclass(frozen=True)

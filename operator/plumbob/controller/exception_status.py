@@ -37,7 +37,11 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
     """Write every exception list's status; the seconds until the next entry expires."""
     matched: dict[excepting.EntryKey, int] = defaultdict(int)
     for report in snap.reports.values():
+        if not report.authoritative:
+            continue
         if report.node is None:
+            for _result, entry in excepting.apply_to_cluster_report(report, entries, now).excepted:
+                matched[entry.key] += 1
             continue
         for entry in exceptions_applied(snap, report, entries, now).excepted.values():
             matched[entry.key] += 1

@@ -4,6 +4,10 @@ Every replica watches and keeps its store current; the reconciler runs only whil
 holds the leader Lease (:mod:`~plumbob.controller.leadership`). A new term starts a new
 :class:`Reconciler`, so nothing from an earlier term's memory leaks into it.
 
+Besides Plumbob's own kinds, Jobs, Nodes and Namespaces, the handlers watch the kinds that
+cluster-level rules read (Pods, workloads, RBAC, NetworkPolicies, admission configuration): those
+events are not stored, only counted, and wake the loop (see :mod:`~plumbob.controller.cluster_status`).
+
 Only ``on.event``, ``on.startup``, ``on.cleanup`` and ``on.probe`` handlers are registered: kopf
 then keeps no diff-base annotation, no progress annotations and adds no finalizers to anybody's
 objects, so GitOps tools see the user's resources exactly as they were applied.
@@ -25,6 +29,7 @@ from plumbob.controller.metrics import StoreMetrics
 from plumbob.controller.operating import OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.reconciler import Reconciler
 from plumbob.controller.store import Store
+from plumbob.engine.cluster.inventory import API_KINDS as CLUSTER_KINDS
 from plumbob.kube import Kube
 
 STORE = Store()
@@ -53,6 +58,21 @@ for _plural in (*OWN_INPUTS, *OWN_OUTPUTS):
 kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER})(_feeder("jobs"))
 kopf.on.event("", "v1", "nodes")(_feeder("nodes"))
 kopf.on.event("", "v1", "namespaces")(_feeder("namespaces"))
+
+
+def _cluster_watcher(plural: str) -> Any:
+    def on_event(event: dict[str, Any], body: Any, **_: Any) -> None:
+        STORE.note_cluster_object(plural, dict(body), deleted=event.get("type") == "DELETED")
+
+    on_event.__name__ = f"watch_{plural}"
+    return on_event
+
+
+# The kinds cluster-level rules read: only counted (see Store.note_cluster_object), so that a
+# change is evaluated within seconds instead of at the next interval.
+for _api_version, _plural, _kind in CLUSTER_KINDS:
+    _group, _, _version = _api_version.rpartition("/")
+    kopf.on.event(_group, _version, _plural)(_cluster_watcher(_plural))
 
 
 @kopf.on.startup()

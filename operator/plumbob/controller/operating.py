@@ -54,7 +54,7 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     # cluster-level rules read these (never secrets or configmaps); see controller/cluster_status.py
     for api_version, plural, _kind in API_KINDS:
         group = api_version.rpartition("/")[0]
-        needed.append(("list", group, plural, None))
+        needed += [(v, group, plural, None) for v in ("list", "watch")]
     return needed
 
 

@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from plumbob.api import ComplianceProfile
-from plumbob.api.common import ANNOTATION_RESCAN, Summary
-from plumbob.api.scans import ScanPhase
+from plumbob.api.common import ANNOTATION_RESCAN, ResultStatus, Summary, report_name, rule_order
+from plumbob.api.scans import ScanPhase, aggregate_status
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import Rule
 from plumbob.controller import excepting, platforms, scan_status, scanning
@@ -71,11 +71,25 @@ def handle_rescans(ctx: Context, snap: Snapshot, now: datetime) -> None:
             )
 
 
-def compliance(scan: str, reports: list[ReportDigest], agg: dict[str, Any]) -> tuple[bool, str, str]:
-    """The ``Compliant`` condition from a completed scan: never true unless something was checked."""
+def with_cluster(node_rules: dict[str, str], cluster: dict[str, str]) -> dict[str, str]:
+    """Each rule's status over the nodes and the cluster-level report together (a section-5 rule
+    is not-applicable on every node and decided by the cluster report: the worse status wins)."""
+    out = dict(node_rules)
+    for rule, status in cluster.items():
+        seen = [ResultStatus(status)] + ([ResultStatus(out[rule])] if rule in out else [])
+        out[rule] = aggregate_status(seen).value
+    return out
+
+
+def compliance(
+    scan: str, reports: list[ReportDigest], on_nodes: dict[str, str], rules: dict[str, str]
+) -> tuple[bool, str, str]:
+    """The ``Compliant`` condition from a completed scan (``on_nodes``: each rule's status over the
+    nodes) and the cluster-level results (``rules``: over both): never true unless the nodes were
+    audited and decided something (cluster rules alone do not make a node audit meaningful)."""
     if not reports:
         return (False, "NothingChecked", f"scan {scan} audited no node")
-    summary = agg["summary"]
+    summary = Summary.of([ResultStatus(s) for s in on_nodes.values()]).to_dict()
     decided = summary.get("pass", 0) + summary.get("fail", 0) + summary.get("excepted", 0)
     if not decided:
         return (
@@ -83,7 +97,7 @@ def compliance(scan: str, reports: list[ReportDigest], agg: dict[str, Any]) -> t
             "NothingChecked",
             f"scan {scan} decided no rule: every result is manual or not applicable",
         )
-    failing = [r["id"] for r in agg["rules"] if r["status"] == "fail"]
+    failing = sorted((r for r, s in rules.items() if s == "fail"), key=rule_order)
     if failing:
         return (False, "RulesFailing", f"{len(failing)} rule(s) failing: {', '.join(failing[:10])}")
     return (True, "NoFailures", "every audited rule passes or is excepted")
@@ -162,16 +176,23 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 }
             compliant: tuple[bool, str, str] = (False, "NotScanned", "no completed scan yet")
             agg: dict[str, Any] = {}
-            if last_done is not None:
-                of_scan = [r for r in reports if r.scan == last_done.metadata.name]
+            cluster_report = snap.reports.get(report_name(meta.name or "", None))
+            cluster: dict[str, str] = {}
+            if cluster_report is not None and cluster_report.node is None:
+                cluster = excepting.apply_to_cluster_report(cluster_report, entries, now).effective
+            if last_done is not None or cluster:
+                of_scan = [r for r in reports if last_done and r.scan == last_done.metadata.name]
                 agg = scan_status.aggregate(snap, of_scan, entries, now)
-                summary = agg["summary"]
-                new["summary"] = summary
-                score = Summary.model_validate(summary).score()
+                on_nodes = {r["id"]: r["status"] for r in agg["rules"]}
+                rules = with_cluster(on_nodes, cluster)
+                summary = Summary.of([ResultStatus(s) for s in rules.values()])
+                new["summary"] = summary.to_dict()
+                score = summary.score()
                 if score is not None:
                     new["score"] = score
-                new["coverage"] = coverage(agg["rules"], node_rules)
-                compliant = compliance(last_done.metadata.name, of_scan, agg)
+                if last_done is not None:
+                    new["coverage"] = coverage(agg["rules"], node_rules)
+                    compliant = compliance(last_done.metadata.name, of_scan, on_nodes, rules)
             # Drift counters: what the latest completed scan changed against the one before it.
             last_drift = agg.get("drift") or {}
             new["drift"] = {

@@ -119,7 +119,7 @@ class Reconciler(Context):
         with self.isolated("step", "policy reports"):
             step("policyreports", self._policy_reports.reconcile, self.store.snapshot())
         with self.isolated("step", "cluster rules"):
-            waits.append(step("cluster", self.cluster.reconcile, self.store.snapshot(), now))
+            waits.append(step("cluster", self.cluster.reconcile, self.store.snapshot(), entries, now))
         return max(0.05, min(waits))
 
     # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.

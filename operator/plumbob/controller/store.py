@@ -10,6 +10,7 @@ node's results are read only from the report so named, so no second report can r
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,16 @@ class Invalid:
     generation: int | None = None
 
 
+_VOLATILE_META = ("resourceVersion", "managedFields", "generation")
+
+
+def _fingerprint(body: dict[str, Any]) -> int:
+    """A digest of what a rule may read: everything but ``status`` and volatile metadata."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in _VOLATILE_META}
+    rest = {k: v for k, v in body.items() if k not in ("status", "metadata")}
+    return hash(json.dumps([meta, rest], sort_keys=True, default=str))
+
+
 @dataclass
 class Store:
     objects: dict[str, dict[Key, Any]] = field(default_factory=lambda: {k: {} for k in _MODELS})
@@ -124,6 +135,26 @@ class Store:
     entry_indices: dict[tuple[str, Key], list[int]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     wake: threading.Event = field(default_factory=threading.Event)
+    # The API objects cluster-level rules read are not kept here, only counted: each change of what
+    # a rule could read (not a status or a heartbeat) bumps the count, and the cluster step
+    # re-evaluates when it moved. ``cluster_prints`` holds a digest per object to tell the two apart.
+    cluster_changes: int = 0
+    cluster_prints: dict[tuple[str, Key], int] = field(default_factory=dict)
+
+    def note_cluster_object(self, kind: str, body: dict[str, Any], *, deleted: bool) -> None:
+        """A watch event of an object cluster-level rules read; wakes the loop when it matters."""
+        meta = body.get("metadata") or {}
+        key = (kind, (meta.get("namespace"), str(meta.get("name"))))
+        print_ = None if deleted else _fingerprint(body)
+        with self.lock:
+            if deleted:
+                self.cluster_prints.pop(key, None)
+            elif self.cluster_prints.get(key) == print_:
+                return
+            else:
+                self.cluster_prints[key] = print_  # type: ignore[assignment]  # not None here
+            self.cluster_changes += 1
+        self.wake.set()
 
     def upsert(self, kind: str, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from plumbob.controller.digests import Taint, job_digest, node_digest, parse_time, report_digest
+from plumbob.controller.digests import ObjectResult, Taint, job_digest, node_digest, parse_time, report_digest
 
 
 def node_body(
@@ -191,7 +191,8 @@ def test_report_digest() -> None:
     )
     assert d is not None
     assert d.results == {"1.1.1": "pass", "1.1.2": "fail"}
-    assert d.severities == {"1.1.1": "high", "1.1.2": "low"}
+    assert d.severities == {"1.1.1": "high", "1.1.2": "low", "5.1.1": "high"}
+    assert d.objects == (ObjectResult("5.1.1", "fail", "", "ClusterRoleBinding", None, "admins"),)
     assert (d.profile, d.node, d.scan, d.generation, d.observed_generation) == (
         "cis",
         "worker-1",

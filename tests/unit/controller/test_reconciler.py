@@ -1220,6 +1220,7 @@ def test_cluster_rules_and_custom_rules_land_in_the_cluster_report(world: World)
     }
     assert ("5.2.5", "p", "fail") in results
     assert ("custom.no-host-net", "p", "fail") in results
+    w.run()  # the pass after the evaluation writes the report's status
     assert w.kube.status("compliancereports", "cis")["summary"]["fail"] >= 2
     before = len(w.kube.writes())
     w.run()  # nothing changed and the interval has not passed: no write
@@ -1297,3 +1298,157 @@ def test_cluster_evaluation_runs_in_its_worker_without_holding_up_the_pass(world
     w.run()
     w.reconciler.cluster.wait(timeout=30)
     assert ("compliancereports", None, "cis") in w.kube.objects
+
+
+# ---- cluster-level results: change-triggered evaluation, drift Events, exceptions, the profile ------
+
+
+def privileged_pod(name: str, namespace: str = "team") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}"},
+        "spec": {"containers": [{"name": "c", "securityContext": {"privileged": True}}]},
+    }
+
+
+def add_pod(w: World, pod: dict[str, Any]) -> None:
+    """A Pod appears: stored in the fake API and seen by the operator's (counting) watch."""
+    meta = pod["metadata"]
+    w.kube.objects[("pods", meta["namespace"], meta["name"])] = pod
+    w.kube.store.note_cluster_object("pods", pod, deleted=False)
+
+
+def remove_pod(w: World, pod: dict[str, Any]) -> None:
+    meta = pod["metadata"]
+    del w.kube.objects[("pods", meta["namespace"], meta["name"])]
+    w.kube.store.note_cluster_object("pods", pod, deleted=True)
+
+
+def cluster_result(w: World, rule: str, name: str) -> str | None:
+    report = w.kube.objects[("compliancereports", None, "cis")]
+    hits = [
+        r["status"]
+        for r in report["spec"]["results"]
+        if r["id"] == rule and (r.get("resource") or {}).get("name") == name
+    ]
+    return hits[0] if hits else None
+
+
+def test_a_watched_change_is_evaluated_after_the_settling_time_not_the_interval(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+    add_pod(w, privileged_pod("p"))
+    w.run()  # the change came within the settling time of the last evaluation: not yet
+    assert cluster_result(w, "5.2.2", "p") is None
+    w.clock.now += timedelta(seconds=2)  # settled; far from the 60 s interval
+    w.run()
+    assert cluster_result(w, "5.2.2", "p") == "fail"
+    calls = len(w.kube.calls)
+    pod = privileged_pod("p")
+    w.kube.store.note_cluster_object("pods", {**pod, "status": {"phase": "Running"}}, deleted=False)
+    w.clock.now += timedelta(seconds=2)
+    w.run()  # a status change is no change of what a rule reads: nothing listed again
+    assert not [c for c in w.kube.calls[calls:] if c.method == "list_api_objects"]
+
+
+def test_a_new_violation_raises_drift_on_the_object_and_the_profile_and_fixing_it_restores(
+    world: World,
+) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.run()  # the baseline: nothing announced
+    assert not w.kube.events_of("ComplianceDrift")
+    pod = privileged_pod("p")
+    add_pod(w, pod)
+    w.clock.now += timedelta(seconds=2)
+    w.run()
+    drift = w.kube.events_of("ComplianceDrift")
+    on_pod = [e for e in drift if e["involved"]["kind"] == "Pod"]
+    on_profile = [e for e in drift if e["involved"]["kind"] == "ComplianceProfile"]
+    assert (
+        on_pod
+        and on_pod[0]["involved"]["uid"] == "uid-team-p"
+        and on_pod[0]["involved"]["namespace"] == "team"
+    )
+    assert len(on_profile) == 1 and "5.2.2 on Pod team/p" in on_profile[0]["message"]
+    fixed = {**pod, "spec": {"containers": [{"name": "c"}]}}
+    add_pod(w, fixed)
+    w.clock.now += timedelta(seconds=2)
+    w.run()
+    restored = w.kube.events_of("ComplianceRestored")
+    assert any(e["involved"]["kind"] == "Pod" for e in restored)
+    assert any(
+        e["involved"]["kind"] == "ComplianceProfile" and "5.2.2 on Pod team/p" in e["message"]
+        for e in restored
+    )
+
+
+def test_a_bad_rollout_gives_a_handful_of_events_not_one_per_object(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+    for i in range(60):
+        add_pod(w, privileged_pod(f"p{i}"))
+    w.clock.now += timedelta(seconds=2)
+    w.run()
+    drift = w.kube.events_of("ComplianceDrift")
+    on_objects = [e for e in drift if e["involved"]["kind"] == "Pod"]
+    on_profile = [e for e in drift if e["involved"]["kind"] == "ComplianceProfile"]
+    assert len(on_objects) <= 30, "object Events are rate-limited per profile"
+    assert len(on_profile) == 1 and "not announced on the object" in on_profile[0]["message"]
+
+
+def exception_in(namespace: str, rules: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "plumbob.dev/v1alpha1",
+        "kind": "ComplianceException",
+        "metadata": {"name": "team-waiver", "namespace": namespace},
+        "spec": {
+            "entries": [
+                {
+                    "rules": rules,
+                    "reason": "legacy agent",
+                    "owner": "team@example.com",
+                    "expires": "2027-01-01",
+                }
+            ]
+        },
+    }
+
+
+def test_a_namespaced_exception_excepts_its_own_namespaces_findings_only(world: World) -> None:
+    w = world
+    w.kube.put("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
+    w.kube.put("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}})
+    w.kube.put("complianceprofiles", profile())
+    add_pod(w, privileged_pod("p", "team"))
+    add_pod(w, privileged_pod("q", "other"))
+    w.kube.put("complianceexceptions", exception_in("team", ["5.2.2"]))
+    w.run(2)
+    status = w.kube.status("compliancereports", "cis")
+    excepted = {(e["rule"], e["resource"]["namespace"], e["resource"]["name"]) for e in status["exceptions"]}
+    assert ("5.2.2", "team", "p") in excepted
+    assert not any(ns == "other" for _, ns, _ in excepted), "never another namespace's findings"
+    entries = w.kube.objects[("complianceexceptions", "team", "team-waiver")]["status"]["entries"]
+    assert entries[0]["state"] == "active" and entries[0]["matched"] >= 1
+    # the rule still fails in the profile: q in "other" is not excepted
+    assert w.kube.status("complianceprofiles", "cis")["summary"]["fail"] >= 1
+
+
+def test_cluster_results_count_in_the_profiles_summary_and_compliance(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.kube.put("nodes", node("worker-1"))
+    w.clock.now += timedelta(minutes=1)
+    complete_scan(w, {"worker-1": {"4.2.1": "pass", "4.2.2": "pass"}})
+    w.run()
+    compliant = conds(w, "complianceprofiles", "cis")["Compliant"]
+    assert compliant[:2] == ("True", "NoFailures"), compliant
+    add_pod(w, privileged_pod("p"))
+    w.clock.now += timedelta(seconds=2)
+    w.run(2)
+    compliant = conds(w, "complianceprofiles", "cis")["Compliant"]
+    assert compliant[:2] == ("False", "RulesFailing") and "5.2.2" in compliant[2]
+    assert w.kube.status("complianceprofiles", "cis")["summary"]["fail"] >= 1
