@@ -10,9 +10,10 @@ per object:
 
 - on the profile, one ``ComplianceDrift`` (and one ``ComplianceRestored``) per evaluation that
   changed something, naming the first changes and how many there are in all;
-- on each object, its own ``ComplianceDrift``/``ComplianceRestored`` (so ``kubectl describe`` shows
-  it), at most :data:`OBJECT_EVENTS_PER_MINUTE` per profile and minute (a token bucket); changes
-  beyond that are counted in the profile's Event. An object that no longer exists gets none.
+- on each object, one ``ComplianceDrift``/``ComplianceRestored`` naming its rules (so ``kubectl
+  describe`` shows it), at most :data:`OBJECT_EVENTS_PER_MINUTE` per profile and minute (a token
+  bucket); objects beyond that are counted in the profile's Event. An object that no longer
+  exists gets none.
 """
 
 from __future__ import annotations
@@ -92,16 +93,18 @@ class DriftEvents:
             if not changes:
                 continue
             quiet = 0
+            by_object: dict[tuple[str, str, str | None, str], list[str]] = {}
             for v in changes:
-                involved = objects.get(v.key())
+                by_object.setdefault(v.key(), []).append(v.rule)
+            for key, rules in by_object.items():
+                involved = objects.get(key)
                 if involved is None:
                     continue  # the object is gone: nothing to describe it on
                 if not bucket.take():
                     quiet += 1
                     continue
-                self.ctx.event(
-                    dict(involved), type_, reason, f"profile {name}: rule {v.rule} {verb} on this object"
-                )
+                said = f"rule {rules[0]}" if len(rules) == 1 else f"rules {', '.join(rules)}"
+                self.ctx.event(dict(involved), type_, reason, f"profile {name}: {said} {verb} on this object")
             self.ctx.event(ref(profile), type_, reason, _summary(changes, verb, quiet))
 
 
@@ -109,5 +112,5 @@ def _summary(changes: Iterable[Violation], verb: str, quiet: int) -> str:
     changes = list(changes)
     shown = ", ".join(str(v) for v in changes[:LISTED])
     more = f" and {len(changes) - LISTED} more" if len(changes) > LISTED else ""
-    held = f" ({quiet} not announced on the object: rate limit)" if quiet else ""
+    held = f" ({quiet} object(s) not told on the object itself: rate limit)" if quiet else ""
     return f"{len(changes)} cluster-level result(s) {verb}: {shown}{more}{held}"

@@ -168,6 +168,7 @@ class ClusterStatus:
         self.settle = settle  # at least this long between the starts of two evaluations
         self.background = background
         self.drift = DriftEvents(ctx)
+        self._failing: dict[str, set[Violation]] = {}  # profile → every failing (rule, object), last time
         # profile → (generation, API-object change count, when, in seconds) at its last evaluation
         self._done: dict[str, tuple[int | None, int, float]] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -386,10 +387,20 @@ class ClusterStatus:
         except KubeError as exc:
             log.warning("could not write the cluster report of %s: %s", profile.metadata.name, exc)
             return
-        if before is not None:
-            old, new = _failing(before.get("results") or []), _failing(results)
-            if old != new:
-                self.drift.announce(profile, old, new, _involved(objects, old ^ new))
+        # Drift is decided on every failing object, not on the report's capped list; the first
+        # evaluation of a term starts from the stored report (a new report is the baseline).
+        key = profile.metadata.name or ""
+        new = {
+            _violation(f)
+            for f in findings
+            if f.status is Status.FAIL and f.resource is not None and not f.expected
+        }
+        old = self._failing.get(key)
+        if old is None and before is not None:
+            old = _failing(before.get("results") or [])
+        self._failing[key] = new
+        if old is not None and old != new:
+            self.drift.announce(profile, old, new, _involved(objects, old ^ new))
 
     def _create_or_replace(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Write the report unless its results are unchanged; the ``spec`` it had before (None: new)."""
@@ -438,6 +449,12 @@ def _involved(
                     "uid": str(meta.get("uid") or ""),
                 }
     return out
+
+
+def _violation(finding: Finding) -> Violation:
+    ref = finding.resource
+    assert ref is not None  # callers pass findings about an object
+    return Violation(finding.rule_id, ref.api_group, ref.kind, ref.namespace, ref.name)
 
 
 def _failing(results: Iterable[Mapping[str, Any]]) -> set[Violation]:

@@ -1397,7 +1397,7 @@ def test_a_bad_rollout_gives_a_handful_of_events_not_one_per_object(world: World
     on_objects = [e for e in drift if e["involved"]["kind"] == "Pod"]
     on_profile = [e for e in drift if e["involved"]["kind"] == "ComplianceProfile"]
     assert len(on_objects) <= 30, "object Events are rate-limited per profile"
-    assert len(on_profile) == 1 and "not announced on the object" in on_profile[0]["message"]
+    assert len(on_profile) == 1 and "not told on the object itself" in on_profile[0]["message"]
 
 
 def exception_in(namespace: str, rules: list[str]) -> dict[str, Any]:
@@ -1452,3 +1452,17 @@ def test_cluster_results_count_in_the_profiles_summary_and_compliance(world: Wor
     compliant = conds(w, "complianceprofiles", "cis")["Compliant"]
     assert compliant[:2] == ("False", "RulesFailing") and "5.2.2" in compliant[2]
     assert w.kube.status("complianceprofiles", "cis")["summary"]["fail"] >= 1
+
+
+def test_drift_is_decided_on_every_failing_object_not_the_reports_capped_list(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for i in range(40):  # more than the 25 failing objects a report lists per rule
+        add_pod(w, privileged_pod(f"p{i:02d}"))
+    w.run()
+    add_pod(w, privileged_pod("zz-late"))  # sorts after every listed one
+    w.clock.now += timedelta(seconds=2)
+    w.run()
+    on_late = [e for e in w.kube.events_of("ComplianceDrift") if e["involved"]["name"] == "zz-late"]
+    assert on_late, "a new violation beyond the report's cap is announced too"
+    assert len([e for e in w.kube.events_of("ComplianceDrift") if e["involved"]["kind"] == "Pod"]) == 1
