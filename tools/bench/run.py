@@ -5,6 +5,9 @@ benchmark and one table.
   in-process median audit times are taken from its output for the summary table;
 - ``tools/bench/metrics_bench.py`` (own process): series per metric family at 10, 100 and 1,000
   simulated nodes (flat but for the per-node family) and the scrape time;
+- ``tools/bench/drift_bench.py`` (own process): on a real testbed with a background load of Pods
+  and RBAC objects, the latency from a violating change to its ``ComplianceDrift`` (and from its
+  fix to ``ComplianceRestored``) over 100 changes, the first full evaluation and RSS growth;
 - ``tools/bench/scale_bench.py`` (imported) runs the scale scans (100 nodes x3, 1000 nodes x1 by
   default) and prints its table with the audit medians added;
 - ``tools/bench/chaos_soak.py`` (imported) runs 20 scans over 50 simulated nodes while the
@@ -76,6 +79,11 @@ def main(argv: list[str]) -> int:
         [sys.executable, str(REPO / "tools" / "bench" / "cluster_bench.py")], check=False, cwd=REPO
     )
     crashed |= int(engine.returncode != 0)
+    print("\n== cluster drift benchmark (tools/bench/drift_bench.py) ==", flush=True)
+    drift = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "bench" / "drift_bench.py")], check=False, cwd=REPO
+    )
+    crashed |= int(drift.returncode not in (0, 1))  # 1: a goal missed, shown in its output
     print(flush=True)
     scale_bench = importlib.import_module("scale_bench")  # after sys.path is set
 

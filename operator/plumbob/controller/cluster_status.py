@@ -11,9 +11,11 @@ What the report promises:
 
 - a kind that cannot be read (forbidden, server error) makes every benchmark rule ``error`` with
   the reason: a rule never passes on objects it could not see;
-- a custom rule that does not compile makes the whole profile unresolvable (``Stalled``,
-  ``CannotResolve`` naming the rule and the compiler's message, one Event: see
-  :meth:`~plumbob.controller.context.Context.resolve`); its last report is kept as it was;
+- a custom rule that does not compile is one ``error`` result naming the rule and the compiler's
+  message (and the profile is ``Stalled``, reason ``InvalidCustomRule``, with one Event: see
+  :mod:`~plumbob.controller.profile_status`); the other rules still run;
+- a custom rule on a kind the API server does not serve (or that cannot be listed) is ``error``,
+  with one ``CustomRuleUnreadable`` Event per profile generation;
 - a custom rule on a kind the API server does not serve, or cannot be listed, is ``error``;
 - with ``spec.podSecurity``, the Pod Security Standards of that level are evaluated too (rule
   ids such as ``privileged``), at the pinned policy version or, with ``auto``, each namespace's
@@ -46,10 +48,10 @@ from plumbob.benchmarks.rules import ExpectedHolder, Target
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller import excepting
 from plumbob.controller.cluster_drift import DriftEvents, Violation
-from plumbob.controller.context import Context
+from plumbob.controller.context import Context, ref
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
-from plumbob.engine.cluster.custom import CustomRule, compile_rule, evaluate_custom, rule_finding
+from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom, rule_finding
 from plumbob.engine.cluster.inventory import API_KINDS as CLUSTER_KINDS
 from plumbob.engine.cluster.pss import LATEST, parse_version
 from plumbob.engine.findings import Finding, Status
@@ -161,7 +163,7 @@ class ClusterStatus:
     the reconcile pass only decides which profiles are due and hands them over."""
 
     def __init__(
-        self, ctx: Context, interval: float = 60.0, *, background: bool = True, settle: float = 1.0
+        self, ctx: Context, interval: float = 60.0, *, background: bool = True, settle: float = 0.25
     ) -> None:
         self.ctx = ctx
         self.interval = interval
@@ -337,14 +339,25 @@ class ClusterStatus:
     def _custom(
         self, profile: ComplianceProfile, objects: dict[tuple[str, str], list[dict[str, Any]]]
     ) -> list[Finding]:
-        # ctx.resolve refused a profile with a rule that does not compile (Stalled, CannotResolve)
-        compiled = [compile_rule(r) for r in custom_rules(profile)]
-        out: list[Finding] = []
+        # a rule that does not compile is an error result here; profile_status makes the profile
+        # Stalled with one Event; the other rules still run
+        compiled, errors = compile_rules(custom_rules(profile))
+        out: list[Finding] = [
+            rule_finding(
+                err.rule, Status.ERROR, _clip(f"the rule does not compile: {err.message}", 1000) or ""
+            )
+            for err in errors
+        ]
         sources = self._custom_objects([c.rule for c in compiled], objects)
         for c in compiled:
             source = sources[(c.rule.api_version, c.rule.kind)]
             if isinstance(source, str):
                 out.append(rule_finding(c.rule, Status.ERROR, _clip(source, 1000) or ""))
+                self.ctx.event(
+                    ref(profile), "Warning", "CustomRuleUnreadable",
+                    _clip(f"custom rule {c.rule.id}: {source}", 1000) or "",
+                    once=(profile.metadata.name, str(profile.metadata.generation), c.rule.id, "unreadable"),
+                )  # fmt: skip
                 continue
             out += evaluate_custom([c], source)
         return out

@@ -34,7 +34,6 @@ from plumbob.controller.metrics import count_error
 from plumbob.controller.platforms import PlatformChoice, choose_platform
 from plumbob.controller.scanning import selects
 from plumbob.controller.store import Store
-from plumbob.engine.cluster.custom import compile_error
 from plumbob.kube import Kube, KubeError
 
 log = logging.getLogger("plumbob.controller")
@@ -219,10 +218,6 @@ class Context:
         pss = profile.spec.pod_security
         added = load_benchmark(f"pss-{pss.level}").rules if pss else []
         problems = tailoring.problems(loaded.rules, added)
-        for i, rule in enumerate(profile.spec.custom_rules):
-            error = compile_error(rule.expression)
-            if error is not None:
-                problems.append(f"spec.customRules[{i}] ({rule.id}): does not compile: {error}")
         if problems:
             raise CatalogError("; ".join(problems))
         return tailoring

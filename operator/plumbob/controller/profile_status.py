@@ -27,6 +27,7 @@ from plumbob.controller import excepting, platforms, scan_status, scanning
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
 from plumbob.controller.digests import ReportDigest
 from plumbob.controller.store import Snapshot
+from plumbob.engine.cluster.custom import compile_error
 
 LABEL_RESCAN = "plumbob.dev/rescan-request"  # on a scan: digest of the annotation value that started it
 MAX_RESCAN_RECORD = 128  # longer annotation values are recorded as a digest (status.lastRescan has a cap)
@@ -69,6 +70,16 @@ def handle_rescans(ctx: Context, snap: Snapshot, now: datetime) -> None:
                 profile.status.to_dict() if profile.status else {},
                 {"lastRescan": rescan_record(wanted)},
             )
+
+
+def custom_rule_problems(profile: ComplianceProfile) -> list[str]:
+    """Each custom rule of the profile that does not compile: its field and the compiler's message."""
+    out = []
+    for i, rule in enumerate(profile.spec.custom_rules):
+        error = compile_error(rule.expression)
+        if error is not None:
+            out.append(f"spec.customRules[{i}] ({rule.id}): does not compile: {error}")
+    return out
 
 
 def with_cluster(node_rules: dict[str, str], cluster: dict[str, str]) -> dict[str, str]:
@@ -235,6 +246,14 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                     "Compliant": compliant,
                     "PlatformSupported": platforms.condition(choice, bench.id),
                 }
+            broken = custom_rule_problems(profile)
+            if broken:
+                message = "; ".join(broken)[:1000]
+                wanted.update(stalled("InvalidCustomRule", message, "the other rules are still evaluated"))
+                ctx.event(
+                    ref(profile), "Warning", "InvalidCustomRule", message,
+                    once=(meta.name, str(meta.generation), "InvalidCustomRule"),
+                )  # fmt: skip
             new["conditions"] = conditions(conds, meta.generation, now, wanted)
             ctx.patch("complianceprofiles", meta.name, current, new)
 

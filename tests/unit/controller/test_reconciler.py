@@ -1227,7 +1227,7 @@ def test_cluster_rules_and_custom_rules_land_in_the_cluster_report(world: World)
     assert w.kube.writes()[before:] == []
 
 
-def test_a_custom_rule_that_does_not_compile_stalls_the_profile_keeping_its_report(world: World) -> None:
+def test_a_custom_rule_that_does_not_compile_stalls_the_profile_and_the_rest_still_runs(world: World) -> None:
     w = world
     good = {
         "id": "custom.no-host-net",
@@ -1235,20 +1235,31 @@ def test_a_custom_rule_that_does_not_compile_stalls_the_profile_keeping_its_repo
         "match": {"apiVersion": "v1", "kind": "Pod"},
         "expression": "!has(object.spec.hostNetwork) || !object.spec.hostNetwork",
     }
-    w.kube.put("complianceprofiles", profile(customRules=[good]))
-    w.run()
-    kept = w.kube.objects[("compliancereports", None, "cis")]["spec"]
     broken = {**good, "id": "custom.broken", "expression": "nosuch(object)"}
-    w.kube.put("complianceprofiles", profile(customRules=[good, broken]))
-    w.run()
-    w.run()
+    unserved = {**good, "id": "custom.gadget", "match": {"apiVersion": "example.com/v1", "kind": "Gadget"}}
+    w.kube.put("complianceprofiles", profile(customRules=[good, broken, unserved]))
+    pod = {"metadata": {"name": "p", "namespace": "team"}, "spec": {"hostNetwork": True, "containers": []}}
+    w.kube.objects[("pods", "team", "p")] = pod
+    w.run(3)
     c = conds(w, "complianceprofiles", "cis")
-    assert c["Stalled"][:2] == ("True", "CannotResolve")
-    assert "spec.customRules[1] (custom.broken)" in c["Stalled"][2] and "nosuch" in c["Stalled"][2]
-    assert w.kube.status("complianceprofiles", "cis")["observedGeneration"] == 2
-    (event,) = w.kube.events_of("CannotResolve")
+    assert c["Stalled"][:2] == ("True", "InvalidCustomRule")
+    assert (
+        "spec.customRules[1] (custom.broken): does not compile" in c["Stalled"][2]
+        and "nosuch" in c["Stalled"][2]
+    )
+    assert w.kube.status("complianceprofiles", "cis")["observedGeneration"] == 1
+    (event,) = w.kube.events_of("InvalidCustomRule")
     assert "custom.broken" in event["message"]
-    assert w.kube.objects[("compliancereports", None, "cis")]["spec"] == kept, "the last good report stays"
+    report = w.kube.objects[("compliancereports", None, "cis")]
+    results = {
+        (r["id"], (r.get("resource") or {}).get("name"), r["status"]) for r in report["spec"]["results"]
+    }
+    assert ("custom.broken", None, "error") in results
+    assert ("custom.no-host-net", "p", "fail") in results, "the other custom rules still run"
+    assert ("5.2.5", "p", "fail") in results, "and the benchmark's"
+    assert ("custom.gadget", None, "error") in results
+    (unreadable,) = w.kube.events_of("CustomRuleUnreadable")
+    assert "Gadget" in unreadable["message"]
 
 
 def test_a_profiles_expected_holders_replace_the_benchmarks(world: World) -> None:

@@ -41,9 +41,10 @@ class CustomRule:
 
 
 class RuleCompileError(Exception):
-    def __init__(self, rule_id: str, message: str) -> None:
-        super().__init__(f"custom rule {rule_id}: {message}")
-        self.rule_id = rule_id
+    def __init__(self, rule: CustomRule, message: str) -> None:
+        super().__init__(f"custom rule {rule.id}: {message}")
+        self.rule = rule
+        self.rule_id = rule.id
         self.message = message
 
 
@@ -87,7 +88,7 @@ def compile_rule(rule: CustomRule) -> CompiledRule:
     """Parse and type-check ``rule.expression``; raises :class:`RuleCompileError`."""
     program, error = _compiled(rule.expression)
     if error is not None:
-        raise RuleCompileError(rule.id, error)
+        raise RuleCompileError(rule, error)
     return CompiledRule(rule, program)
 
 
