@@ -195,8 +195,8 @@ def _register_rescan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     def run(args: argparse.Namespace) -> int:
         from datetime import UTC, datetime  # noqa: PLC0415 - keep --help fast
 
-        from plumbob.api.common import ANNOTATION_RESCAN  # noqa: PLC0415
         from plumbob.kube import Kube, KubeError, NotFoundError  # noqa: PLC0415
+        from plumbob.names import ANNOTATION_RESCAN  # noqa: PLC0415
 
         value = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         try:

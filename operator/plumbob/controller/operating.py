@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from plumbob.api.common import GROUP
+from plumbob.names import GROUP
 
 OWN_INPUTS = (
     "complianceprofiles",
