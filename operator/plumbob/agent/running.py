@@ -22,7 +22,6 @@ Exit codes: 0 results written; 3 the audit could not run; 4 the results could no
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import threading
@@ -38,7 +37,6 @@ from plumbob.benchmarks.tailoring import Tailoring, TailoringError
 from plumbob.engine.findings import Finding, Status
 from plumbob.names import API_VERSION, LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, report_name
 
-log = logging.getLogger("plumbob.agent")
 
 EXIT_OK, EXIT_AUDIT, EXIT_WRITE = 0, 3, 4
 # An evidence's source is written as the engine's Source value: each is a value of the API's
