@@ -37,7 +37,6 @@ from plumbob.benchmarks.tailoring import Tailoring, TailoringError
 from plumbob.engine.findings import Finding, Status
 from plumbob.names import API_VERSION, LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, report_name
 
-
 EXIT_OK, EXIT_AUDIT, EXIT_WRITE = 0, 3, 4
 # An evidence's source is written as the engine's Source value: each is a value of the API's
 # EvidenceSource too (a unit test checks), so the agent needs none of the API models.
