@@ -1,4 +1,5 @@
-"""The only module that talks to the Kubernetes API server.
+"""The module that talks to the Kubernetes API server (the agent writes its report through
+:mod:`plumbob.kubehttp`, which defines the error tree below and shares it with this module).
 
 Everything else works on pydantic models and plain dicts; this module turns intentions (create
 this Job, patch that status, post this Event) into API calls, counts every write (the scale
@@ -9,9 +10,9 @@ benchmark reports writes per node), and maps API failures onto a small error tre
      ├── NotFoundError           404
      └── InvalidError            422: admission or schema rejected the object (message names the field)
 
-Credentials: a kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``), else in-cluster. The agent can
-point at a service-account directory other than the in-cluster default with
-``PLUMBOB_SERVICEACCOUNT_DIR`` (the simulated kubelet does, since it cannot mount files).
+Credentials: a service account (:func:`plumbob.kubehttp.service_account`: the directory named by
+``PLUMBOB_SERVICEACCOUNT_DIR``, which the simulated kubelet sets since it cannot mount files, or
+the in-cluster one), else a kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``).
 """
 
 from __future__ import annotations
@@ -22,59 +23,35 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from plumbob import telemetry
-from plumbob.api.common import GROUP, VERSION
+from plumbob import kubehttp, telemetry
+from plumbob.kubehttp import USER_AGENT, api_error, service_account
+from plumbob.names import GROUP, VERSION
 
-SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 FIELD_MANAGER = "plumbob"
+# The error tree is kubehttp's, shared with the agent's small client; named here for every caller.
+KubeError = kubehttp.KubeError
+ConflictError = kubehttp.ConflictError
+NotFoundError = kubehttp.NotFoundError
+InvalidError = kubehttp.InvalidError
 _API_ERRORS = telemetry.meter().create_counter(
     "plumbob_api_errors_total", description="Kubernetes API requests that failed, by HTTP status code"
 )
 
 
-class KubeError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class ConflictError(KubeError):
-    pass
-
-
-class NotFoundError(KubeError):
-    pass
-
-
-class InvalidError(KubeError):
-    pass
-
-
 def _error(exc: ApiException) -> KubeError:
-    message = str(exc.reason)
-    try:
-        body = json.loads(exc.body or "{}")
-        message = str(body.get("message") or message)
-    except (ValueError, AttributeError):
-        pass
     status = int(exc.status or 0)
     _API_ERRORS.add(1, {"code": str(status)})
-    kind = {409: ConflictError, 404: NotFoundError, 422: InvalidError}.get(status, KubeError)
-    return kind(status, message)
+    return api_error(status, str(exc.reason), exc.body)
 
 
 def _as_dict(res: object) -> dict[str, Any]:
     """A custom-objects response (typed ``object`` by the client; it is the decoded JSON object)."""
     return dict(cast("Mapping[str, Any]", res))
-
-
-USER_AGENT = "plumbob"  # the API server names our field manager after it (managedFields)
 
 
 def _raw(res: object) -> dict[str, Any]:
@@ -90,19 +67,15 @@ def api_client(env: Mapping[str, str] | None = None) -> client.ApiClient:
 
 
 def _api_client(env: Mapping[str, str] | None) -> client.ApiClient:
-    env = os.environ if env is None else env
-    sa_dir = env.get("PLUMBOB_SERVICEACCOUNT_DIR")
-    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
-    if sa_dir or (host and port and Path(SERVICEACCOUNT_DIR, "token").exists() and not env.get("KUBECONFIG")):
-        directory = Path(sa_dir or SERVICEACCOUNT_DIR)
-        cfg = client.Configuration()
-        cfg.host = f"https://{host or 'kubernetes.default.svc'}:{port or '443'}"
-        cfg.ssl_ca_cert = str(directory / "ca.crt")
-        cfg.api_key = {"authorization": "Bearer " + (directory / "token").read_text().strip()}
-        return client.ApiClient(cfg)
+    account = service_account(os.environ if env is None else env)
     cfg = client.Configuration()
+    if account is not None:
+        cfg.host = account.url
+        cfg.ssl_ca_cert = account.ca_file
+        cfg.api_key = {"authorization": "Bearer " + account.token}
+        return client.ApiClient(cfg)
     config.load_kube_config(  # type: ignore[no-untyped-call]  # kubernetes.config is not annotated
-        config_file=env.get("KUBECONFIG"), client_configuration=cfg
+        config_file=(os.environ if env is None else env).get("KUBECONFIG"), client_configuration=cfg
     )
     return client.ApiClient(cfg)
 

@@ -7,16 +7,20 @@ Builds a compliant control-plane tree and a compliant worker tree (``testbed.hos
   audit hook on ``subprocess.Popen``, ``os.exec*``, ``os.posix_spawn*``, ``os.system`` and
   ``os.fork`` (must be 0);
 - as a CLI process: ``python -m plumbob audit --host-root TREE --format json``, M runs, median
-  (includes interpreter start-up and imports);
+  wall and CPU time (includes interpreter start-up and imports);
+- the agent as an audit Pod runs it: ``python -m plumbob agent`` on the worker tree, writing its
+  report to a local HTTPS stub of the API server (:mod:`testbed.apistub`: loopback, a service
+  account directory with a token and the stub's CA), M runs, median wall and CPU time;
 - against kube-bench (:mod:`kubebench`, built once from its Go module): each tree shown as the
   machine itself in private namespaces (:class:`kubebench.HostView`: the tree's files overlaid on
   ``/etc``, ``/var``, ``/usr``; its processes running under their names), then ``plumbob audit
   --host-root /`` and ``kube-bench run --benchmark cis-1.12`` in turn, K runs each (A B A B …),
   wall time of each whole process; medians and the ratio.
 
-Prints the figures and the goals (in-process < 50 ms; whole process < 150 ms; at least 10x
-faster than kube-bench, on wall time); CPU time (user + system) is printed beside it, since on a
-shared machine wall time also counts the wait for a core. Asserts nothing about time.
+Prints the figures and the goals (in-process < 50 ms; whole process, audit and agent alike,
+< 150 ms; at least 10x faster than kube-bench, on wall time), then a summary of the medians with
+the ratios to kube-bench on the same tree; CPU time (user + system) is printed beside wall time,
+since on a shared machine wall time also counts the wait for a core. Asserts nothing about time.
 Usage: ``python tools/bench/audit_bench.py [--runs 30] [--cli-runs 5] [--kube-bench-runs 5]``
 """
 
@@ -40,6 +44,7 @@ from kubebench import KUBE_BENCH_VERSION, HostView, ensure_kube_bench  # noqa: E
 
 from plumbob.agent.auditing import run_audit  # noqa: E402
 from plumbob.benchmarks.catalog import load_benchmark  # noqa: E402
+from testbed.apistub import ApiStub  # noqa: E402
 from testbed.binaries import BuildError  # noqa: E402
 from testbed.hosttrees import build_tree  # noqa: E402
 
@@ -81,25 +86,89 @@ def main() -> int:
                 f"in-process {kind:<21}{_median_ms(samples)}   {counts['pass']} pass, {counts['fail']} fail"
             )
         print(f"subprocesses spawned by in-process audits: {len(_spawned)}")
+        env = {"PYTHONPATH": str(REPO / "operator"), "PATH": "/usr/bin:/bin"}
+        ours: dict[str, tuple[list[float], list[float]]] = {}
         for kind, root in trees.items():
-            samples = []
-            for _ in range(args.cli_runs):
-                t0 = time.perf_counter()
-                subprocess.run(
-                    [sys.executable, "-m", "plumbob", "audit", "--host-root", str(root), "--format", "json"],
-                    check=True,
-                    capture_output=True,
-                    env={"PYTHONPATH": str(REPO / "operator"), "PATH": "/usr/bin:/bin"},
-                )
-                samples.append(time.perf_counter() - t0)
-            print(f"CLI process {kind:<20}{_median_ms(samples)}")
+            argv = [sys.executable, "-m", "plumbob", "audit", "--host-root", str(root), "--format", "json"]
+            ours[f"audit {kind}"] = _runs(argv, env, args.cli_runs)
+            print(f"CLI process {kind:<20}{_median_ms(ours[f'audit {kind}'][0])}")
+        ours["agent worker"] = agent_runs(trees["worker"], Path(tmp), args.cli_runs)
+        print(f"agent process worker{'':<11}{_median_ms(ours['agent worker'][0])}")
+        theirs: dict[str, tuple[list[float], list[float]]] = {}
         if args.kube_bench_runs > 0:
             try:
-                against_kube_bench(trees, args.kube_bench_runs, Path(tmp))
+                theirs = against_kube_bench(trees, args.kube_bench_runs, Path(tmp))
             except (BuildError, RuntimeError, OSError) as exc:
                 print(f"\nplumbob vs kube-bench: NOT MEASURED: {exc}")
                 return 1
+        summary(ours, theirs)
     return 1 if _spawned else 0
+
+
+def _runs(argv: list[str], env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of ``runs`` whole processes (after one warm-up run); each must exit 0."""
+    walls, cpus = [], []
+    for i in range(runs + 1):
+        wall, cpu, done = _timed(argv, env)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(argv[:4])} exited {done.returncode}: {done.stderr.decode()[-2000:]}"
+            )
+        if i:
+            walls.append(wall)
+            cpus.append(cpu)
+    return walls, cpus
+
+
+def agent_runs(tree: Path, scratch: Path, runs: int) -> tuple[list[float], list[float]]:
+    """The agent as in an audit Pod, up to its report written to a local HTTPS stub of the API."""
+    with ApiStub(scratch / "api-stub") as stub:
+        env = {
+            "PYTHONPATH": str(REPO / "operator"),
+            "PATH": "/usr/bin:/bin",
+            **stub.agent_env(scratch / "api-stub" / "serviceaccount"),
+            "PLUMBOB_NODE_NAME": "worker-1",
+            "PLUMBOB_PROFILE": "bench",
+            "PLUMBOB_SCAN": "bench-20261202-000000",
+            "PLUMBOB_HOST_ROOT": str(tree),
+            "PLUMBOB_TAILORING": json.dumps({"benchmark": "cis-1.12"}),
+        }
+        out = _runs([sys.executable, "-m", "plumbob", "agent"], env, runs)
+        written = [r for r in stub.requests if r.method in ("POST", "PUT")]
+        if len(written) != runs + 1:
+            raise RuntimeError(f"the agent wrote {len(written)} reports in {runs + 1} runs")
+    return out
+
+
+def summary(
+    ours: dict[str, tuple[list[float], list[float]]], host_view: dict[str, tuple[list[float], list[float]]]
+) -> None:
+    """Medians of every whole process, the goal, and kube-bench's time over ours on the same tree.
+
+    The audit's ratio is taken in the host view, where both ran the same way; the agent's against
+    kube-bench on the worker tree (kube-bench writes no report; the agent's figure includes its write).
+    """
+    print(
+        f"\nsummary, whole processes (medians; goal: < {GOAL_MS:.0f} ms wall and kube-bench / plumbob "
+        f">= {GOAL_RATIO:.0f}x; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus)"
+    )
+    print(f"{'':<42}{'wall ms':>9}{'cpu ms':>9}  {'< 150 ms':<9}kube-bench / plumbob: wall, cpu")
+    rows = {f"plumbob {name}": runs for name, runs in ours.items()}
+    rows.update(sorted(host_view.items(), key=lambda item: item[0].startswith("kube-bench")))
+    for name, (walls, cpus) in rows.items():
+        wall, cpu = statistics.median(walls) * 1000, statistics.median(cpus) * 1000
+        line = f"{name:<42}{wall:>9.1f}{cpu:>9.1f}  "
+        if name.startswith("kube-bench"):
+            print(line)
+            continue
+        line += f"{'met' if wall < GOAL_MS else 'MISSED':<9}"
+        kind = "worker" if "agent" in name else name.split()[2].rstrip(",")
+        theirs = host_view.get(f"kube-bench {kind}")
+        if theirs is not None and ("host view" in name or "agent" in name):
+            ratio_wall = statistics.median(theirs[0]) * 1000 / wall
+            ratio_cpu = statistics.median(theirs[1]) * 1000 / cpu
+            line += f"{ratio_wall:.1f}x, {ratio_cpu:.1f}x ({'met' if ratio_wall >= GOAL_RATIO else 'MISSED'})"
+        print(line)
 
 
 GOAL_MS, GOAL_RATIO = 150.0, 10.0
@@ -127,8 +196,12 @@ def _kube_bench_totals(stdout: bytes) -> str:
     )
 
 
-def against_kube_bench(trees: dict[str, Path], runs: int, scratch: Path) -> None:
-    """Whole-process plumbob audit vs kube-bench on each tree, seen as the machine itself."""
+def against_kube_bench(
+    trees: dict[str, Path], runs: int, scratch: Path
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Whole-process plumbob audit vs kube-bench on each tree, seen as the machine itself; returns
+    the wall and CPU seconds of both, by row name of the summary."""
+    out = {}
     kube_bench, cfg, pause = ensure_kube_bench()
     env = {"PYTHONPATH": str(REPO / "operator"), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     plumbob = [sys.executable, "-m", "plumbob", "audit", "--host-root", "/", "--format", "json"]
@@ -162,6 +235,9 @@ def against_kube_bench(trees: dict[str, Path], runs: int, scratch: Path) -> None
                 f"plumbob = {ratio:.1f}x wall, {cpu_ratio:.1f}x cpu (goal >= {GOAL_RATIO:.0f}x: {faster})"
             )
             print(f"  load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+            out[f"kube-bench {kind}"] = (theirs_s, theirs_cpu)
+            out[f"plumbob audit {kind}, host view"] = (ours_s, ours_cpu)
+    return out
 
 
 if __name__ == "__main__":

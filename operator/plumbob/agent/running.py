@@ -22,35 +22,24 @@ Exit codes: 0 results written; 3 the audit could not run; 4 the results could no
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+from plumbob import kubehttp
 from plumbob.agent.auditing import AuditError, run_audit
-from plumbob.api.common import API_VERSION, LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, report_name
-from plumbob.api.reports import EvidenceSource
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
-from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.engine.findings import Finding, Source, Status
-
-log = logging.getLogger("plumbob.agent")
+from plumbob.benchmarks.tailoring import Tailoring, TailoringError
+from plumbob.engine.findings import Finding, Status
+from plumbob.names import API_VERSION, LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, report_name
 
 EXIT_OK, EXIT_AUDIT, EXIT_WRITE = 0, 3, 4
-_SOURCES = {
-    Source.FLAG: EvidenceSource.FLAG,
-    Source.MANIFEST: EvidenceSource.MANIFEST,
-    Source.CONFIG: EvidenceSource.CONFIG,
-    Source.DEFAULT: EvidenceSource.DEFAULT,
-    Source.UNSET: EvidenceSource.UNSET,
-    Source.FILE: EvidenceSource.FILE,
-    Source.API: EvidenceSource.API,
-    Source.NONE: EvidenceSource.NONE,
-}
+# An evidence's source is written as the engine's Source value: each is a value of the API's
+# EvidenceSource too (a unit test checks), so the agent needs none of the API models.
 MAX_EVIDENCE, MAX_TEXT = 8, 512
 
 
@@ -68,7 +57,7 @@ def check_result(finding: Finding, tailoring: Tailoring) -> dict[str, Any]:
     evidence = []
     for ev in finding.evidence[:MAX_EVIDENCE]:
         item: dict[str, Any] = {
-            "source": _SOURCES[ev.source].value,
+            "source": ev.source.value,
             "location": _clip(ev.subject + (f" ({ev.location})" if ev.location else "")),
         }
         if ev.found is not None:
@@ -131,7 +120,10 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
         report_name(env["PLUMBOB_PROFILE"], env["PLUMBOB_NODE_NAME"])
     except ValueError as exc:  # the operator does not start such audits; say why if one runs anyway
         raise AuditError(str(exc)) from exc
-    tailoring = Tailoring.model_validate_json(env.get("PLUMBOB_TAILORING") or '{"benchmark": "cis-1.12"}')
+    try:
+        tailoring = Tailoring.from_json(env.get("PLUMBOB_TAILORING") or '{"benchmark": "cis-1.12"}')
+    except TailoringError as exc:
+        raise AuditError(f"PLUMBOB_TAILORING: {exc}") from exc
     try:
         benchmark = load_benchmark(tailoring.benchmark, tailoring.variables or None)
     except CatalogError as exc:
@@ -170,19 +162,14 @@ def write_report(
     sleep: Any = time.sleep,
 ) -> None:
     """Write the report, waiting out an API server that is briefly unreachable or overloaded."""
-    from urllib3.exceptions import HTTPError  # noqa: PLC0415 - audit needs no client
-
-    from plumbob.kube import KubeError  # noqa: PLC0415
-
     deadline = time.monotonic() + patience
     pause = 1.0
     while True:
         try:
             _write_report_once(body, env)
             return
-        except (HTTPError, OSError, KubeError) as exc:
-            transient = not isinstance(exc, KubeError) or exc.status in TRANSIENT_STATUS
-            if not transient or time.monotonic() + pause > deadline:
+        except Exception as exc:
+            if not _transient(exc) or time.monotonic() + pause > deadline:
                 raise
             print(
                 f"plumbob agent: API server not reachable ({exc}); trying again in {pause:.0f}s",
@@ -192,19 +179,47 @@ def write_report(
             pause = min(pause * 2, 15.0)
 
 
-def _write_report_once(body: dict[str, Any], env: Mapping[str, str]) -> None:
-    from plumbob.kube import ConflictError, Kube, NotFoundError, api_client  # noqa: PLC0415 - audit needs no client
+def _transient(exc: Exception) -> bool:
+    """An error worth waiting out: no connection, no answer, or a status that says "later"."""
+    if isinstance(exc, kubehttp.KubeError):
+        return exc.status in TRANSIENT_STATUS
+    if isinstance(exc, OSError):
+        return True
+    # The kubernetes client (kubeconfig credentials) raises urllib3's errors; when urllib3 was
+    # never imported, the error cannot be one of them.
+    urllib3_errors = sys.modules.get("urllib3.exceptions")
+    return urllib3_errors is not None and isinstance(exc, urllib3_errors.HTTPError)
+
+
+class _ReportClient(Protocol):
+    def get_object(self, plural: str, name: str) -> dict[str, Any]: ...
+    def create_object(self, plural: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def replace_object(self, plural: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def _client(env: Mapping[str, str]) -> tuple[_ReportClient, Callable[[], None]]:
+    """The small HTTPS client with a service account; the kubernetes client for a kubeconfig."""
+    account = kubehttp.service_account(env)
+    if account is not None:
+        small = kubehttp.Client(account)
+        return small, small.close
+    from plumbob.kube import Kube, api_client  # noqa: PLC0415 - only kubeconfig credentials need it
 
     kube = Kube(api_client(env))
+    return kube, kube.api.close
+
+
+def _write_report_once(body: dict[str, Any], env: Mapping[str, str]) -> None:
+    client, close = _client(env)
     try:
         for _attempt in range(5):
             try:
-                current = kube.get_object("compliancereports", body["metadata"]["name"])
-            except NotFoundError:
+                current = client.get_object("compliancereports", body["metadata"]["name"])
+            except kubehttp.NotFoundError:
                 try:
-                    kube.create_object("compliancereports", body)
+                    client.create_object("compliancereports", body)
                     return
-                except ConflictError:
+                except kubehttp.ConflictError:
                     continue
             replacement = {
                 **body,
@@ -213,13 +228,13 @@ def _write_report_once(body: dict[str, Any], env: Mapping[str, str]) -> None:
             if "status" in current:
                 replacement["status"] = current["status"]
             try:
-                kube.replace_object("compliancereports", replacement)
+                client.replace_object("compliancereports", replacement)
                 return
-            except ConflictError:
+            except kubehttp.ConflictError:
                 continue
         raise RuntimeError("the report kept changing under the agent (5 conflicts)")
     finally:
-        kube.api.close()  # type: ignore[no-untyped-call]  # ApiClient.close is not annotated
+        close()
 
 
 def run_agent(argv: Sequence[str], env: Mapping[str, str], cancel: threading.Event | None = None) -> int:
@@ -243,9 +258,13 @@ def run_agent(argv: Sequence[str], env: Mapping[str, str], cancel: threading.Eve
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    env = dict(os.environ)
+    if not any(name.startswith("OTEL_") for name in env):
+        # No OTEL_* variable: telemetry.configure would install nothing and the span would be a
+        # no-op, so the agent does not import OpenTelemetry at all.
+        return run_agent(list(argv or []), env)
     from plumbob import telemetry  # noqa: PLC0415 - the SDK only for the agent process
 
-    env = dict(os.environ)
     tel = telemetry.configure("plumbob-agent", serve_metrics=False)  # traces only, when OTEL_* asks
     names = ("NODE_NAME", "PROFILE", "SCAN")
     attributes = {f"plumbob.{k.lower()}": env.get(f"PLUMBOB_{k}", "") for k in names}

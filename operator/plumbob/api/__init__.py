@@ -10,12 +10,13 @@ Modules: one per kind, plus :mod:`plumbob.api.common` for the shared pieces.
 from __future__ import annotations
 
 from plumbob.api.cluster_exceptions import ClusterComplianceException
-from plumbob.api.common import API_VERSION, GROUP, VERSION, Resource
+from plumbob.api.common import Resource
 from plumbob.api.exceptions import ComplianceException
 from plumbob.api.profiles import ComplianceProfile
 from plumbob.api.reports import ComplianceReport
 from plumbob.api.scans import ComplianceScan
 from plumbob.api.schedules import ComplianceSchedule
+from plumbob.names import API_VERSION, GROUP, VERSION
 
 KINDS: tuple[type[Resource], ...] = (
     ComplianceProfile,

@@ -30,18 +30,12 @@ from pydantic_core import CoreSchema, core_schema
 
 from plumbob.benchmarks import rules as _rules
 from plumbob.engine import findings as _findings
+from plumbob.names import (
+    API_VERSION,
+)
 
 T = TypeVar("T")
 
-GROUP = "plumbob.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-
-# Labels and annotations Plumbob reads or writes.
-LABEL_PROFILE = f"{GROUP}/profile"
-LABEL_NODE = f"{GROUP}/node"
-LABEL_SCAN = f"{GROUP}/scan"
-ANNOTATION_RESCAN = f"{GROUP}/rescan"
 
 # Caps that keep every object far below etcd's 1.5 MiB request limit at any cluster size.
 MAX_CONDITIONS = 16
@@ -53,7 +47,6 @@ MAX_EVIDENCE = 8
 # "<scan>-<10 hex>" (63 at most, a label value): so the admission policy can read the scan off the
 # audit Pod's name (docs/decisions/2026-12-02-names-the-admission-policy-checks.md).
 MAX_PROFILE_NAME = 36
-MAX_NAME = 253  # metadata.name of any object
 MAX_TEXT = 1024
 MAX_EVIDENCE_TEXT = 512
 
@@ -512,29 +505,6 @@ def ready_column(priority: int = 0) -> PrinterColumn:
 
 SCAN_TIME_FORMAT = "%Y%m%d-%H%M%S"
 _SCAN_TIME = re.compile(r"[0-9]{8}-[0-9]{6}")
-
-
-def report_name(profile: str, node: str | None) -> str:
-    """Name of the ``ComplianceReport`` of ``profile`` for ``node`` (``None``: the cluster-level report).
-
-    ``<profile>`` for the cluster report, ``<profile>.<node>`` for a node, never shortened: the
-    admission policy checks that an agent writes under exactly this name, and the operator reads a
-    node's results only from the report so named (a report under any other name is not counted).
-    Profile names are DNS labels (no dots), so the two never collide. Raises ``ValueError`` when
-    ``<profile>.<node>`` exceeds 253 characters (a node name over 216 characters): such a node
-    cannot have a report of that profile, and the operator does not audit it for that profile.
-    """
-    if node is None:
-        return profile
-    name = f"{profile}.{node}"
-    if len(name) > MAX_NAME:
-        room = MAX_NAME - 1 - len(node)
-        fix = f"a profile name of at most {room} characters" if room > 0 else "a shorter node name"
-        raise ValueError(
-            f"the report name '<profile>.<node>' would have {len(name)} characters, over the {MAX_NAME} "
-            f"an object name may have: auditing this node needs {fix}"
-        )
-    return name
 
 
 def scan_name(profile: str, started: datetime) -> str:

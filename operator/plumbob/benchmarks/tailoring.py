@@ -3,26 +3,70 @@
 The operator resolves the profile (benchmark id from the cluster version, rule globs, rules
 forced to manual, variable overrides) into a :class:`Tailoring` and passes it to each audit Pod
 as JSON in ``PLUMBOB_TAILORING``. The agent needs no read access to profiles, and every node of
-one scan audits exactly the same rule set.
+one scan audits exactly the same rule set. A frozen dataclass parsed by hand (:meth:`from_json`
+refuses wrong types and unknown keys), so the agent starts without a validation library.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterable
-
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from plumbob.benchmarks.rules import Rule, Target, rule_matches
 
 
-class Tailoring(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class TailoringError(ValueError):
+    """A tailoring document with a missing or unknown key or a value of the wrong type."""
 
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TailoringError(f"{where}: expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _string_map(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise TailoringError(f"{where}: expected a mapping of strings, got {value!r}")
+    return dict(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Tailoring:
     benchmark: str
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
-    manual: dict[str, str] = Field(default_factory=dict, description="rule glob → rationale")
-    variables: dict[str, str] = Field(default_factory=dict)
+    manual: dict[str, str] = dataclasses.field(default_factory=dict)  # rule glob → rationale
+    variables: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Tailoring:
+        """Parse :meth:`to_json`'s output; raises :class:`TailoringError` naming the bad key."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise TailoringError(f"not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise TailoringError(f"expected a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"benchmark", "include", "exclude", "manual", "variables"})
+        if unknown:
+            raise TailoringError(f"unknown keys: {', '.join(unknown)}")
+        benchmark = data.get("benchmark")
+        if not isinstance(benchmark, str) or not benchmark:
+            raise TailoringError(f"benchmark: expected a benchmark id, got {benchmark!r}")
+        return cls(
+            benchmark=benchmark,
+            include=_strings(data.get("include", ["*"]), "include"),
+            exclude=_strings(data.get("exclude", []), "exclude"),
+            manual=_string_map(data.get("manual", {}), "manual"),
+            variables=_string_map(data.get("variables", {}), "variables"),
+        )
 
     def selects(self, rule_id: str) -> bool:
         def hit(pattern: str) -> bool:

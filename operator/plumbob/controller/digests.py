@@ -13,15 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from plumbob.api.common import (
-    LABEL_NODE,
-    LABEL_PROFILE,
-    LABEL_SCAN,
-    RULE_ID,
-    ResultStatus,
-    Severity,
-    report_name,
-)
+from plumbob.api.common import RULE_ID, ResultStatus, Severity
+from plumbob.names import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, report_name
 
 ANNOTATION_NODE = "plumbob.dev/node-name"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"

@@ -22,7 +22,6 @@ from typing import Any
 
 import kopf
 
-from plumbob.api.common import GROUP, VERSION
 from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER
 from plumbob.controller.leadership import DEFAULT_LEASE_SECONDS, Elector, lead_while_elected
 from plumbob.controller.metrics import StoreMetrics
@@ -31,6 +30,7 @@ from plumbob.controller.reconciler import Reconciler
 from plumbob.controller.store import Store
 from plumbob.engine.cluster.inventory import API_KINDS as CLUSTER_KINDS
 from plumbob.kube import Kube
+from plumbob.names import GROUP, VERSION
 
 STORE = Store()
 METRICS = StoreMetrics(STORE)  # observable instruments; served only once operating.run set up the SDK

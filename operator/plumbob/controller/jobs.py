@@ -16,13 +16,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from plumbob.api import ComplianceScan
-from plumbob.api.common import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, Toleration
+from plumbob.api.common import Toleration
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.digests import ANNOTATION_NODE, LABEL_MANAGED_BY, MANAGER
 from plumbob.controller.scanning import DEFAULT_TOLERATIONS, job_name
+from plumbob.names import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN
 
 HOST_ROOT = "/host"
 # The tailoring travels in one environment variable; the kernel refuses an exec whose single
@@ -59,17 +61,17 @@ def _profile_uid(scan: ComplianceScan) -> str:
 
 def agent_tailoring(tailoring: Tailoring) -> str:
     """The tailoring as the agent's JSON, with manual rationales clipped to :data:`TAILORING_BUDGET`."""
-    text = tailoring.model_dump_json()
+    text = tailoring.to_json()
     if len(text.encode()) <= TAILORING_BUDGET:
         return text
-    base = len(tailoring.model_copy(update={"manual": dict.fromkeys(tailoring.manual, "")}).model_dump_json())
+    base = len(replace(tailoring, manual=dict.fromkeys(tailoring.manual, "")).to_json())
     each = max(0, (TAILORING_BUDGET - base) // max(1, len(tailoring.manual)) // 4 - 16)  # 4: UTF-8 worst case
     suffix = " … (clipped; the whole rationale is in the profile)"
     manual = {
         rule: why if len(why) <= each else why[: max(0, each - len(suffix))] + suffix
         for rule, why in tailoring.manual.items()
     }
-    return tailoring.model_copy(update={"manual": manual}).model_dump_json()
+    return replace(tailoring, manual=manual).to_json()
 
 
 def _volume_name(path: str) -> str:

@@ -14,8 +14,8 @@ import os
 import sys
 from collections.abc import Callable
 
-from plumbob.api.common import GROUP
 from plumbob.engine.cluster.inventory import API_KINDS
+from plumbob.names import GROUP
 
 OWN_INPUTS = (
     "complianceprofiles",

@@ -18,7 +18,6 @@ import logging
 import time
 from typing import Any
 
-from plumbob.api.common import LABEL_PROFILE
 from plumbob.api.reports import ComplianceReport
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import Benchmark
@@ -26,6 +25,7 @@ from plumbob.controller.context import Context
 from plumbob.controller.digests import ReportDigest
 from plumbob.controller.store import Snapshot
 from plumbob.kube import InvalidError, KubeError, NotFoundError
+from plumbob.names import LABEL_PROFILE
 from plumbob.reports.policyreports import (
     ANNOTATION_FINGERPRINT,
     FLAVOURS,

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from plumbob.api import ComplianceProfile
-from plumbob.api.common import ANNOTATION_RESCAN, ResultStatus, Summary, report_name, rule_order
+from plumbob.api.common import ResultStatus, Summary, rule_order
 from plumbob.api.scans import ScanPhase, aggregate_status
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import Rule
@@ -28,6 +28,7 @@ from plumbob.controller.context import Context, conditions, iso, ref, stalled
 from plumbob.controller.digests import ReportDigest
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster.custom import compile_error
+from plumbob.names import ANNOTATION_RESCAN, report_name
 
 LABEL_RESCAN = "plumbob.dev/rescan-request"  # on a scan: digest of the annotation value that started it
 MAX_RESCAN_RECORD = 128  # longer annotation values are recorded as a digest (status.lastRescan has a cap)

@@ -24,11 +24,12 @@ from datetime import datetime
 
 from pydantic import TypeAdapter, ValidationError
 
-from plumbob.api.common import API_VERSION, Condition, ResultStatus, Summary, report_name
+from plumbob.api.common import Condition, ResultStatus, Summary
 from plumbob.controller import excepting
 from plumbob.controller.context import Context, conditions, ref, same, stalled
 from plumbob.controller.digests import ReportDigest
 from plumbob.controller.store import Snapshot
+from plumbob.names import API_VERSION, report_name
 
 
 def exceptions_applied(

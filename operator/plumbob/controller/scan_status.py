@@ -27,15 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
-from plumbob.api.common import (
-    LABEL_SCAN,
-    MAX_NODE_NAMES,
-    MAX_NODE_PROBLEMS,
-    ResultStatus,
-    Summary,
-    rule_order,
-    scan_name,
-)
+from plumbob.api.common import MAX_NODE_NAMES, MAX_NODE_PROBLEMS, ResultStatus, Summary, rule_order, scan_name
 from plumbob.api.scans import NodeState, ScanPhase, aggregate_status
 from plumbob.api.schedules import (
     DEFAULT_HISTORY_LIMIT,
@@ -50,6 +42,7 @@ from plumbob.controller.jobs import audit_job
 from plumbob.controller.report_status import exceptions_applied
 from plumbob.controller.store import Snapshot
 from plumbob.kube import ConflictError, InvalidError, KubeError
+from plumbob.names import LABEL_SCAN
 
 log = logging.getLogger("plumbob.controller")
 

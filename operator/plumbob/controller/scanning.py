@@ -26,10 +26,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from plumbob.api.common import LabelSelector, Toleration, report_name
+from plumbob.api.common import LabelSelector, Toleration
 from plumbob.api.scans import NodeState
 from plumbob.controller.digests import JobDigest, NodeDigest, ReportDigest, Taint
 from plumbob.controller.excepting import selector_matches
+from plumbob.names import report_name
 
 ROLE_LABELS = {
     "control-plane": ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"),

@@ -22,10 +22,10 @@ from plumbob.api import (
     ComplianceReport,
     ComplianceScan,
 )
-from plumbob.api.common import LABEL_PROFILE
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import Benchmark
 from plumbob.kube import Kube, NotFoundError
+from plumbob.names import LABEL_PROFILE
 from plumbob.reports.compliance import ProfileView, profile_view
 
 log = logging.getLogger("plumbob.dashboards")

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from plumbob.api.common import LABEL_PROFILE, ResultStatus
+from plumbob.api.common import ResultStatus
 from plumbob.api.reports import CheckResult, ComplianceReport
 from plumbob.benchmarks.rules import Benchmark
+from plumbob.names import LABEL_PROFILE
 
 SOURCE = "plumbob"
 MAX_RESULTS = 500

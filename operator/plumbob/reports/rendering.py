@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
@@ -33,6 +32,8 @@ if TYPE_CHECKING:
 
 
 def _wrap(text: str, width: int = 96, indent: str = "      ") -> str:
+    import textwrap  # noqa: PLC0415 - only the text and JUnit formats wrap lines
+
     return textwrap.fill(str(text), width=width, initial_indent=indent, subsequent_indent=indent)
 
 

@@ -216,7 +216,7 @@ def test_audit_node_honours_the_tailoring(tmp_path: Path) -> None:
         exclude=("4.1.*",),
         manual={"4.2.1": "anonymous auth is reviewed by the platform team"},
     )
-    body = audit_node(env(tree.root, PLUMBOB_TAILORING=tailoring.model_dump_json()))
+    body = audit_node(env(tree.root, PLUMBOB_TAILORING=tailoring.to_json()))
     results = {r["id"]: r for r in body["spec"]["results"]}
     assert results
     assert all(i.startswith("4.") and not i.startswith("4.1.") for i in results)
@@ -247,9 +247,7 @@ def test_audit_node_refuses_a_tailoring_that_selects_no_node_rule(
 ) -> None:
     # Once, an empty selection meant "every rule": all 131 were audited and the profile said Compliant.
     tree = build_tree(tmp_path, "worker")
-    environ = env(tree.root) | {
-        "PLUMBOB_TAILORING": Tailoring(benchmark="cis-1.12", **tailoring).model_dump_json()
-    }
+    environ = env(tree.root) | {"PLUMBOB_TAILORING": Tailoring(benchmark="cis-1.12", **tailoring).to_json()}
     with pytest.raises(AuditError, match="selects no node rule"):
         audit_node(environ)
 

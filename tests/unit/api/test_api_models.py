@@ -34,7 +34,6 @@ from plumbob.api.common import (
     ResultStatus,
     Summary,
     is_scan_name_of,
-    report_name,
     scan_name,
     set_condition,
 )
@@ -50,6 +49,7 @@ from plumbob.api.scans import (
     ScanDrift,
     aggregate_status,
 )
+from plumbob.names import report_name
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "docs" / "examples").glob("*.yaml"))

@@ -19,11 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from plumbob.api import ComplianceScan
-from plumbob.api.common import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN, Toleration
+from plumbob.api.common import Toleration
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.digests import ANNOTATION_NODE, job_digest
 from plumbob.controller.jobs import HOST_ROOT, TAILORING_BUDGET, audit_job
 from plumbob.controller.scanning import job_name
+from plumbob.names import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN
 
 SCAN = ComplianceScan.model_validate(
     {
@@ -157,7 +158,7 @@ def test_env_carries_the_tailoring() -> None:
     assert env["PLUMBOB_PROFILE"]["value"] == "cis"
     assert env["PLUMBOB_SCAN"]["value"] == SCAN.metadata.name
     assert env["PLUMBOB_HOST_ROOT"]["value"] == HOST_ROOT
-    assert Tailoring.model_validate_json(env["PLUMBOB_TAILORING"]["value"]) == TAILORING
+    assert Tailoring.from_json(env["PLUMBOB_TAILORING"]["value"]) == TAILORING
     assert container(build())["command"] == ["python", "-m", "plumbob", "agent"]
 
 
@@ -184,7 +185,7 @@ def test_long_manual_rationales_fit_the_environment() -> None:
     }
     text = env["PLUMBOB_TAILORING"]
     assert len(text.encode()) <= TAILORING_BUDGET
-    clipped = Tailoring.model_validate_json(text)
+    clipped = Tailoring.from_json(text)
     assert set(clipped.manual) == set(tailoring.manual)
     assert all(
         r.endswith("(clipped; the whole rationale is in the profile)") for r in clipped.manual.values()
@@ -193,7 +194,7 @@ def test_long_manual_rationales_fit_the_environment() -> None:
 
 def test_short_rationales_are_passed_whole() -> None:
     env = {e["name"]: e.get("value") for e in build()["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert Tailoring.model_validate_json(env["PLUMBOB_TAILORING"]) == TAILORING
+    assert Tailoring.from_json(env["PLUMBOB_TAILORING"]) == TAILORING
 
 
 def build_with(tailoring: Tailoring) -> dict[str, Any]:
