@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from plumbob.api.common import API_VERSION, LABEL_PROFILE, MAX_RULES, ResultStatus, Summary, report_name
+from plumbob.api.common import MAX_RULES, ResultStatus, Summary
 from plumbob.api.profiles import ComplianceProfile
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import ExpectedHolder, Target
@@ -56,6 +56,7 @@ from plumbob.engine.cluster.inventory import API_KINDS as CLUSTER_KINDS
 from plumbob.engine.cluster.pss import LATEST, parse_version
 from plumbob.engine.findings import Finding, Status
 from plumbob.kube import ConflictError, KubeError, NotFoundError
+from plumbob.names import API_VERSION, LABEL_PROFILE, report_name
 
 log = logging.getLogger("plumbob.controller")
 

@@ -15,7 +15,8 @@ Errors::
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,16 +148,37 @@ def rule_finding(rule: CustomRule, status: Status, reason: str, resource: Object
     )
 
 
-def evaluate_custom(compiled: Sequence[CompiledRule], objects: Iterable[Mapping[str, Any]]) -> list[Finding]:
+BUDGET_SECONDS = 5.0  # CPU time one custom rule may spend over all its objects in one evaluation
+
+
+def evaluate_custom(
+    compiled: Sequence[CompiledRule],
+    objects: Iterable[Mapping[str, Any]],
+    *,
+    budget: float = BUDGET_SECONDS,
+    clock: Callable[[], float] = time.process_time,
+) -> list[Finding]:
     """Findings of the compiled rules over ``objects``: one per failing or erroring object, and a
-    pass without an object for each rule that found neither (with how many objects it checked)."""
+    pass without an object for each rule that found neither (with how many objects it checked).
+
+    A rule that spends more than ``budget`` seconds of CPU (a pathological expression: nested
+    comprehensions over large lists) stops there: one ``error`` result says after how many objects,
+    and the other rules still run. A single object's evaluation cannot be interrupted."""
     out: list[Finding] = []
     objects = list(objects)
     for c in compiled:
         checked = bad = 0
-        for obj in objects:
-            if not isinstance(obj, Mapping) or not c.selects(obj):
-                continue
+        started = clock()
+        selected = [o for o in objects if isinstance(o, Mapping) and c.selects(o)]
+        for obj in selected:
+            if clock() - started > budget:
+                reason = (
+                    f"evaluation stopped after {budget:g} s of CPU at object {checked} of {len(selected)}: "
+                    "the expression is too costly"
+                )
+                out.append(rule_finding(c.rule, Status.ERROR, reason))
+                bad += 1
+                break
             checked += 1
             status, reason = evaluate_object(c, obj)
             if status is not Status.PASS:

@@ -99,3 +99,19 @@ def test_the_sample_profiles_custom_rule_compiles_and_finds_a_latest_tag() -> No
     latest["spec"] = {"template": {"spec": {"containers": [{"name": "a", "image": "app:latest"}]}}}
     found = evaluate_custom(compiled, [pinned, latest])
     assert [(f.status, f.resource.name) for f in found if f.resource] == [(Status.FAIL, "bad")]
+
+
+def test_a_too_costly_rule_stops_with_an_error_and_the_others_still_run() -> None:
+    compiled, errors = compile_rules([rule("custom.slow", "true"), rule("custom.fast", "true")])
+    assert not errors
+    pods = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}", "namespace": "a"}} for i in range(5)
+    ]
+    ticks = iter(range(1000))  # a clock that advances one "second" per reading
+    findings = evaluate_custom(compiled[:1], pods, budget=2.5, clock=lambda: float(next(ticks)))
+    (only,) = findings
+    assert only.status.value == "error" and "stopped after 2.5 s of CPU at object 2 of 5" in (
+        only.reason or ""
+    )
+    fast = evaluate_custom(compiled[1:], pods)
+    assert [f.status.value for f in fast] == ["pass"]
