@@ -88,12 +88,32 @@ def custom_rules(profile: ComplianceProfile) -> list[CustomRule]:
     ]
 
 
-def expected_holders(profile: ComplianceProfile, defaults: Sequence[ExpectedHolder]) -> list[ExpectedHolder]:
-    """The profile's list when it has one (even empty), else the benchmark's defaults."""
+def own_holders(namespace: str) -> list[ExpectedHolder]:
+    """Plumbob itself: its audit Pods and Jobs need host access to read the node (hostPID, hostPath,
+    a capability), and its service accounts the permissions the chart grants. Listed as expected
+    with this reason in every profile, whatever its own list says; never hidden."""
+    why = "Plumbob's own {}: it audits the nodes and reads the API (namespace " + namespace + ")"
+    return [
+        ExpectedHolder(rules=["*"], namespace=namespace, reason=why.format("audit Pods and Jobs")),
+        ExpectedHolder(
+            rules=["*"],
+            subject_kind="ServiceAccount",
+            subject=f"{namespace}/*",
+            reason=why.format("service accounts"),
+        ),
+    ]
+
+
+def expected_holders(
+    profile: ComplianceProfile, defaults: Sequence[ExpectedHolder], namespace: str
+) -> list[ExpectedHolder]:
+    """The profile's list when it has one (even empty), else the benchmark's defaults; Plumbob's own
+    Pods and service accounts (in ``namespace``) in either case."""
     own = profile.spec.expected_holders
-    if own is None:
-        return list(defaults)
-    return [ExpectedHolder(**h.model_dump(exclude_none=True)) for h in own]
+    chosen = (
+        list(defaults) if own is None else [ExpectedHolder(**h.model_dump(exclude_none=True)) for h in own]
+    )
+    return own_holders(namespace) + chosen
 
 
 def check_result(finding: Finding, tailoring: Tailoring | None) -> dict[str, Any]:
@@ -306,7 +326,10 @@ class ClusterStatus:
             return
         rules = [r for r in bench.rules if r.targets == [Target.CLUSTER] and tailoring.selects(r.id)]
         settings = ClusterSettings(
-            holders=Holders.of(expected_holders(profile, bench.expected_holders), bench.never_expected),
+            holders=Holders.of(
+                expected_holders(profile, bench.expected_holders, self.ctx.settings.namespace),
+                bench.never_expected,
+            ),
             cluster_version=parse_version(_minor(self.ctx.kubernetes_version()), (1, 10_000)),
         )
         pss = profile.spec.pod_security
@@ -328,7 +351,8 @@ class ClusterStatus:
                 pinned = None if pss.version == "auto" else parse_version(pss.version, LATEST)
                 pss_settings = ClusterSettings(
                     holders=Holders.of(
-                        expected_holders(profile, pss_bench.expected_holders), pss_bench.never_expected
+                        expected_holders(profile, pss_bench.expected_holders, self.ctx.settings.namespace),
+                        pss_bench.never_expected,
                     ),
                     cluster_version=settings.cluster_version,
                     pss_version=pinned,

@@ -1477,3 +1477,17 @@ def test_drift_is_decided_on_every_failing_object_not_the_reports_capped_list(wo
     on_late = [e for e in w.kube.events_of("ComplianceDrift") if e["involved"]["name"] == "zz-late"]
     assert on_late, "a new violation beyond the report's cap is announced too"
     assert len([e for e in w.kube.events_of("ComplianceDrift") if e["involved"]["kind"] == "Pod"]) == 1
+
+
+def test_plumbobs_own_audit_pods_are_expected_holders_in_every_profile(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(expectedHolders=[]))  # even when the profile expects nothing
+    add_pod(w, privileged_pod("audit-x", w.reconciler.settings.namespace))
+    add_pod(w, privileged_pod("p", "team"))
+    w.run()
+    report = w.kube.objects[("compliancereports", None, "cis")]
+    audit = [r for r in report["spec"]["results"] if (r.get("resource") or {}).get("name") == "audit-x"]
+    assert audit and all(
+        r["status"] == "pass" and r["reason"].startswith("expected: Plumbob's own") for r in audit
+    )
+    assert cluster_result(w, "5.2.2", "p") == "fail"
