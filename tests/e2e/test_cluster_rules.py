@@ -219,6 +219,23 @@ def test_drift_events_and_a_teams_exception_on_the_real_api(
             "only the Pod's own namespace's exception applies"
         )
 
+        # the team's own report: its namespace's findings, readable with the namespace's view role
+        def team_report() -> dict[str, Any] | None:
+            body = get(cp, "namespacecompliancereport", name, namespace) or {}
+            listed = [r for r in (body.get("status") or {}).get("results") or [] if r["id"] == "5.2.2"]
+            return body if listed and listed[0].get("exception") else None
+
+        report = wait_for("the namespace report with the excepted finding", team_report, 60)
+        assert all(r["resource"]["namespace"] == namespace for r in report["status"]["results"])
+        user = f"team-{run_id}"
+        cp.kubectl(
+            "create", "rolebinding", f"view-{run_id}", "-n", namespace, "--clusterrole=view", f"--user={user}"
+        )
+        mine = cp.kubectl("get", "namespacecompliancereports", "-n", namespace, f"--as={user}", "-o", "name")
+        assert name in mine.stdout
+        theirs = cp.kubectl("get", "namespacecompliancereports", "-n", other, f"--as={user}", check=False)
+        assert theirs.returncode != 0 and "forbidden" in theirs.stderr
+
         cp.kubectl("delete", "pod", "drifter", "-n", namespace, "--grace-period=0", "--force", "--wait=false")
         restored = wait_for(
             "ComplianceRestored on the profile",

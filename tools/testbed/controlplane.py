@@ -44,6 +44,7 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "pod-garbage-collector-controller",
     "validatingadmissionpolicy-status-controller",
+    "clusterrole-aggregation-controller",  # the chart aggregates namespace-report reading into view
 )
 
 

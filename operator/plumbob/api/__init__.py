@@ -12,6 +12,7 @@ from __future__ import annotations
 from plumbob.api.cluster_exceptions import ClusterComplianceException
 from plumbob.api.common import Resource
 from plumbob.api.exceptions import ComplianceException
+from plumbob.api.namespace_reports import NamespaceComplianceReport
 from plumbob.api.profiles import ComplianceProfile
 from plumbob.api.reports import ComplianceReport
 from plumbob.api.scans import ComplianceScan
@@ -25,6 +26,7 @@ KINDS: tuple[type[Resource], ...] = (
     ClusterComplianceException,
     ComplianceScan,
     ComplianceReport,
+    NamespaceComplianceReport,
 )
 
 __all__ = [
@@ -38,4 +40,5 @@ __all__ = [
     "ComplianceReport",
     "ComplianceScan",
     "ComplianceSchedule",
+    "NamespaceComplianceReport",
 ]

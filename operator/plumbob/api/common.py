@@ -464,7 +464,7 @@ class CrdInfo(Model):
 
 
 class Resource(Model):
-    """Base of the six kinds: ``apiVersion``, ``kind``, ``metadata``; subclasses add spec and status."""
+    """Base of the seven kinds: ``apiVersion``, ``kind``, ``metadata``; subclasses add spec and status."""
 
     CRD: ClassVar[CrdInfo]
 

@@ -48,7 +48,9 @@ from plumbob.benchmarks.rules import ExpectedHolder, Target
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller import excepting
 from plumbob.controller.cluster_drift import DriftEvents, Violation
+from plumbob.controller.cluster_results import MAX_EXPECTED, MAX_LISTED, check_result, clip
 from plumbob.controller.context import Context, ref
+from plumbob.controller.namespace_reports import NamespaceReports
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
 from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom, rule_finding
@@ -59,16 +61,6 @@ from plumbob.kube import ConflictError, KubeError, NotFoundError
 from plumbob.names import API_VERSION, LABEL_PROFILE, report_name
 
 log = logging.getLogger("plumbob.controller")
-
-MAX_LISTED = 25  # failing objects listed per rule
-MAX_EXPECTED = 10  # expected holders listed per rule
-MAX_EVIDENCE, MAX_TEXT = 8, 512
-
-
-def _clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
 
 
 def custom_rules(profile: ComplianceProfile) -> list[CustomRule]:
@@ -116,39 +108,6 @@ def expected_holders(
     return own_holders(namespace) + chosen
 
 
-def check_result(finding: Finding, tailoring: Tailoring | None) -> dict[str, Any]:
-    """A finding as a ``spec.results[]`` entry of the cluster-level report."""
-    status, reason = finding.status.value, finding.reason or ""
-    rationale = tailoring.manual_rationale(finding.rule_id) if tailoring else None
-    if rationale is not None and finding.status is not Status.NOT_APPLICABLE:
-        status, reason = Status.MANUAL.value, f"tailored to manual by the profile: {rationale}"
-    elif finding.expected:
-        reason = f"expected: {finding.expected} — {reason}"
-    out: dict[str, Any] = {
-        "id": finding.rule_id,
-        "title": _clip(finding.title, 256),
-        "severity": finding.severity,
-        "status": status,
-        "evidence": [
-            {
-                "source": "api",
-                "location": _clip(ev.subject + (f" ({ev.location})" if ev.location else "")),
-                **({"found": _clip(ev.found)} if ev.found is not None else {}),
-                **({"expected": _clip(ev.expected)} if ev.expected is not None else {}),
-            }
-            for ev in finding.evidence[:MAX_EVIDENCE]
-        ],
-    }
-    if reason:
-        out["reason"] = _clip(reason, 1024)
-    if finding.resource is not None:
-        ref = finding.resource
-        out["resource"] = {"apiGroup": ref.api_group, "kind": ref.kind, "name": ref.name}
-        if ref.namespace:
-            out["resource"]["namespace"] = ref.namespace
-    return out
-
-
 def capped_results(findings: Sequence[Finding], tailoring: Tailoring | None) -> list[dict[str, Any]]:
     """Results with at most MAX_LISTED failures and MAX_EXPECTED expected holders per rule."""
     by_rule: dict[str, list[Finding]] = defaultdict(list)
@@ -168,7 +127,7 @@ def capped_results(findings: Sequence[Finding], tailoring: Tailoring | None) -> 
             out.append(
                 {
                     "id": rule_id,
-                    "title": _clip(first.title, 256),
+                    "title": clip(first.title, 256),
                     "severity": first.severity,
                     "status": first.status.value,
                     "reason": f"{more} more objects fail this rule; the list is capped at {MAX_LISTED}",
@@ -191,15 +150,16 @@ class ClusterStatus:
         self.settle = settle  # at least this long between the starts of two evaluations
         self.background = background
         self.drift = DriftEvents(ctx)
+        self.namespaces = NamespaceReports(ctx)
         self._failing: dict[str, set[Violation]] = {}  # profile → every failing (rule, object), last time
         # profile → (generation, API-object change count, when, in seconds) at its last evaluation
-        self._done: dict[str, tuple[int | None, int, float]] = {}
+        self._done: dict[str, tuple[int | None, tuple[int, int], float]] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._running: Future[None] | None = None
         self._last_start = float("-inf")
         self._last_took = 0.0
 
-    def _due(self, profile: ComplianceProfile, clock: float, changes: int) -> float:
+    def _due(self, profile: ComplianceProfile, clock: float, changes: tuple[int, int]) -> float:
         """Seconds until ``profile`` is due (0: now): its spec changed, an object the cluster rules
         read changed (after a short settling time), or the interval passed (custom rules' kinds,
         which are not watched)."""
@@ -218,7 +178,8 @@ class ClusterStatus:
         if self._running is not None and not self._running.done():
             return 0.2  # an evaluation is under way: look again soon
         clock = now.timestamp()
-        changes = self.ctx.store.cluster_changes
+        # a watched object or an exception entry changed (entries decide the namespace reports)
+        changes = (self.ctx.store.cluster_changes, hash(repr(entries)))
         due = [p for p in snap.profiles.values() if self._due(p, clock, changes) == 0.0]
         if due:
             for profile in due:
@@ -227,9 +188,10 @@ class ClusterStatus:
             if self.background:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(1, thread_name_prefix="plumbob-cluster")
-                self._running = self._pool.submit(self._evaluate_all, due, now)
+                self._running = self._pool.submit(self._evaluate_all, due, entries, now)
             else:
-                self._evaluate_all(due, now)
+                self._evaluate_all(due, entries, now)
+            self.namespaces.forget(p.metadata.name or "" for p in snap.profiles.values())
         waits = [self._due(p, clock, changes) for p in snap.profiles.values()]
         return min(waits, default=self.interval) or 0.05
 
@@ -267,12 +229,14 @@ class ClusterStatus:
         if self._running is not None:
             self._running.result(timeout)
 
-    def _evaluate_all(self, due: list[ComplianceProfile], now: datetime) -> None:
+    def _evaluate_all(
+        self, due: list[ComplianceProfile], entries: list[excepting.Entry], now: datetime
+    ) -> None:
         started = time.monotonic()
         try:
             objects, read_errors = self._read()
             for profile in due:
-                self._evaluate(profile, objects, read_errors, now)
+                self._evaluate(profile, objects, read_errors, entries, now)
         except Exception:
             log.exception("cluster rule evaluation failed; retrying at the next interval")
         finally:
@@ -315,6 +279,7 @@ class ClusterStatus:
         profile: ComplianceProfile,
         objects: dict[tuple[str, str], list[dict[str, Any]]],
         read_errors: list[str],
+        entries: list[excepting.Entry],
         now: datetime,
     ) -> None:
         name = profile.metadata.name or ""
@@ -336,7 +301,7 @@ class ClusterStatus:
         pss_bench = load_benchmark(f"pss-{pss.level}") if pss else None
         pss_rules = [r for r in pss_bench.rules if not tailoring.excludes(r.id)] if pss_bench else []
         if read_errors:
-            reason = _clip("; ".join(read_errors), 1000)
+            reason = clip("; ".join(read_errors), 1000)
             findings = [
                 Finding(
                     rule_id=r.id, title=r.title, severity=r.severity.value, scored=r.scored,
@@ -360,6 +325,9 @@ class ClusterStatus:
                 findings += evaluate_cluster(pss_rules, inventory, pss_settings)
         findings += self._custom(profile, objects)
         self._write(profile, tailoring, findings, now, objects)
+        self.namespaces.write(
+            profile, tailoring.benchmark, findings=findings, entries=entries, tailoring=tailoring, now=now
+        )
 
     def _custom(
         self, profile: ComplianceProfile, objects: dict[tuple[str, str], list[dict[str, Any]]]
@@ -369,7 +337,7 @@ class ClusterStatus:
         compiled, errors = compile_rules(custom_rules(profile))
         out: list[Finding] = [
             rule_finding(
-                err.rule, Status.ERROR, _clip(f"the rule does not compile: {err.message}", 1000) or ""
+                err.rule, Status.ERROR, clip(f"the rule does not compile: {err.message}", 1000) or ""
             )
             for err in errors
         ]
@@ -377,10 +345,10 @@ class ClusterStatus:
         for c in compiled:
             source = sources[(c.rule.api_version, c.rule.kind)]
             if isinstance(source, str):
-                out.append(rule_finding(c.rule, Status.ERROR, _clip(source, 1000) or ""))
+                out.append(rule_finding(c.rule, Status.ERROR, clip(source, 1000) or ""))
                 self.ctx.event(
                     ref(profile), "Warning", "CustomRuleUnreadable",
-                    _clip(f"custom rule {c.rule.id}: {source}", 1000) or "",
+                    clip(f"custom rule {c.rule.id}: {source}", 1000) or "",
                     once=(profile.metadata.name, str(profile.metadata.generation), c.rule.id, "unreadable"),
                 )  # fmt: skip
                 continue

@@ -42,6 +42,8 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     for plural in OWN_OUTPUTS:
         needed += [(v, GROUP, plural, None) for v in ("get", "list", "watch", "create", "delete")]
         needed.append(("patch", GROUP, f"{plural}/status", None))
+    needed += [(v, GROUP, "namespacecompliancereports", None) for v in ("list", "create", "delete")]
+    needed.append(("patch", GROUP, "namespacecompliancereports/status", None))
     needed += [(v, "", "nodes", None) for v in ("get", "list", "watch")]
     needed += [(v, "", "namespaces", None) for v in ("list", "watch")]  # names in exception entries
     needed += [(v, "batch", "jobs", None) for v in ("list", "watch")]

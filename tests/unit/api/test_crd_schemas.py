@@ -20,6 +20,7 @@ from plumbob.api import KINDS, crdgen
 from plumbob.api.common import Resource
 
 COLUMNS = {
+    "NamespaceComplianceReport": ["Profile", "Pass", "Fail", "Excepted", "Evaluated", "Age"],
     "ComplianceProfile": [
         "Benchmark",
         "Score",
@@ -94,12 +95,14 @@ def test_crd_shape(kind: type[Resource]) -> None:
     conditions = schema_of(kind)["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
-    assert crd["spec"]["scope"] == ("Namespaced" if kind.__name__ == "ComplianceException" else "Cluster")
+    namespaced = kind.__name__ in ("ComplianceException", "NamespaceComplianceReport")
+    assert crd["spec"]["scope"] == ("Namespaced" if namespaced else "Cluster")
 
 
 def test_short_names_are_unique() -> None:
     short = [s for k in KINDS for s in k.CRD.short_names]
-    assert sorted(short) == sorted(set(short)) == ["ccex", "cex", "cprof", "crep", "cscan", "csched"]
+    wanted = ["ccex", "cex", "cprof", "crep", "cscan", "csched", "nscrep"]
+    assert sorted(short) == sorted(set(short)) == wanted
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)

@@ -115,7 +115,8 @@ class FakeKube:
             meta.setdefault("generation", 1)
         meta["resourceVersion"] = str(next(self._rv))
         self.objects[key] = body
-        self.store.upsert(plural, copy.deepcopy(body))
+        if plural in self.store.objects:  # a kind the operator watches
+            self.store.upsert(plural, copy.deepcopy(body))
         return body
 
     def writes(self) -> list[Call]:
@@ -177,13 +178,14 @@ class FakeKube:
         body = self.objects[key]
         body["status"] = merge(body.get("status") or {}, status)
         body["metadata"]["resourceVersion"] = str(next(self._rv))
-        self.store.upsert(plural, copy.deepcopy(body))
+        if plural in self.store.objects:
+            self.store.upsert(plural, copy.deepcopy(body))
         return copy.deepcopy(body)
 
     def delete_object(self, plural: str, name: str, namespace: str | None = None) -> None:
         self.calls.append(Call("delete_object", (plural, name, namespace)))
         body = self.objects.pop((plural, namespace, name), None)
-        if body is not None:
+        if body is not None and plural in self.store.objects:
             self.store.remove(plural, body)
 
     def get_configmap(self, namespace: str, name: str) -> dict[str, str] | None:
@@ -1491,3 +1493,38 @@ def test_plumbobs_own_audit_pods_are_expected_holders_in_every_profile(world: Wo
         r["status"] == "pass" and r["reason"].startswith("expected: Plumbob's own") for r in audit
     )
     assert cluster_result(w, "5.2.2", "p") == "fail"
+
+
+def nsreport(w: World, namespace: str) -> dict[str, Any] | None:
+    return w.kube.objects.get(("namespacecompliancereports", namespace, "cis"))
+
+
+def test_each_namespace_gets_all_its_findings_in_its_own_report(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for i in range(30):  # more than the cluster report lists per rule
+        add_pod(w, privileged_pod(f"p{i:02d}", "team"))
+    add_pod(w, privileged_pod("q", "other"))
+    w.kube.put("complianceexceptions", exception_in("other", ["5.2.2"]))
+    w.run(2)
+    team = nsreport(w, "team")
+    assert team is not None and team["spec"] == {"profile": "cis"}
+    assert team["metadata"]["ownerReferences"][0]["kind"] == "ComplianceProfile"
+    counts = {r["rule"]: r for r in team["status"]["rules"]}
+    assert counts["5.2.2"]["failing"] == 30 and counts["5.2.2"]["status"] == "fail"
+    listed = [r for r in team["status"]["results"] if r["id"] == "5.2.2"]
+    assert len(listed) == 30 and all(r["resource"]["namespace"] == "team" for r in listed)
+    other = nsreport(w, "other")
+    assert other is not None
+    (q,) = [r for r in other["status"]["results"] if r["id"] == "5.2.2"]
+    assert q["exception"]["namespace"] == "other" and q["exception"]["name"] == "team-waiver"
+    assert {r["rule"]: r for r in other["status"]["rules"]}["5.2.2"]["status"] == "excepted"
+    assert not any(r["resource"]["namespace"] != "other" for r in other["status"]["results"])
+    writes = len(w.kube.writes())
+    w.clock.now += timedelta(seconds=61)  # the interval: evaluated again, nothing changed
+    w.run()
+    assert not [c for c in w.kube.writes()[writes:] if c.args[0] == "namespacecompliancereports"]
+    remove_pod(w, privileged_pod("q", "other"))
+    w.clock.now += timedelta(seconds=2)
+    w.run()
+    assert nsreport(w, "other") is None, "a namespace with no finding left has no report"
