@@ -166,7 +166,9 @@ class ClusterStatus:
         done = self._done.get(profile.metadata.name or "")
         if done is None or done[0] != profile.metadata.generation:
             return 0.0
-        gap = max(self.settle, self._last_took)  # a slow evaluation is not started back to back
+        # after a slow evaluation, wait as long as it took: under constant churn (Pods coming and
+        # going) the cluster rules take at most half of a core
+        gap = max(self.settle, 2 * self._last_took)
         if done[1] != changes:
             return max(0.0, self._last_start + gap - clock)
         return max(0.0, done[2] + self.interval - clock)
