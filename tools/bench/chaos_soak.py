@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import random
 import shutil
 import sys
@@ -104,7 +105,7 @@ def _completed(cp: ControlPlane, value: str) -> dict[str, Any] | None:
     return scan if scan and (scan.get("status") or {}).get("phase") == "Complete" else None
 
 
-def run(nodes: int, scans: int, seed: int, per_scan_timeout: float) -> Soak:
+def run(nodes: int, scans: int, seed: int, per_scan_timeout: float, keep: bool = False) -> Soak:
     rng = random.Random(seed)
     soak = Soak(nodes=nodes, scans=scans)
     wd = Path(tempfile.mkdtemp(prefix="plumbob-soak-"))
@@ -226,7 +227,10 @@ def run(nodes: int, scans: int, seed: int, per_scan_timeout: float) -> Soak:
                 say("operator not running at the end; log tail:\n" + operator.tail(40))
             operator.stop()
         cp.stop()
-        shutil.rmtree(wd, ignore_errors=True)
+        if keep:
+            say(f"kept the work directory (audit log, operator log, Pod logs): {wd}")
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
     return soak
 
 
@@ -325,8 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scans", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--per-scan-timeout", type=float, default=300.0)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory and its logs")
     args = parser.parse_args(argv)
-    soak = run(args.nodes, args.scans, args.seed, args.per_scan_timeout)
+    # the simulated kubelet's warnings (a status write that failed, a watch that broke), with times
+    logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(asctime)s %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retries while the API server is away
+    soak = run(args.nodes, args.scans, args.seed, args.per_scan_timeout, keep=args.keep)
     print(table(soak), flush=True)
     return 0
 
