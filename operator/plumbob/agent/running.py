@@ -159,6 +159,10 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
 # again with a growing pause, for at most this long, rather than failing the node's audit.
 WRITE_PATIENCE_SECONDS = 90.0
 TRANSIENT_STATUS = frozenset({0, 429, 500, 502, 503, 504})
+# An API server that has just started answers before its caches are filled: for a moment it may
+# refuse a valid token (401) or a granted permission (403). Once the agent has found it away, such
+# answers are waited out as well, within the same patience; a first answer of 401/403 is final.
+STARTING_STATUS = frozenset({401, 403})
 
 
 def write_report(
@@ -175,12 +179,15 @@ def write_report(
 
     deadline = time.monotonic() + patience
     pause = 1.0
+    away = False  # the API server was unreachable or overloaded during this write
     while True:
         try:
             _write_report_once(body, env)
             return
         except (HTTPError, OSError, KubeError) as exc:
-            transient = not isinstance(exc, KubeError) or exc.status in TRANSIENT_STATUS
+            status = exc.status if isinstance(exc, KubeError) else 0
+            transient = status in TRANSIENT_STATUS or (away and status in STARTING_STATUS)
+            away = away or status in TRANSIENT_STATUS
             if not transient or time.monotonic() + pause > deadline:
                 raise
             print(
