@@ -13,7 +13,11 @@ Design, kept light enough for 1000 nodes in one process:
 - one loop renews every node's Lease (and, less often, the Ready heartbeat in the Node status);
 - Pods run on a bounded thread pool: as subprocesses (``runner="subprocess"``) or by calling a
   Python callable (``runner="inprocess"``), for scale runs without a process per node;
-- a watchdog thread enforces ``activeDeadlineSeconds``.
+- a watchdog thread enforces ``activeDeadlineSeconds``;
+- like a kubelet's status manager, nothing is dropped when the API server is away (restarting,
+  overloaded): a Pod runs regardless, its latest status is kept until the API server has taken it
+  (a sync loop sends pending statuses and final deletes every second), and the token request is
+  retried until it works or the Pod is stopped.
 
 Conventions for what runs inside a simulated Pod (one container per Pod; init containers are not
 supported):
@@ -776,8 +780,8 @@ class SimulatedCluster:
         if st.fault is not Fault.LOST or st.vanished or st.lost_marked:
             return
         if time.monotonic() - st.renewed_at >= self.lease_duration_seconds:
-            st.lost_marked = True
             self._set_health(st, "Unknown")
+            st.lost_marked = True  # only once written: a failed write is tried again next round
 
     def _renew_lease(self, st: _NodeState) -> None:
         st.renewed_at = time.monotonic()
