@@ -23,8 +23,10 @@ Counted afterwards, from the audit log and the API (each must be as stated):
 - scans not completed within the time limit: 0;
 - Jobs and Pods of the soak left once the last scan completed: 0.
 
-Usage: ``python tools/bench/chaos_soak.py [--nodes 50] [--scans 20] [--seed 7]``.
-Prints the figures with their goals; the exit code is non-zero only when the soak crashed.
+Usage: ``python tools/bench/chaos_soak.py [--nodes 50] [--scans 20] [--seed 7] [--keep]``.
+Prints the figures with their goals; the exit code is non-zero only when the soak crashed. The
+simulated kubelet's warnings go to stderr with their times; ``--keep`` keeps the work directory
+(the apiserver audit log, the operator's log, each Pod's log) to find where a result went.
 """
 
 from __future__ import annotations
