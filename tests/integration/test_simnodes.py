@@ -15,6 +15,8 @@ Cases:
 - the pod-bound token, used from inside the pod with the written ca.crt, authenticates as the
   service account with extra ``authentication.kubernetes.io/node-name`` = the node (and pod name);
   no token directory when automountServiceAccountToken is false;
+- an API server that is away: a Pod that ends and one that starts while it is stopped both reach
+  Succeeded once it is back (statuses are kept and written again, the token request is retried);
 - the in-process runner gets argv, env and a cancel event that is set at the deadline; the default
   runner unwraps ``python -m plumbob agent ...``;
 - stop() kills running processes and deletes the Nodes; a SIGKILLed owner process leaves no agent
@@ -506,6 +508,53 @@ def test_no_token_when_automount_is_disabled(
     )
     wait_for(lambda: phase(control_plane, namespace, "anon") == "Succeeded", "pod Succeeded")
     assert "SA=unset" in cluster.pod_log(namespace, "anon")
+
+
+# ---- an API server that is away ----------------------------------------------------------------
+def test_pod_status_written_once_the_api_server_is_back(
+    control_plane: ControlPlane, make_cluster: MakeCluster, namespace: str, tmp_path: Path
+) -> None:
+    """A kubelet never drops what it has to tell the API server. One Pod ends and another starts
+    while the API server is stopped; once it is back, both reach Succeeded. (The chaos soak lost
+    results this way: a Pod whose first status write met the restarting API server never ran and
+    its Job ran into its deadline.)"""
+    node = unique("n")
+    release = threading.Event()
+    ran: list[str] = []
+
+    def runner(argv: list[str], env: dict[str, str], cancel: threading.Event) -> int:
+        while argv[-1] == "first" and not (release.is_set() or cancel.is_set()):
+            release.wait(0.1)  # holds the only worker until the API server is gone
+        ran.append(argv[-1])
+        return 0
+
+    cluster = make_cluster(
+        SimulatedNode(node, host_root=tmp_path), runner="inprocess", inprocess_runner=runner, max_parallel=1
+    )
+    for name in ("first", "second"):
+        create_pod(control_plane, namespace, name, pod_spec(node, ["python", "-m", "plumbob", "agent", name]))
+    wait_for(lambda: phase(control_plane, namespace, "first") == "Running", "the first Pod Running")
+    queued = {(namespace, "first"), (namespace, "second")}
+    wait_for(lambda: queued <= set(cluster.running_pods()), "the kubelet to know both Pods")
+    try:
+        control_plane.stop_apiserver()
+        release.set()  # the first Pod ends, and the second starts, with no API server to tell
+        for name in ("first", "second"):
+            wait_for(
+                lambda n=name: "[simulated-kubelet]" in cluster.pod_log(namespace, n),  # type: ignore[misc]
+                f"the kubelet to meet the missing API server for {name}",
+                timeout=60,
+            )
+    finally:
+        control_plane.start_apiserver()
+    for name in ("first", "second"):
+        wait_for(
+            lambda n=name: phase(control_plane, namespace, n) == "Succeeded",  # type: ignore[misc]
+            f"{name} Succeeded",
+            timeout=120,
+        )
+    assert ran == ["first", "second"]
+    assert "not written yet" in cluster.pod_log(namespace, "second")
 
 
 # ---- in-process runner --------------------------------------------------------------------------

@@ -23,8 +23,10 @@ Counted afterwards, from the audit log and the API (each must be as stated):
 - scans not completed within the time limit: 0;
 - Jobs and Pods of the soak left once the last scan completed: 0.
 
-Usage: ``python tools/bench/chaos_soak.py [--nodes 50] [--scans 20] [--seed 7]``.
-Prints the figures with their goals; the exit code is non-zero only when the soak crashed.
+Usage: ``python tools/bench/chaos_soak.py [--nodes 50] [--scans 20] [--seed 7] [--keep]``.
+Prints the figures with their goals; the exit code is non-zero only when the soak crashed. The
+simulated kubelet's warnings go to stderr with their times; ``--keep`` keeps the work directory
+(the apiserver audit log, the operator's log, each Pod's log) to find where a result went.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import random
 import shutil
 import sys
@@ -104,7 +107,7 @@ def _completed(cp: ControlPlane, value: str) -> dict[str, Any] | None:
     return scan if scan and (scan.get("status") or {}).get("phase") == "Complete" else None
 
 
-def run(nodes: int, scans: int, seed: int, per_scan_timeout: float) -> Soak:
+def run(nodes: int, scans: int, seed: int, per_scan_timeout: float, keep: bool = False) -> Soak:
     rng = random.Random(seed)
     soak = Soak(nodes=nodes, scans=scans)
     wd = Path(tempfile.mkdtemp(prefix="plumbob-soak-"))
@@ -226,7 +229,10 @@ def run(nodes: int, scans: int, seed: int, per_scan_timeout: float) -> Soak:
                 say("operator not running at the end; log tail:\n" + operator.tail(40))
             operator.stop()
         cp.stop()
-        shutil.rmtree(wd, ignore_errors=True)
+        if keep:
+            say(f"kept the work directory (audit log, operator log, Pod logs): {wd}")
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
     return soak
 
 
@@ -325,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scans", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--per-scan-timeout", type=float, default=300.0)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory and its logs")
     args = parser.parse_args(argv)
-    soak = run(args.nodes, args.scans, args.seed, args.per_scan_timeout)
+    # the simulated kubelet's warnings (a status write that failed, a watch that broke), with times
+    logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(asctime)s %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # its retries while the API server is away
+    soak = run(args.nodes, args.scans, args.seed, args.per_scan_timeout, keep=args.keep)
     print(table(soak), flush=True)
     return 0
 

@@ -233,14 +233,27 @@ class ControlPlane:
     def restart_apiserver(self) -> None:
         """Stop kube-apiserver (SIGTERM) and start it again with the same flags: every watch and
         connection of every client breaks, and clients must resume or re-list."""
+        self.stop_apiserver()
+        self.start_apiserver()
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver (SIGTERM; SIGKILL after 30 s): watches and connections break, and
+        new connections are refused until :meth:`start_apiserver`."""
         proc = self.procs["kube-apiserver"]
-        proc.popen.terminate()
-        try:
-            proc.popen.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            proc.popen.wait()
+        if proc.popen.poll() is None:
+            proc.popen.terminate()
+            try:
+                proc.popen.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
         proc.log_handle.close()
+
+    def start_apiserver(self) -> None:
+        """Start the stopped kube-apiserver with the same flags and port; return once it is ready."""
+        proc = self.procs["kube-apiserver"]
+        if proc.popen.poll() is None:
+            raise RuntimeError("kube-apiserver is running: stop_apiserver() first")
         self._spawn("kube-apiserver", proc.argv)
         self._wait("kube-apiserver", self._apiserver_ready, 120)
 

@@ -13,7 +13,11 @@ Design, kept light enough for 1000 nodes in one process:
 - one loop renews every node's Lease (and, less often, the Ready heartbeat in the Node status);
 - Pods run on a bounded thread pool: as subprocesses (``runner="subprocess"``) or by calling a
   Python callable (``runner="inprocess"``), for scale runs without a process per node;
-- a watchdog thread enforces ``activeDeadlineSeconds``.
+- a watchdog thread enforces ``activeDeadlineSeconds``;
+- like a kubelet's status manager, nothing is dropped when the API server is away (restarting,
+  overloaded): a Pod runs regardless, its latest status is kept until the API server has taken it
+  (a sync loop sends pending statuses and final deletes every second), and the token request is
+  retried until it works or the Pod is stopped.
 
 Conventions for what runs inside a simulated Pod (one container per Pod; init containers are not
 supported):
@@ -391,6 +395,14 @@ class _Run:
     start_time: str = ""
     host_ip: str = ""
     pod_ip: str = ""
+    # The latest status the kubelet decided on, numbered; ``written_seq`` is the number the API
+    # server has. A status the API server did not take is written again by the sync loop.
+    status: Json | None = None
+    status_seq: int = 0
+    written_seq: int = 0
+    noted_seq: int = 0  # the status whose failed write was logged (once per status)
+    finalize_failed: bool = False  # the final DELETE did not reach the API server: the sync loop retries
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def log_path(self) -> Path:
@@ -492,6 +504,7 @@ class SimulatedCluster:
                 (self._watch_loop, "simnode-watch"),
                 (self._lease_loop, "simnode-lease"),
                 (self._watchdog_loop, "simnode-watchdog"),
+                (self._sync_loop, "simnode-sync"),
             ):
                 t = threading.Thread(target=target, name=name, daemon=True)
                 t.start()
@@ -767,8 +780,8 @@ class SimulatedCluster:
         if st.fault is not Fault.LOST or st.vanished or st.lost_marked:
             return
         if time.monotonic() - st.renewed_at >= self.lease_duration_seconds:
-            st.lost_marked = True
             self._set_health(st, "Unknown")
+            st.lost_marked = True  # only once written: a failed write is tried again next round
 
     def _renew_lease(self, st: _NodeState) -> None:
         st.renewed_at = time.monotonic()
@@ -961,7 +974,10 @@ class SimulatedCluster:
         except Exception as e:
             self._note(run, f"cannot start the container: {e}")
             now = _now()
-            self._finish(run, _Outcome(128, now, now, message=str(e), container_reason="StartError"))
+            start_error = _Outcome(128, now, now, message=str(e), container_reason="StartError")
+            failed = self._outcome(run, 137, now) if run.cancel.is_set() else start_error
+            if failed is not None:
+                self._finish(run, failed)
             return
 
         outcome: _Outcome | None
@@ -1013,15 +1029,24 @@ class SimulatedCluster:
             },
         }
         path = f"/api/v1/namespaces/{run.namespace}/serviceaccounts/{sa}/token"
-        token = ""
-        for attempt in range(5):
+        # A kubelet retries mounting the token volume until it works (the Pod stays
+        # ContainerCreating): an API server that is away or overloaded only delays the container.
+        pause = 0.5
+        while True:
+            failure: Exception
             try:
-                token = self._api.request("POST", path, body)["status"]["token"]
+                token = str(self._api.request("POST", path, body)["status"]["token"])
                 break
             except ApiError as e:
-                if (e.status < 500 and e.status != 429) or attempt == 4:
+                if e.status < 500 and e.status != 429:
                     raise
-                time.sleep(0.5 * (attempt + 1))
+                failure = e
+            except Exception as e:  # refused or broken connection: the API server is away
+                failure = e
+            self._note(run, f"token request failed ({_brief(failure)}); trying again in {pause:.1f}s")
+            if run.cancel.wait(pause):
+                raise RuntimeError("the Pod was stopped before its token could be requested") from failure
+            pause = min(pause * 2, 5.0)
         sa_dir = run.workdir / "serviceaccount"
         sa_dir.mkdir(parents=True, exist_ok=True)
         token_file = sa_dir / "token"
@@ -1188,22 +1213,51 @@ class SimulatedCluster:
             status["reason"] = reason
         if message:
             status["message"] = message
-        path = f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/status"
-        for attempt in range(3):
+        # the status before its number: a writer that reads the number then sees it or a newer one
+        run.status = status
+        run.status_seq += 1
+        self._write_status(run)
+
+    def _write_status(self, run: _Run) -> None:
+        """Send the Pod's latest status unless the API server has it already.
+
+        Like a kubelet's status manager, the simulated kubelet never drops a status: the Pod runs
+        on whatever the API server does, and a status the API server did not take (it was away,
+        restarting, overloaded) stays pending; the sync loop writes the newest one once it answers.
+        """
+        with run.write_lock:
+            seq, status = run.status_seq, run.status
+            st = self._nodes[run.node]
+            if seq <= run.written_seq or status is None or self._stopping.is_set():
+                return
+            if st.fault is Fault.LOST or st.vanished:
+                return  # cut off: kept, written if the node comes back
+            path = f"/api/v1/namespaces/{run.namespace}/pods/{run.name}/status"
             try:
                 self._api.request(
                     "PATCH",
                     path,
                     {"metadata": {"uid": run.uid}, "status": status},
                     content_type="application/strategic-merge-patch+json",
-                    ok_missing=True,
+                    ok_missing=True,  # the Pod is gone: nothing to write to
                 )
-                return
             except ApiError as e:
-                if e.status in (409, 422) or attempt == 2:  # uid mismatch: a newer pod of that name
-                    log.warning("pod %s/%s status: %s", run.namespace, run.name, e)
+                if e.status not in (409, 422):  # those: a uid mismatch, a newer pod of that name
+                    self._status_pending(run, seq, status, e)
                     return
-                time.sleep(0.2 * (attempt + 1))
+                log.warning("pod %s/%s status: %s", run.namespace, run.name, e)
+            except Exception as e:  # refused or broken connection, timeout: the API server is away
+                self._status_pending(run, seq, status, e)
+                return
+            run.written_seq = seq
+
+    def _status_pending(self, run: _Run, seq: int, status: Json, failure: Exception) -> None:
+        if run.noted_seq == seq:
+            return  # said once per status
+        run.noted_seq = seq
+        text = f"status {status['phase']} not written yet ({_brief(failure)}): it is sent again"
+        log.warning("pod %s/%s: %s", run.namespace, run.name, text)
+        self._note(run, text)
 
     def _finalize(self, run: _Run) -> None:
         """The pod has a deletionTimestamp and no process any more: delete it for good."""
@@ -1215,18 +1269,39 @@ class SimulatedCluster:
             "gracePeriodSeconds": 0,
             "preconditions": {"uid": run.uid},
         }
+        run.finalize_failed = False
         try:
             self._api.request(
                 "DELETE", f"/api/v1/namespaces/{run.namespace}/pods/{run.name}", body, ok_missing=True
             )
         except ApiError as e:
-            if e.status != 409:
-                log.warning("finalising pod %s/%s: %s", run.namespace, run.name, e)
+            if e.status != 409:  # 409: the uid precondition failed, a newer pod of that name
+                log.warning("finalising pod %s/%s: %s; trying again", run.namespace, run.name, e)
+                run.finalize_failed = True
+        except Exception as e:  # the API server is away: the sync loop tries again
+            log.warning("finalising pod %s/%s: %s; trying again", run.namespace, run.name, _brief(e))
+            run.finalize_failed = True
 
     def _vanish(self, st: _NodeState) -> None:
         log.info("node %s vanishes", st.spec.name)
         st.vanished = True
         self._delete_node(st)
+
+    def _sync_loop(self) -> None:
+        """Every second: write the statuses and final deletions the API server did not take."""
+        while not self._stopping.wait(1.0):
+            with self._lock:
+                runs = list(self._runs.values())
+            for run in runs:
+                if self._stopping.is_set():
+                    return
+                try:
+                    if run.written_seq < run.status_seq:
+                        self._write_status(run)
+                    if run.finalize_failed:
+                        self._finalize(run)
+                except Exception:
+                    log.exception("syncing pod %s/%s", run.namespace, run.name)
 
     def _watchdog_loop(self) -> None:
         while not self._stopping.wait(0.2):
@@ -1235,6 +1310,12 @@ class SimulatedCluster:
                 for run in self._runs.values():
                     if not run.done and run.deadline is not None and now >= run.deadline:
                         run.stop_with("deadline")
+
+
+def _brief(exc: Exception) -> str:
+    """An API failure in one line (urllib3 nests the cause of a refused connection deep inside)."""
+    text = str(exc)
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _lines(resp: Any) -> Iterator[bytes]:

@@ -152,6 +152,10 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
 # again with a growing pause, for at most this long, rather than failing the node's audit.
 WRITE_PATIENCE_SECONDS = 90.0
 TRANSIENT_STATUS = frozenset({0, 429, 500, 502, 503, 504})
+# An API server that has just started answers before its caches are filled: for a moment it may
+# refuse a valid token (401) or a granted permission (403). Once the agent has found it away, such
+# answers are waited out as well, within the same patience; a first answer of 401/403 is final.
+STARTING_STATUS = frozenset({401, 403})
 
 
 def write_report(
@@ -164,12 +168,16 @@ def write_report(
     """Write the report, waiting out an API server that is briefly unreachable or overloaded."""
     deadline = time.monotonic() + patience
     pause = 1.0
+    away = False  # the API server was unreachable or overloaded during this write
     while True:
         try:
             _write_report_once(body, env)
             return
         except Exception as exc:
-            if not _transient(exc) or time.monotonic() + pause > deadline:
+            status = exc.status if isinstance(exc, kubehttp.KubeError) else 0
+            transient = _transient(exc) or (away and status in STARTING_STATUS)
+            away = away or _transient(exc)
+            if not transient or time.monotonic() + pause > deadline:
                 raise
             print(
                 f"plumbob agent: API server not reachable ({exc}); trying again in {pause:.0f}s",

@@ -277,3 +277,40 @@ def test_write_report_waits_out_an_unreachable_api_server(monkeypatch: pytest.Mo
     with pytest.raises(InvalidError):
         running.write_report({}, {}, sleep=pauses.append)  # a refusal is final: no waiting
     assert pauses == [1.0, 2.0]
+
+
+def test_write_report_waits_out_a_refusal_from_an_api_server_that_just_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Seen in the chaos soak: the agent retried through an API server restart and its first answer,
+    # before the API server's authorization caches were filled, was 403 "cannot get resource
+    # compliancereports"; the agent gave up and its Pod failed.
+    from urllib3.exceptions import MaxRetryError  # noqa: PLC0415
+
+    from plumbob.agent import running  # noqa: PLC0415
+    from plumbob.kube import KubeError  # noqa: PLC0415
+
+    answers: list[Exception | None] = [
+        MaxRetryError(None, "/apis", "Connection refused"),  # type: ignore[arg-type]
+        KubeError(403, 'compliancereports.plumbob.dev "p.n" is forbidden'),
+        KubeError(401, "Unauthorized"),
+        None,
+    ]
+
+    def after_restart(body: dict[str, Any], env: Any) -> None:
+        answer = answers.pop(0)
+        if answer is not None:
+            raise answer
+
+    monkeypatch.setattr(running, "_write_report_once", after_restart)
+    pauses: list[float] = []
+    running.write_report({}, {}, sleep=pauses.append)
+    assert not answers and pauses == [1.0, 2.0, 4.0]
+
+    def forbidden(body: dict[str, Any], env: Any) -> None:
+        raise KubeError(403, "forbidden")
+
+    monkeypatch.setattr(running, "_write_report_once", forbidden)
+    with pytest.raises(KubeError):
+        running.write_report({}, {}, sleep=pauses.append)  # forbidden from the start: final
+    assert pauses == [1.0, 2.0, 4.0]
