@@ -24,6 +24,7 @@ from typing import Any
 
 from plumbob.api.common import ResultStatus, Summary
 from plumbob.api.namespace_reports import MAX_LISTED_PER_RULE, NamespaceComplianceReport
+from plumbob.api.profiles import ComplianceProfile
 from plumbob.api.scans import aggregate_status
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller import excepting
@@ -157,7 +158,7 @@ class NamespaceReports:
 
     def write(
         self,
-        profile: Any,  # ComplianceProfile
+        profile: ComplianceProfile,
         benchmark: str,
         *,
         findings: Sequence[Finding],
@@ -193,7 +194,7 @@ class NamespaceReports:
                 self.ctx.kube.delete_object(PLURAL, name, namespace)
                 del existing[namespace]
 
-    def _put(self, profile: Any, namespace: str, status: dict[str, Any]) -> None:
+    def _put(self, profile: ComplianceProfile, namespace: str, status: dict[str, Any]) -> None:
         name = profile.metadata.name or ""
         body = {
             "apiVersion": API_VERSION,
