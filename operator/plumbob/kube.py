@@ -181,7 +181,14 @@ class Kube:
     def list_api_objects(
         self, api_version: str, plural: str, kind: str, page: int = 500
     ) -> list[dict[str, Any]]:
-        """Every object of one resource, cluster-wide, in pages of ``page``; ``managedFields`` dropped.
+        """Every object of one resource, cluster-wide (see :meth:`list_api_collection`)."""
+        return self.list_api_collection(api_version, plural, kind, page)[0]
+
+    def list_api_collection(
+        self, api_version: str, plural: str, kind: str, page: int = 500
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Every object of one resource, cluster-wide, in pages of ``page``; ``managedFields`` dropped;
+        and the list's resourceVersion (0 when it is not a number).
 
         Items of a LIST carry no ``apiVersion`` and ``kind``: they are set here, so each object
         stands on its own.
@@ -189,6 +196,7 @@ class Kube:
         base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         out: list[dict[str, Any]] = []
         token: str | None = None
+        version = ""
         while True:
             query: list[tuple[str, Any]] = [("limit", page)] + ([("continue", token)] if token else [])
             body = self._get(f"{base}/{plural}", query)
@@ -196,9 +204,11 @@ class Kube:
                 item["apiVersion"], item["kind"] = api_version, kind
                 (item.get("metadata") or {}).pop("managedFields", None)
                 out.append(item)
-            token = (body.get("metadata") or {}).get("continue") or None
+            meta = body.get("metadata") or {}
+            version = version or str(meta.get("resourceVersion") or "")  # the first page's: the snapshot's
+            token = meta.get("continue") or None
             if not token:
-                return out
+                return out, int(version) if version.isdigit() else 0
 
     def resource_plural(self, api_version: str, kind: str) -> str | None:
         """The plural the API server serves ``kind`` of ``api_version`` under (discovery), or None."""

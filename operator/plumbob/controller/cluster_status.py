@@ -157,6 +157,8 @@ class ClusterStatus:
         self._pool: ThreadPoolExecutor | None = None
         self._running: Future[None] | None = None
         self._last_start = float("-inf")
+        self._listed_at: float | None = None  # when the objects were last LISTed (monotonic)
+        self._list_errors = False
         self._last_took = 0.0
 
     def _due(self, profile: ComplianceProfile, clock: float, changes: tuple[int, int]) -> float:
@@ -246,13 +248,27 @@ class ClusterStatus:
             self.ctx.store.wake.set()  # the pass writes the new reports' status
 
     def _read(self) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], list[str]]:
+        """The objects the rules read: from the store (kept current by the watches), or, for a
+        term's first evaluation and then every ``interval``, from one LIST per kind, which also
+        resets the store's copy (a watch that was down may have missed a deletion)."""
+        now = time.monotonic()
+        full = self._listed_at is None or now - self._listed_at >= self.interval or self._list_errors
         objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
         errors: list[str] = []
         for api_version, plural, kind in CLUSTER_KINDS:
+            if not full:
+                objects[(api_version, kind)] = self.ctx.store.cluster_object_bodies(plural)
+                continue
             try:
-                objects[(api_version, kind)] = self.ctx.kube.list_api_objects(api_version, plural, kind)
+                items, version = self.ctx.kube.list_api_collection(api_version, plural, kind)
             except KubeError as exc:
                 errors.append(f"cannot list {plural} ({api_version}): {exc}")
+                continue
+            self.ctx.store.replace_cluster_objects(plural, items, version)
+            objects[(api_version, kind)] = items
+        if full:
+            self._listed_at = now
+            self._list_errors = bool(errors)
         return objects, errors
 
     def _custom_objects(

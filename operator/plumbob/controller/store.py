@@ -117,6 +117,18 @@ class Invalid:
 _VOLATILE_META = ("resourceVersion", "managedFields", "generation")
 
 
+def _compact(body: dict[str, Any]) -> bytes:
+    """The object as compact JSON, without what no rule reads and what makes it large."""
+    meta = dict(body.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations")
+    if annotations and "kubectl.kubernetes.io/last-applied-configuration" in annotations:
+        meta["annotations"] = {
+            k: v for k, v in annotations.items() if k != "kubectl.kubernetes.io/last-applied-configuration"
+        }
+    return json.dumps({**body, "metadata": meta}, separators=(",", ":"), default=str).encode()
+
+
 def _fingerprint(body: dict[str, Any]) -> int:
     """A digest of what a rule may read: everything but ``status`` and volatile metadata."""
     meta = {k: v for k, v in (body.get("metadata") or {}).items() if k not in _VOLATILE_META}
@@ -135,9 +147,11 @@ class Store:
     entry_indices: dict[tuple[str, Key], list[int]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     wake: threading.Event = field(default_factory=threading.Event)
-    # The API objects cluster-level rules read are not kept here, only counted: each change of what
-    # a rule could read (not a status or a heartbeat) bumps the count, and the cluster step
-    # re-evaluates when it moved. ``cluster_prints`` holds a digest per object to tell the two apart.
+    # The API objects cluster-level rules read, kept as compact JSON (a parsed Pod costs ten times
+    # as much memory), with their resourceVersion, from the watches and the cluster step's periodic
+    # LISTs. Each change of what a rule could read (not a status, not a heartbeat) bumps the count,
+    # and the cluster step re-evaluates when it moved; ``cluster_prints`` tells the two apart.
+    cluster_objects: dict[tuple[str, Key], tuple[int, bytes]] = field(default_factory=dict)
     cluster_changes: int = 0
     cluster_prints: dict[tuple[str, Key], int] = field(default_factory=dict)
 
@@ -145,16 +159,48 @@ class Store:
         """A watch event of an object cluster-level rules read; wakes the loop when it matters."""
         meta = body.get("metadata") or {}
         key = (kind, (meta.get("namespace"), str(meta.get("name"))))
-        print_ = None if deleted else _fingerprint(body)
+        rv = _rv(body)
         with self.lock:
+            held = self.cluster_objects.get(key)
+            if held is not None and rv and held[0] > rv:
+                return  # an older event than what we already hold
             if deleted:
+                self.cluster_objects.pop(key, None)
                 self.cluster_prints.pop(key, None)
-            elif self.cluster_prints.get(key) == print_:
-                return
             else:
-                self.cluster_prints[key] = print_  # type: ignore[assignment]  # not None here
+                self.cluster_objects[key] = (rv, _compact(body))
+                print_ = _fingerprint(body)
+                if self.cluster_prints.get(key) == print_:
+                    return
+                self.cluster_prints[key] = print_
             self.cluster_changes += 1
         self.wake.set()
+
+    def replace_cluster_objects(self, kind: str, items: list[dict[str, Any]], version: int) -> None:
+        """A LIST of ``kind`` at ``version``: it replaces what the watches delivered, except events
+        newer than the list, and drops what the list no longer has (a deletion whose watch event was
+        lost while a watch was down)."""
+        with self.lock:
+            listed = set()
+            for body in items:
+                meta = body.get("metadata") or {}
+                key = (kind, (meta.get("namespace"), str(meta.get("name"))))
+                listed.add(key)
+                held = self.cluster_objects.get(key)
+                rv = _rv(body)
+                if held is None or not rv or held[0] <= rv:
+                    self.cluster_objects[key] = (rv, _compact(body))
+                    self.cluster_prints[key] = _fingerprint(body)
+            for key in [k for k in self.cluster_objects if k[0] == kind and k not in listed]:
+                if not version or self.cluster_objects[key][0] <= version:
+                    del self.cluster_objects[key]
+                    self.cluster_prints.pop(key, None)
+
+    def cluster_object_bodies(self, kind: str) -> list[dict[str, Any]]:
+        """The held objects of ``kind``, parsed."""
+        with self.lock:
+            raw = [data for (k, _), (_, data) in self.cluster_objects.items() if k == kind]
+        return [json.loads(data) for data in raw]
 
     def upsert(self, kind: str, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})

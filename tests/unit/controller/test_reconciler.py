@@ -145,6 +145,11 @@ class FakeKube:
             {**copy.deepcopy(b), "apiVersion": api_version, "kind": kind} for b in self.list_objects(plural)
         ]
 
+    def list_api_collection(
+        self, api_version: str, plural: str, kind: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        return self.list_api_objects(api_version, plural, kind), 0
+
     def resource_plural(self, api_version: str, kind: str) -> str | None:
         self.calls.append(Call("resource_plural", (api_version, kind)))
         return None
@@ -1528,3 +1533,42 @@ def test_each_namespace_gets_all_its_findings_in_its_own_report(world: World) ->
     w.clock.now += timedelta(seconds=2)
     w.run()
     assert nsreport(w, "other") is None, "a namespace with no finding left has no report"
+
+
+def test_the_watches_feed_the_evaluation_and_the_interval_lists_again(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    w.run()  # the term's first evaluation lists every kind
+    listed = len([c for c in w.kube.calls if c.method == "list_api_objects"])
+    assert listed >= 10
+    add_pod(w, privileged_pod("p"))
+    w.clock.now += timedelta(seconds=2)
+    w.run()
+    assert cluster_result(w, "5.2.2", "p") == "fail"
+    assert len([c for c in w.kube.calls if c.method == "list_api_objects"]) == listed, "read from the watches"
+
+
+def test_a_list_replaces_what_the_watches_held_but_not_newer_events() -> None:
+    store = Store()
+
+    def pod(name: str, rv: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "a", "resourceVersion": str(rv)},
+        }
+
+    store.note_cluster_object("pods", pod("gone", 5), deleted=False)  # its DELETED event was missed
+    store.note_cluster_object("pods", pod("kept", 9), deleted=False)  # newer than the list below
+    store.note_cluster_object("pods", pod("born", 12), deleted=False)  # created after the list
+    store.replace_cluster_objects("pods", [pod("kept", 8), pod("other", 7)], version=10)
+    held = {
+        b["metadata"]["name"]: b["metadata"]["resourceVersion"] for b in store.cluster_object_bodies("pods")
+    }
+    assert held == {"kept": "9", "other": "7", "born": "12"}
+    store.note_cluster_object("pods", pod("kept", 3), deleted=False)  # an old event arriving late
+    assert {
+        b["metadata"]["resourceVersion"]
+        for b in store.cluster_object_bodies("pods")
+        if b["metadata"]["name"] == "kept"
+    } == {"9"}
