@@ -50,11 +50,11 @@ from plumbob.controller import excepting
 from plumbob.controller.cluster_drift import DriftEvents, Violation
 from plumbob.controller.cluster_results import MAX_EXPECTED, MAX_LISTED, check_result, clip
 from plumbob.controller.context import Context, ref
+from plumbob.controller.kinds import CLUSTER_RULE_KINDS as CLUSTER_KINDS
 from plumbob.controller.namespace_reports import NamespaceReports
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
 from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom, rule_finding
-from plumbob.engine.cluster.inventory import API_KINDS as CLUSTER_KINDS
 from plumbob.engine.cluster.pss import LATEST, parse_version
 from plumbob.engine.findings import Finding, Status
 from plumbob.kube import ConflictError, KubeError, NotFoundError

@@ -23,12 +23,11 @@ from typing import Any
 import kopf
 
 from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER
+from plumbob.controller.kinds import CLUSTER_RULE_KINDS, CORE, OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.leadership import DEFAULT_LEASE_SECONDS, Elector, lead_while_elected
 from plumbob.controller.metrics import StoreMetrics
-from plumbob.controller.operating import OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.reconciler import Reconciler
 from plumbob.controller.store import Store
-from plumbob.engine.cluster.inventory import API_KINDS as CLUSTER_KINDS
 from plumbob.kube import Kube
 from plumbob.names import GROUP, VERSION
 
@@ -56,8 +55,8 @@ def _feeder(kind: str) -> Any:
 for _plural in (*OWN_INPUTS, *OWN_OUTPUTS):
     kopf.on.event(GROUP, VERSION, _plural)(_feeder(_plural))
 kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER})(_feeder("jobs"))
-kopf.on.event("", "v1", "nodes")(_feeder("nodes"))
-kopf.on.event("", "v1", "namespaces")(_feeder("namespaces"))
+for _plural in CORE:
+    kopf.on.event("", "v1", _plural)(_feeder(_plural))
 
 
 def _cluster_watcher(plural: str) -> Any:
@@ -70,7 +69,7 @@ def _cluster_watcher(plural: str) -> Any:
 
 # The kinds cluster-level rules read: only counted (see Store.note_cluster_object), so that a
 # change is evaluated within seconds instead of at the next interval.
-for _api_version, _plural, _kind in CLUSTER_KINDS:
+for _api_version, _plural, _kind in CLUSTER_RULE_KINDS:
     _group, _, _version = _api_version.rpartition("/")
     kopf.on.event(_group, _version, _plural)(_cluster_watcher(_plural))
 
@@ -125,8 +124,7 @@ def prime(kube: Kube, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             listed = {plural: kube.list_objects(plural) for plural in (*OWN_INPUTS, *OWN_OUTPUTS)}
-            listed["nodes"] = kube.list_core("nodes")
-            listed["namespaces"] = kube.list_core("namespaces")
+            listed |= {plural: kube.list_core(plural) for plural in CORE}
             listed["jobs"] = kube.list_core("jobs", f"{LABEL_MANAGED_BY}={MANAGER}")
         except Exception as exc:  # KubeError, or an API server that refuses connections
             log.warning("could not list the watched kinds before reconciling: %s; trying again", exc)

@@ -14,16 +14,9 @@ import os
 import sys
 from collections.abc import Callable
 
-from plumbob.engine.cluster.inventory import API_KINDS
+from plumbob.controller.kinds import CLUSTER_RULE_KINDS, CORE, OWN_INPUTS, OWN_OUTPUTS
 from plumbob.names import GROUP
 
-OWN_INPUTS = (
-    "complianceprofiles",
-    "complianceschedules",
-    "complianceexceptions",
-    "clustercomplianceexceptions",
-)
-OWN_OUTPUTS = ("compliancescans", "compliancereports")
 # PolicyReport / OpenReports exports (written only when the cluster serves these APIs).
 EXPORTS = (
     ("wgpolicyk8s.io", "policyreports"),
@@ -45,7 +38,7 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     needed += [(v, GROUP, "namespacecompliancereports", None) for v in ("list", "create", "delete")]
     needed.append(("patch", GROUP, "namespacecompliancereports/status", None))
     needed += [(v, "", "nodes", None) for v in ("get", "list", "watch")]
-    needed += [(v, "", "namespaces", None) for v in ("list", "watch")]  # names in exception entries
+    needed += [(v, "", plural, None) for plural in CORE for v in ("list", "watch")]
     needed += [(v, "batch", "jobs", None) for v in ("list", "watch")]
     needed += [(v, "batch", "jobs", namespace) for v in ("create", "delete", "deletecollection")]
     needed.append(("create", "", "events", None))
@@ -54,7 +47,7 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
         needed += [(v, group, plural, None) for v in ("get", "list", "create", "update", "delete")]
     needed += [(v, "coordination.k8s.io", "leases", namespace) for v in ("get", "create", "update")]
     # cluster-level rules read these (never secrets or configmaps); see controller/cluster_status.py
-    for api_version, plural, _kind in API_KINDS:
+    for api_version, plural, _kind in CLUSTER_RULE_KINDS:
         group = api_version.rpartition("/")[0]
         needed += [(v, group, plural, None) for v in ("list", "watch")]
     return needed
