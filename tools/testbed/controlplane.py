@@ -118,6 +118,7 @@ class ControlPlane:
         progress: Callable[[str], None] | None = None,
         kcm_qps: int = 200,
         extra_apiserver_args: Sequence[str] = (),
+        extra_controllers: Sequence[str] = (),
     ) -> ControlPlane:
         say = progress or (lambda m: print(f"[testbed] {m}", file=sys.stderr, flush=True))
         binaries = ensure_binaries(say)
@@ -126,13 +127,15 @@ class ControlPlane:
         wd.mkdir(parents=True, exist_ok=True)
         cp = cls(workdir=wd, binaries=binaries, keep_workdir=keep)
         try:
-            cp._start(say, kcm_qps, extra_apiserver_args)
+            cp._start(say, kcm_qps, extra_apiserver_args, extra_controllers)
         except BaseException:
             cp.stop()
             raise
         return cp
 
-    def _start(self, say: Callable[[str], None], kcm_qps: int, extra: Sequence[str]) -> None:
+    def _start(
+        self, say: Callable[[str], None], kcm_qps: int, extra: Sequence[str], controllers: Sequence[str]
+    ) -> None:
         wd = self.workdir
         self._write_keys()
         (wd / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
@@ -202,7 +205,7 @@ class ControlPlane:
                 f"--service-account-private-key-file={wd / 'sa.key'}",
                 f"--root-ca-file={self.ca_file}",
                 "--use-service-account-credentials=false",
-                f"--controllers={','.join(CONTROLLERS)}",
+                f"--controllers={','.join((*CONTROLLERS, *controllers))}",
                 f"--kube-api-qps={kcm_qps}",
                 f"--kube-api-burst={kcm_qps * 2}",
                 "--concurrent-job-syncs=20",
