@@ -134,7 +134,11 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
     assert status["image"] == "localhost/plumbob:0.1.0" and status["containerID"].startswith("containerd://")
     assert status["user"]["linux"]["uid"] == 65532, status.get("user")
     name = pod["metadata"]["name"]
-    exec_probe = "import os, json; r = {'uid': os.getuid()}\ntry:\n open('/probe', 'w')\nexcept OSError as e:\n r['write'] = e.strerror\nprint(json.dumps(r))"
+    exec_probe = (
+        "import os, json; r = {'uid': os.getuid()}\n"
+        "try:\n open('/probe', 'w')\nexcept OSError as e:\n r['write'] = e.strerror\n"
+        "print(json.dumps(r))"
+    )
     execed = cp.kubectl("exec", "-n", NAMESPACE, name, "--", "python", "-c", exec_probe)
     assert json.loads(execed.stdout) == {"uid": 65532, "write": "Read-only file system"}, execed.stdout
 
@@ -148,10 +152,13 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
                  "nodeSelector": {"matchLabels": {LABEL: "yes"}}},
     })  # fmt: skip
     cp.kubectl("annotate", "--overwrite", "complianceprofile", profile, "plumbob.dev/rescan=1")
+    selector = f"plumbob.dev/profile={profile}"
     job = wait_for(
-        "the audit Job", lambda: next(iter(items(cp, "jobs", "-n", NAMESPACE, "-l", f"plumbob.dev/profile={profile}")), None),
-        timeout=120, interval=0.1,
-    )  # fmt: skip
+        "the audit Job",
+        lambda: next(iter(items(cp, "jobs", "-n", NAMESPACE, "-l", selector)), None),
+        timeout=120,
+        interval=0.1,  # caught while it exists: the operator deletes it once the scan completes
+    )
     template = job["spec"]["template"]["spec"]
     assert template["nodeName"] == NODE and template["containers"][0]["image"] == "localhost/plumbob:0.1.0"
     audit_pods = wait_for(
@@ -168,7 +175,9 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
         timeout=180,
     )
     results = {r["id"]: r for r in report["spec"]["results"]}
-    print(json.dumps({k: results[k] for k in ("4.1.5", "4.1.9", "4.2.1", "4.2.3", "4.2.4", "4.2.7")}, indent=1))
+    print(
+        json.dumps({k: results[k] for k in ("4.1.5", "4.1.9", "4.2.1", "4.2.3", "4.2.4", "4.2.7")}, indent=1)
+    )
 
     def evidence(rule: str, key: str) -> str:
         return " | ".join(str(e.get(key)) for e in results[rule]["evidence"])
@@ -189,9 +198,16 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
     spec = json.loads(json.dumps(template))
     spec["containers"][0]["command"] = ["python", "-c", WRITE_PROBE]
     spec["containers"][0]["env"] = []
-    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "write-probe", "namespace": NAMESPACE}, "spec": spec}
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "write-probe", "namespace": NAMESPACE},
+        "spec": spec,
+    }
     apply(cp, probe)
-    done = wait_for("the write probe to finish", lambda: _finished_pod(cp, "write-probe", NAMESPACE), timeout=120)
+    done = wait_for(
+        "the write probe to finish", lambda: _finished_pod(cp, "write-probe", NAMESPACE), timeout=120
+    )
     out = json.loads(cp.kubectl("logs", "-n", NAMESPACE, "write-probe").stdout)
     print(out)
     assert done["status"]["phase"] == "Succeeded"
@@ -219,8 +235,11 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
     ]
     cluster_wide = [
         f"{o['kind']}/{o['metadata']['name']}"
-        for o in items(cp, "clusterroles,clusterrolebindings,validatingadmissionpolicies,"
-                       "validatingadmissionpolicybindings,customresourcedefinitions")  # fmt: skip
+        for o in items(
+            cp,
+            "clusterroles,clusterrolebindings,validatingadmissionpolicies,"
+            "validatingadmissionpolicybindings,customresourcedefinitions",
+        )
         if "plumbob" in o["metadata"]["name"]
     ]
     print("left after helm uninstall:", remaining, cluster_wide)
@@ -246,12 +265,16 @@ sys.stdin.read()  # until killed
 """
 
 
+def _finished_or_running(cp: ControlPlane, name: str) -> str:
+    return str(((get(cp, "pod", name, "default") or {}).get("status") or {}).get("phase"))
+
+
 def _processes_in(netns_inode: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.stat(entry / "ns" / "net").st_ino == netns_inode:
+                if (entry / "ns" / "net").stat().st_ino == netns_inode:
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -275,24 +298,41 @@ def test_sigkill_of_the_parent_leaves_nothing_behind(real: RealCluster) -> None:
         assert line, f"the parent exited with {parent.wait()} before its node was Ready"
         info = json.loads(line)
         # a container on it, so that there are Pod cgroups, a sandbox, a shim, a Pod network namespace
-        apply(cp, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper", "namespace": "default"},
-                   "spec": {"nodeName": KILLED_NODE, "terminationGracePeriodSeconds": 0, "containers": [
-                       {"name": "s", "image": "localhost/plumbob:0.1.0", "imagePullPolicy": "Never",
-                        "command": ["python", "-c", "import time; time.sleep(3600)"]}]}})  # fmt: skip
-        wait_for("the sleeper to run", lambda: (get(cp, "pod", "sleeper", "default") or {}).get("status", {}).get("phase") == "Running", 120)  # fmt: skip
+        sleeper = {
+            "name": "s",
+            "image": "localhost/plumbob:0.1.0",
+            "imagePullPolicy": "Never",
+            "command": ["python", "-c", "import time; time.sleep(3600)"],
+        }
+        spec = {"nodeName": KILLED_NODE, "terminationGracePeriodSeconds": 0, "containers": [sleeper]}
+        apply(
+            cp,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "sleeper", "namespace": "default"},
+                "spec": spec,
+            },
+        )
+        wait_for("the sleeper to run", lambda: _finished_or_running(cp, "sleeper") == "Running", timeout=120)
         assert len(_processes_in(info["netns"])) >= 5  # containerd, kubelet, kube-proxy, shim, pause, ...
         pod_cgroups = [d for d, _, _ in os.walk(info["cgroups"][0]) if "pod" in d]
         assert pod_cgroups, "no Pod cgroup under the node's cgroup root"
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
+        for pipe in (parent.stdin, parent.stdout):
+            if pipe is not None:
+                pipe.close()
 
     def gone() -> dict[str, Any]:
         left: dict[str, Any] = {
             "processes": _processes_in(info["netns"]),
-            "cgroups": [c for c in info["cgroups"] if os.path.exists(c)],
-            "workdir": os.path.exists(info["workdir"]),
-            "mounts": [m for m in Path("/proc/self/mountinfo").read_text().splitlines() if info["workdir"] in m],
+            "cgroups": [c for c in info["cgroups"] if Path(c).exists()],
+            "workdir": Path(info["workdir"]).exists(),
+            "mounts": [
+                m for m in Path("/proc/self/mountinfo").read_text().splitlines() if info["workdir"] in m
+            ],
         }
         for pid in (info["supervisor"], info["init"]):
             try:

@@ -92,7 +92,7 @@ class Bridge:
         self._listeners: list[socket.socket] = []
 
     def forward_to_loopback(self, address: str, port: int, target_port: int) -> None:
-        """Listen on ``address:port`` inside the namespace; relay to the machine's ``127.0.0.1:target_port``."""
+        """Listen on ``address:port`` in the namespace; relay to the machine's ``127.0.0.1:target_port``."""
         with _inside(self.netns):
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

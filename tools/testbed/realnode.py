@@ -1,4 +1,4 @@
-"""A real node next to the testbed's control plane: containerd + runc + kubelet + kube-proxy (+ kube-scheduler).
+"""A real node next to the testbed's control plane: containerd, runc, kubelet, kube-proxy, kube-scheduler.
 
 What ``/work/shared/design/real-node.md`` found to work on these machines, made repeatable:
 
@@ -146,13 +146,26 @@ class ClusterPlan:
         pki = wd / "pki"
         pki.mkdir(exist_ok=True)
         ca_key, ca = pki / "kubelet-client-ca.key", self.kubelet_ca
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-                 "/CN=plumbob-testbed-kubelet-client-ca", "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+        new_key = ("-newkey", "rsa:2048", "-nodes")
+        ca_subject = "/CN=plumbob-testbed-kubelet-client-ca"
+        _openssl(
+            "req",
+            "-x509",
+            *new_key,
+            "-days",
+            "2",
+            "-subj",
+            ca_subject,
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(ca),
+        )
         key, csr, crt = (pki / f"apiserver-kubelet-client.{s}" for s in ("key", "csr", "crt"))
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj",
-                 "/O=system:masters/CN=kube-apiserver-kubelet-client", "-keyout", str(key), "-out", str(csr))  # fmt: skip
-        _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
-                 "-CAcreateserial", "-days", "2", "-out", str(crt))  # fmt: skip
+        subject = "/O=system:masters/CN=kube-apiserver-kubelet-client"
+        _openssl("req", *new_key, "-subj", subject, "-keyout", str(key), "-out", str(csr))
+        signer = ("-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial")
+        _openssl("x509", "-req", "-in", str(csr), *signer, "-days", "2", "-out", str(crt))
         egress = {
             "apiVersion": "apiserver.k8s.io/v1beta1",
             "kind": "EgressSelectorConfiguration",
@@ -249,7 +262,12 @@ def _write_node_files(layout: NodeLayout, plan: ClusterPlan, cp: ControlPlane) -
     name = layout.name
     _put(etc, "kubernetes/kubelet.conf", _kubeconfig(cp, f"system:node:{name}", plan.tokens[name]), 0o600)
     _put(etc, "kubernetes/pki/ca.crt", plan.kubelet_ca.read_text(), 0o644)
-    _put(etc, "kubernetes/scheduler.conf", _kubeconfig(cp, "system:kube-scheduler", plan.tokens["kube-scheduler"]), 0o600)
+    _put(
+        etc,
+        "kubernetes/scheduler.conf",
+        _kubeconfig(cp, "system:kube-scheduler", plan.tokens["kube-scheduler"]),
+        0o600,
+    )
     _put(etc, "resolv.conf", "nameserver 127.0.0.1\n", 0o644)
     conflist = {
         "cniVersion": "1.0.0",
@@ -315,7 +333,12 @@ def _write_node_files(layout: NodeLayout, plan: ClusterPlan, cp: ControlPlane) -
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
     }
     _put(var, "lib/kube-proxy/config.conf", json.dumps(proxy, indent=2), 0o644)
-    _put(var, "lib/kube-proxy/kubeconfig.conf", _kubeconfig(cp, "system:kube-proxy", plan.tokens["kube-proxy"]), 0o600)
+    _put(
+        var,
+        "lib/kube-proxy/kubeconfig.conf",
+        _kubeconfig(cp, "system:kube-proxy", plan.tokens["kube-proxy"]),
+        0o600,
+    )
     containerd = f"""version = 3
 root = "{layout.workdir / "containerd"}"
 state = "/run/containerd/state"
@@ -436,7 +459,9 @@ class RealNode:
             raise
         return node
 
-    def _wait_started(self, cp: ControlPlane, started: float, timeout: float, say: Callable[[str], None]) -> None:
+    def _wait_started(
+        self, cp: ControlPlane, started: float, timeout: float, say: Callable[[str], None]
+    ) -> None:
         deadline = started + timeout
         for step, what in (("images", "containerd up, images imported"), ("daemons", "kubelet started")):
             while not (self.layout.state / step).exists():
@@ -521,12 +546,12 @@ def remove_cgroups(folders: Sequence[str], timeout: float = 60) -> list[str]:
     while True:
         left = []
         for top in folders:
-            if not os.path.isdir(top):
+            if not Path(top).is_dir():
                 continue
             for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
                 with contextlib.suppress(OSError):
-                    os.rmdir(dirpath)
-            if os.path.isdir(top):
+                    Path(dirpath).rmdir()
+            if Path(top).is_dir():
                 left.append(top)
         if not left or time.monotonic() > deadline:
             return left
@@ -556,7 +581,9 @@ def _supervise(workdir: Path) -> int:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 init_pid = int(children.read_text().split()[0])
             time.sleep(0.05)
-        while init_pid and not (layout.state / "namespace").exists() and not stopping and unshare.poll() is None:
+        while (
+            init_pid and not (layout.state / "namespace").exists() and not stopping and unshare.poll() is None
+        ):
             time.sleep(0.05)
         if init_pid and not stopping and unshare.poll() is None:
             netns = Path(f"/proc/{init_pid}/ns/net")
@@ -569,8 +596,8 @@ def _supervise(workdir: Path) -> int:
                 "supervisor": os.getpid(),
                 "unshare": unshare.pid,
                 "init": init_pid,
-                "netns": os.stat(netns).st_ino,
-                "mntns": os.stat(f"/proc/{init_pid}/ns/mnt").st_ino,
+                "netns": netns.stat().st_ino,
+                "mntns": Path(f"/proc/{init_pid}/ns/mnt").stat().st_ino,
                 "cgroups": cgroups,
                 "workdir": str(workdir),
             }
@@ -607,7 +634,10 @@ def _init(workdir: Path) -> int:
     layout = NodeLayout.load(workdir)
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda sig, _f: stopping.append(sig))
-    say = lambda m: print(f"[init {layout.name}] {m}", flush=True)  # noqa: E731
+
+    def say(message: str) -> None:
+        print(f"[init {layout.name}] {message}", flush=True)
+
     _sh("ip", "link", "set", "lo", "up")
     _sh("ip", "link", "add", "node0", "type", "veth", "peer", "name", "node0p")
     _sh("ip", "addr", "add", f"{layout.node_ip}/24", "dev", "node0")
@@ -620,9 +650,24 @@ def _init(workdir: Path) -> int:
         upper, work = layout.upper(top), layout.workdir / "overlay" / top / "work"
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
-        _sh("mount", "-t", "overlay", "overlay", "-o", f"lowerdir=/{top},upperdir={upper},workdir={work}", f"/{top}")
+        _sh(
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir=/{top},upperdir={upper},workdir={work}",
+            f"/{top}",
+        )
     for key in KUBELET_SYSCTLS:
-        _sh("mount", "--bind", "-o", "ro", str(layout.workdir / "sysctl" / key.replace("/", "_")), f"/proc/sys/{key}")
+        _sh(
+            "mount",
+            "--bind",
+            "-o",
+            "ro",
+            str(layout.workdir / "sysctl" / key.replace("/", "_")),
+            f"/proc/sys/{key}",
+        )
     (layout.state / "namespace").touch()
     say("namespace ready; waiting for the supervisor's relay")
     while not (layout.state / "bridge").exists():
@@ -636,7 +681,9 @@ def _init(workdir: Path) -> int:
 
     def spawn(name: str, argv: list[str]) -> None:
         handle = (layout.logs / f"{name}.log").open("ab")
-        proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
         children[proc.pid] = name
         say(f"started {name} (pid {proc.pid})")
 
@@ -651,7 +698,9 @@ def _init(workdir: Path) -> int:
     for archive, name in zip(layout.images, layout.image_names, strict=True):
         while True:  # an import right after containerd started can fail silently: retry until listed
             subprocess.run([*ctr, "images", "import", archive], capture_output=True, env=env, check=False)
-            listed = subprocess.run([*ctr, "images", "ls", "-q"], capture_output=True, text=True, env=env, check=False)
+            listed = subprocess.run(
+                [*ctr, "images", "ls", "-q"], capture_output=True, text=True, env=env, check=False
+            )
             if name in listed.stdout.split():
                 say(f"imported {name}")
                 break
@@ -690,7 +739,10 @@ def main(argv: Sequence[str]) -> int:
         return _supervise(Path(argv[1]))
     if len(argv) == 2 and argv[0] == "init":
         return _init(Path(argv[1]))
-    print("usage: python -m testbed.realnode supervise|init WORKDIR (started by RealNode.start)", file=sys.stderr)
+    print(
+        "usage: python -m testbed.realnode supervise|init WORKDIR (started by RealNode.start)",
+        file=sys.stderr,
+    )
     return 2
 
 
