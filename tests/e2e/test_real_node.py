@@ -11,6 +11,8 @@ Cases:
   ``/proc``: anonymous kubelet requests refused and the read-only port off (as the testbed
   configured the kubelet), its ``config.yaml`` mode 644 (kubeadm's, a CIS failure), the
   ``--hostname-override`` flag on the kubelet's command line;
+- the Job's hostPath mounts created no directory on the node (the etcd data directory, the
+  kubelet's systemd drop-in folders), so the etcd data directory rule does not fail there;
 - a Pod with exactly that Job's Pod spec (only its command changed) can read a root-only host
   file but can write neither under its hostPath mounts nor to its root file system, and the
   host file it tried to create does not exist;
@@ -193,6 +195,16 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
     assert results["4.2.4"]["status"] == "manual" and "automated hint: pass" in results["4.2.4"]["reason"]
     assert results["4.2.7"]["status"] == "manual" and "automated hint: fail" in results["4.2.7"]["reason"]
     assert evidence("4.2.7", "found") == NODE  # the --hostname-override the testbed gives the kubelet
+
+    # the Job's mounts created nothing on the node (a runtime creates a missing hostPath source)
+    for created in (
+        "var/lib/etcd",
+        "etc/systemd/system/kubelet.service.d",
+        "usr/lib/systemd/system/kubelet.service.d",
+    ):
+        top, _, rest = created.partition("/")
+        assert not (node.layout.upper(top) / rest).exists(), f"the audit Job created /{created} on the node"
+    assert results["1.1.11"]["status"] != "fail", results["1.1.11"]  # no etcd data directory here
 
     # the same Pod spec, another command: reads a root-only file, writes nothing on the host
     spec = json.loads(json.dumps(template))
