@@ -7,8 +7,8 @@ Cases:
   no ``ttlSecondsAfterFinished`` (the operator deletes a scan's Jobs once the scan is finished);
 - Pod security: only hostPath volumes, every one mounted read-only under ``/host`` (no other
   mounts), each of type ``Directory`` (never created by the runtime) and one that every Linux node
-  has, together covering every host file the benchmarks name; ``hostPID``, non-privileged, read-only root file system, no privilege escalation,
-  capabilities drop ALL and add only DAC_READ_SEARCH, seccomp RuntimeDefault, no host network/IPC;
+  has, together covering every host file the benchmarks name; ``hostPID``, non-privileged,
+  read-only root file system, no privilege escalation, capabilities drop ALL and add only DAC_READ_SEARCH, seccomp RuntimeDefault, no host network/IPC;
 - tolerations: the default control-plane ones plus the profile's;
 - the environment carries node (from the downward API), profile, scan, host root and the
   tailoring as JSON that parses back to the same :class:`Tailoring`;
