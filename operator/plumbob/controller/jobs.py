@@ -14,6 +14,8 @@
   created them, as root with mode 755, on every node audited, and an etcd data directory made that
   way failed 1.1.11 and 1.1.12 on a control-plane node whose etcd runs elsewhere (found on the
   testbed's real node). A ``Directory`` mount is checked by the kubelet and never created.
+  The mounts are read-only recursively: the testbed's real node showed a plain read-only mount of
+  ``/var/lib`` leaving ``/var/lib/kubelet`` (a mount of its own, made by the kubelet) writable.
 - It runs as uid 0 because the files it must read are root-owned with mode 600, but with every
   capability dropped except ``DAC_READ_SEARCH`` (read any file, write none), a read-only root file
   system, no privilege escalation and the runtime's default seccomp profile.
@@ -103,7 +105,19 @@ def audit_job(
     ]
     # type Directory: checked by the kubelet, never created (a runtime creates a missing source)
     volumes = [{"name": _volume_name(p), "hostPath": {"path": p, "type": "Directory"}} for p in HOST_PATHS]
-    mounts = [{"name": _volume_name(p), "mountPath": HOST_ROOT + p, "readOnly": True} for p in HOST_PATHS]
+    # recursiveReadOnly: the mounts below a host directory (the kubelet bind-mounts /var/lib/kubelet
+    # on itself; /var/lib/etcd or a runtime's folder is often a disk of its own) are read-only too.
+    # "Enabled", not "IfPossible": a runtime that cannot do it fails the Pod with a clear event
+    # rather than leaving those mounts writable (Kubernetes 1.30+, containerd 2.0+, CRI-O 1.30+).
+    mounts = [
+        {
+            "name": _volume_name(p),
+            "mountPath": HOST_ROOT + p,
+            "readOnly": True,
+            "recursiveReadOnly": "Enabled",
+        }
+        for p in HOST_PATHS
+    ]
     all_tolerations = [t.to_dict() for t in (*DEFAULT_TOLERATIONS, *tolerations)]
     return {
         "apiVersion": "batch/v1",

@@ -7,8 +7,10 @@ Cases:
   no ``ttlSecondsAfterFinished`` (the operator deletes a scan's Jobs once the scan is finished);
 - Pod security: only hostPath volumes, every one mounted read-only under ``/host`` (no other
   mounts), each of type ``Directory`` (never created by the runtime) and one that every Linux node
-  has, together covering every host file the benchmarks name; ``hostPID``, non-privileged,
-  read-only root file system, no privilege escalation, capabilities drop ALL and add only DAC_READ_SEARCH, seccomp RuntimeDefault, no host network/IPC;
+  has, together covering every host file the benchmarks name, read-only recursively (a mount
+  below one, such as the kubelet's own bind mount of /var/lib/kubelet, is read-only too);
+  ``hostPID``, non-privileged, read-only root file system, no privilege escalation,
+  capabilities drop ALL and add only DAC_READ_SEARCH, seccomp RuntimeDefault, no host network/IPC;
 - tolerations: the default control-plane ones plus the profile's;
 - the environment carries node (from the downward API), profile, scan, host root and the
   tailoring as JSON that parses back to the same :class:`Tailoring`;
@@ -120,6 +122,8 @@ def test_only_read_only_host_path_mounts() -> None:
     assert {m["name"] for m in mounts} == set(volumes), "every volume mounted, nothing else"
     for m in mounts:
         assert m["readOnly"] is True, m
+        assert m["recursiveReadOnly"] == "Enabled", m
+        assert "mountPropagation" not in m, m
         assert m["mountPath"] == HOST_ROOT + volumes[m["name"]]["hostPath"]["path"]
     paths = {v["hostPath"]["path"] for v in volumes.values()}
     assert "/proc" in paths
