@@ -14,7 +14,8 @@ Cases:
 - the Job's hostPath mounts created no directory on the node (the etcd data directory, the
   kubelet's systemd drop-in folders), so the etcd data directory rule does not fail there;
 - a Pod with exactly that Job's Pod spec (only its command changed) can read a root-only host
-  file but can write neither under its hostPath mounts nor to its root file system, and the
+  file but can write neither under its hostPath mounts (nor in mounts below them: the kubelet's
+  own bind mount of /var/lib/kubelet, another Pod's volume) nor to its root file system, and the
   host file it tried to create does not exist;
 - ``helm uninstall``: only the CRDs (and the custom resources in them) remain, listed;
 - a real node whose parent process is killed with SIGKILL leaves no process, cgroup folder,
@@ -108,6 +109,16 @@ for path in ("/host/etc/kubernetes/plumbob-write-probe", "/host/var/lib/kubelet/
         out[path] = "written"
     except OSError as exc:
         out[path] = type(exc).__name__ + ": " + (exc.strerror or "")
+# a mount below a mount: another Pod's volume (a tmpfs the kubelet mounted under its root folder)
+volumes = [line.split()[4] for line in open("/proc/self/mountinfo")
+           if line.split()[4].startswith("/host/var/lib/kubelet/pods/")]
+out["pod volumes seen"] = len(volumes)
+for path in volumes[:1]:
+    try:
+        open(path + "/plumbob-write-probe", "a").close()
+        out["pod volume"] = "written"
+    except OSError as exc:
+        out["pod volume"] = type(exc).__name__ + ": " + (exc.strerror or "")
 with open("/host/etc/kubernetes/kubelet.conf", "rb") as f:
     out["read kubelet.conf (mode 600)"] = len(f.read())
 print(json.dumps(out))
@@ -224,6 +235,7 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
     print(out)
     assert done["status"]["phase"] == "Succeeded"
     assert out["read kubelet.conf (mode 600)"] > 0
+    assert out["pod volumes seen"] > 0 and out["pod volume"].startswith("OSError: Read-only file system"), out
     for path in ("/host/etc/kubernetes/plumbob-write-probe", "/host/var/lib/kubelet/plumbob-write-probe",
                  "/host/proc/sys/kernel/hostname", "/plumbob-write-probe"):  # fmt: skip
         assert out[path].startswith("OSError: Read-only file system"), out
