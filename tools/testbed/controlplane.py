@@ -355,21 +355,30 @@ class ControlPlane:
                 raise StartError("openssl is needed to make the service-account key: install it") from None
 
     def _write_kubeconfig(self) -> None:
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "testbed",
-                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
-                }
-            ],
-            "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
-            "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": "admin"}}],
-            "current-context": "testbed",
-        }
-        self.kubeconfig.write_text(json.dumps(config, indent=2))
-        self.kubeconfig.chmod(0o600)
+        write_token_kubeconfig(self.kubeconfig, self.server, self.ca_file, "admin", ADMIN_TOKEN)
+
+
+def write_token_kubeconfig(
+    path: Path, server: str, ca_file: Path, user: str, token: str, *, namespace: str | None = None
+) -> Path:
+    """A kubeconfig (mode 600) that authenticates ``user`` with a bearer ``token``."""
+    context: dict[str, str] = {"cluster": "testbed", "user": user}
+    if namespace:
+        context["namespace"] = namespace
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "testbed", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
+        ],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "testbed", "context": context}],
+        "current-context": "testbed",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+    return path
 
 
 def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,6 @@ Usage::
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -55,7 +54,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from testbed.binaries import _say, ensure_binaries
-from testbed.controlplane import ADMIN_TOKEN, ControlPlane, StartError
+from testbed.controlplane import ADMIN_TOKEN, ControlPlane, StartError, write_token_kubeconfig
 from testbed.nodebinaries import ensure_node_binaries
 from testbed.nodeimages import PAUSE_IMAGE, pause_archive, plumbob_image
 
@@ -185,29 +184,6 @@ class ClusterPlan:
 # ---- one node: its files, and the handle the caller keeps ----------------------------------------
 
 
-def _kubeconfig(cp: ControlPlane, user: str, token: str) -> str:
-    ca = base64.b64encode(cp.ca_file.read_bytes()).decode()
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "testbed",
-                    "cluster": {
-                        "server": f"https://{API_ADDRESS}:{cp.api_port}",
-                        "certificate-authority-data": ca,
-                    },
-                }
-            ],
-            "users": [{"name": user, "user": {"token": token}}],
-            "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": user}}],
-            "current-context": "testbed",
-        },
-        indent=2,
-    )
-
-
 def _put(root: Path, path: str, text: str, mode: int) -> None:
     target = root / path.lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -260,14 +236,14 @@ class NodeLayout:
 def _write_node_files(layout: NodeLayout, plan: ClusterPlan, cp: ControlPlane) -> None:
     etc, var = layout.upper("etc"), layout.upper("var")
     name = layout.name
-    _put(etc, "kubernetes/kubelet.conf", _kubeconfig(cp, f"system:node:{name}", plan.tokens[name]), 0o600)
+    server = f"https://{API_ADDRESS}:{cp.api_port}"  # the relay in the node's namespace
+    for path, user, token in (
+        (etc / "kubernetes/kubelet.conf", f"system:node:{name}", plan.tokens[name]),
+        (etc / "kubernetes/scheduler.conf", "system:kube-scheduler", plan.tokens["kube-scheduler"]),
+        (var / "lib/kube-proxy/kubeconfig.conf", "system:kube-proxy", plan.tokens["kube-proxy"]),
+    ):
+        write_token_kubeconfig(path, server, cp.ca_file, user, token)
     _put(etc, "kubernetes/pki/ca.crt", plan.kubelet_ca.read_text(), 0o644)
-    _put(
-        etc,
-        "kubernetes/scheduler.conf",
-        _kubeconfig(cp, "system:kube-scheduler", plan.tokens["kube-scheduler"]),
-        0o600,
-    )
     _put(etc, "resolv.conf", "nameserver 127.0.0.1\n", 0o644)
     conflist = {
         "cniVersion": "1.0.0",
@@ -333,12 +309,6 @@ def _write_node_files(layout: NodeLayout, plan: ClusterPlan, cp: ControlPlane) -
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
     }
     _put(var, "lib/kube-proxy/config.conf", json.dumps(proxy, indent=2), 0o644)
-    _put(
-        var,
-        "lib/kube-proxy/kubeconfig.conf",
-        _kubeconfig(cp, "system:kube-proxy", plan.tokens["kube-proxy"]),
-        0o600,
-    )
     containerd = f"""version = 3
 root = "{layout.workdir / "containerd"}"
 state = "/run/containerd/state"
