@@ -57,11 +57,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: ask the kernel for SIGKILL when the parent dies."""
+def _die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Runs in the child between fork and exec: ask the kernel for ``sig`` when the parent dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    libc.prctl(pr_set_pdeathsig, sig)
 
 
 @dataclass

@@ -39,6 +39,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -54,7 +55,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from testbed.binaries import _say, ensure_binaries
-from testbed.controlplane import ADMIN_TOKEN, ControlPlane, StartError, write_token_kubeconfig
+from testbed.controlplane import (
+    ADMIN_TOKEN,
+    ControlPlane,
+    StartError,
+    _die_with_parent,
+    write_token_kubeconfig,
+)
 from testbed.nodebinaries import ensure_node_binaries
 from testbed.nodeimages import PAUSE_IMAGE, pause_archive, plumbob_image
 
@@ -342,15 +349,6 @@ state = "/run/containerd/state"
         _put(mask, key.replace("/", "_"), value + "\n", 0o444)
 
 
-def _die_with_parent(sig: int) -> Callable[[], None]:
-    def preexec() -> None:
-        import ctypes  # noqa: PLC0415 - runs in the child between fork and exec
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
-
-    return preexec
-
-
 @dataclass
 class RealNode:
     """A running real node. Build with :meth:`start`; always :meth:`stop` it."""
@@ -358,7 +356,6 @@ class RealNode:
     layout: NodeLayout
     supervisor: subprocess.Popen[bytes]
     log_handle: IO[bytes]
-    keep_workdir: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -418,7 +415,7 @@ class RealNode:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            preexec_fn=_die_with_parent(signal.SIGTERM),  # noqa: PLW1509 - no threads forked here
+            preexec_fn=functools.partial(_die_with_parent, signal.SIGTERM),  # noqa: PLW1509 - no threads forked here
         )
         node = cls(layout, popen, handle)
         try:
@@ -541,7 +538,7 @@ def _supervise(workdir: Path) -> int:
         ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
          "--kill-child=SIGKILL", layout.python, "-m", "testbed.realnode", "init", str(workdir)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=dict(os.environ),
-        preexec_fn=_die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - single-threaded at this point
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded at this point
     )  # fmt: skip
     bridge: Bridge | None = None
     init_pid = 0
@@ -592,8 +589,7 @@ def _supervise(workdir: Path) -> int:
         left = remove_cgroups(cgroups)
         print(f"node {layout.name}: stopped; cgroup folders left: {left or 'none'}", flush=True)
         log.close()
-    if not (workdir / "keep").exists():
-        shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(workdir, ignore_errors=True)
     return 1 if left else 0
 
 
