@@ -26,6 +26,9 @@ machine's namespaces, killed with SIGTERM when the caller dies: ``PR_SET_PDEATHS
 kills PID 1 (the kernel then kills everything in the PID namespace and the network and mount
 namespaces vanish with their last process), removes the node's cgroup folders and its work
 folder. So a caller killed with SIGKILL leaves nothing behind (``tests/e2e/test_real_node.py``).
+If the supervisor itself is killed with SIGKILL, ``unshare`` and PID 1 still die with it (the
+namespaces go), but the node's empty cgroup folders (``/sys/fs/cgroup/*/plumbob-<node>-<hex>``)
+and its work folder stay.
 
 Usage::
 
