@@ -13,10 +13,11 @@ Cases:
   ``--hostname-override`` flag on the kubelet's command line;
 - the Job's hostPath mounts created no directory on the node (the etcd data directory, the
   kubelet's systemd drop-in folders), so the etcd data directory rule does not fail there;
-- a Pod with exactly that Job's Pod spec (only its command changed) can read a root-only host
-  file but can write neither under its hostPath mounts (nor in mounts below them: the kubelet's
-  own bind mount of /var/lib/kubelet, another Pod's volume) nor to its root file system, and the
-  host file it tried to create does not exist;
+- a Pod with exactly that Job's Pod spec (only its command changed) has DAC_READ_SEARCH as its
+  only capability, reads a root-only host file and another user's mode-600 file, but can write
+  neither under its hostPath mounts (nor in mounts below them: the kubelet's own bind mount of
+  /var/lib/kubelet, another Pod's volume) nor to its root file system, and the host file it
+  tried to create does not exist;
 - ``helm uninstall``: only the CRDs (and the custom resources in them) remain, listed;
 - a real node whose parent process is killed with SIGKILL leaves no process, cgroup folder,
   mount, network namespace or work folder behind.
@@ -121,6 +122,9 @@ for path in volumes[:1]:
         out["pod volume"] = type(exc).__name__ + ": " + (exc.strerror or "")
 with open("/host/etc/kubernetes/kubelet.conf", "rb") as f:
     out["read kubelet.conf (mode 600)"] = len(f.read())
+with open("/host/etc/kubernetes/plumbob-foreign-secret", "rb") as f:  # uid 4242, mode 600
+    out["read a file of uid 4242 (mode 600)"] = f.read().decode().strip()
+out["CapEff"] = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("CapEff:"))
 print(json.dumps(out))
 """
 
@@ -218,6 +222,12 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
     assert results["1.1.11"]["status"] != "fail", results["1.1.11"]  # no etcd data directory here
 
     # the same Pod spec, another command: reads a root-only file, writes nothing on the host
+    secret = "/etc/kubernetes/plumbob-foreign-secret"  # another user's file: only DAC_READ_SEARCH reads it
+    subprocess.run(
+        ["nsenter", "-t", str(node.info()["init"]), "-m", "--", "sh", "-c",
+         f"echo not-for-root > {secret} && chown 4242:4242 {secret} && chmod 600 {secret}"],
+        check=True,
+    )  # fmt: skip
     spec = json.loads(json.dumps(template))
     spec["containers"][0]["command"] = ["python", "-c", WRITE_PROBE]
     spec["containers"][0]["env"] = []
@@ -235,6 +245,8 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
     print(out)
     assert done["status"]["phase"] == "Succeeded"
     assert out["read kubelet.conf (mode 600)"] > 0
+    assert out["read a file of uid 4242 (mode 600)"] == "not-for-root"
+    assert out["CapEff"] == "0000000000000004", out  # DAC_READ_SEARCH and nothing else
     assert out["pod volumes seen"] > 0 and out["pod volume"].startswith("OSError: Read-only file system"), out
     for path in ("/host/etc/kubernetes/plumbob-write-probe", "/host/var/lib/kubelet/plumbob-write-probe",
                  "/host/proc/sys/kernel/hostname", "/plumbob-write-probe"):  # fmt: skip
