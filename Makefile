@@ -4,10 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv testbed test test-unit lint format crds catalog bench demo image clean golden
+.PHONY: help venv testbed test test-unit lint format crds catalog bench demo demo-real-node image clean golden
 
 help:
 	@echo "make demo    - build/start a local testbed, run Plumbob on it and show the results"
+	@echo "make demo-real-node - helm install Plumbob on a real node (containerd, kubelet) of the testbed"
 	@echo "make test    - the whole test suite (unit + integration + e2e, against the real testbed)"
 	@echo "make lint    - ruff, mypy --strict, import-linter contracts"
 	@echo "make bench   - benchmarks (node audit; operator scale run)"
@@ -28,6 +29,7 @@ venv: $(VENV)/.installed
 
 testbed: venv
 	$(PY) tools/testbed/binaries.py
+	PYTHONPATH=tools $(PY) -m testbed.nodebinaries
 	PYTHONPATH=tools $(PY) -m testbed.prometheus
 
 test: venv testbed
@@ -60,7 +62,10 @@ bench: venv testbed
 	$(PY) tools/bench/run.py
 
 demo: venv testbed
-	$(PY) tools/demo.py
+	$(PY) tools/demo.py $(DEMO_ARGS)
+
+demo-real-node: venv testbed image
+	$(PY) tools/demo.py --real-node $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -13,6 +13,12 @@
 
 Everything is torn down at the end, also on Ctrl-C. ``--keep`` leaves it running until Ctrl-C and
 prints the ``KUBECONFIG`` line to explore it with kubectl.
+
+``--real-node`` (``make demo-real-node``) tells the shorter story of a real installation instead: a
+real node (containerd, runc, kubelet, kube-proxy, kube-scheduler in namespaces of its own, see
+``tools/testbed/realnode.py``) next to the control plane, ``helm install`` of the chart, the operator
+Pod running the image from ``make image``, a scan whose audit Pod reads the real node's files and
+``/proc``, the report, and ``helm uninstall``.
 """
 
 from __future__ import annotations
@@ -38,10 +44,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "operator"), str(REPO / "tools")]
 
 try:
-    from testbed.binaries import BuildError
+    from testbed.binaries import BuildError, ensure_helm
     from testbed.controlplane import ControlPlane, StartError
     from testbed.deploy import install, start_operator
     from testbed.hosttrees import build_tree
+    from testbed.realnode import CONTROLLERS, ClusterPlan, RealNode
     from testbed.simnodes import SimulatedCluster, SimulatedNode
 except ImportError as exc:  # pragma: no cover - run outside the venv
     sys.exit(
@@ -160,9 +167,12 @@ class Demo:
         raise DemoError(
             f"no scan of {PROFILE} completed within {SCAN_TIMEOUT:.0f}s (last: {last_line})\n"
             f"scan status: {json.dumps((scan or {}).get('status'), indent=1)[:2000]}\n"
-            "operator log (tail):\n" + textwrap.indent(self.operator.tail(30), "  "),
+            "operator log (tail):\n" + textwrap.indent(self.operator_log(), "  "),
             "the operator or the simulated nodes are stuck; the logs above say where",
         )
+
+    def operator_log(self) -> str:
+        return str(self.operator.tail(30)) if self.operator is not None else ""
 
     def rescan(self, value: str) -> None:
         self.kubectl("annotate", "--overwrite", "complianceprofile", PROFILE, f"plumbob.dev/rescan={value}")
@@ -445,6 +455,122 @@ class Demo:
         print("   done: nothing is left running", flush=True)
 
 
+class RealNodeDemo(Demo):
+    """``--real-node``: Helm on a real node, the way a cluster admin installs Plumbob."""
+
+    NODE = "node-1"
+
+    def __init__(self, keep: bool) -> None:
+        super().__init__(keep)
+        self.plan: Any = None
+        self.node: Any = None
+
+    def helm(self, *args: str) -> str:
+        result = subprocess.run(
+            [str(ensure_helm()), f"--kubeconfig={self.cp.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        if result.returncode != 0:
+            raise DemoError(
+                f"helm {' '.join(args)} failed:\n{result.stderr.strip()}", "see helm's message above"
+            )
+        return result.stdout
+
+    def operator_log(self) -> str:
+        result = self.cp.kubectl(
+            "logs", "-n", "plumbob-system", "deployment/plumbob-operator", "--tail=30", check=False
+        )
+        return str(result.stdout or result.stderr)
+
+    def start_control_plane(self) -> None:
+        heading("Start a real control plane and a real node")
+        explain("""
+            The control plane of the plain demo, plus a real node: containerd 2.4, Debian's runc,
+            kubelet, kube-proxy and kube-scheduler v1.36.3 (built once from the Go module proxy and
+            cached in ~/.cache/plumbob), in network, mount and PID namespaces of their own. The
+            node's /etc, /var and /usr are overlays of this machine's: the node sees this machine's
+            files plus its own kubeadm-style configuration, and writes nothing back. The image of
+            `make image` and a pause image are imported into containerd: nothing is pulled.""")
+        self.plan = ClusterPlan.create([self.NODE], self.workdir / "real-node")
+        self.cp = ControlPlane.start(
+            self.workdir / "controlplane",
+            progress=say,
+            extra_apiserver_args=self.plan.apiserver_args(),
+            extra_controllers=CONTROLLERS,
+        )
+        self.node = RealNode.start(self.plan, self.cp, self.NODE, progress=say)
+        show("kubectl get nodes -o wide", self.kubectl("get", "nodes", "-o", "wide"))
+
+    def install(self) -> None:
+        heading("helm install plumbob charts/plumbob")
+        explain("""
+            The chart as a cluster admin installs it: CRDs, the node-bound admission policy, RBAC,
+            and the operator Deployment, which the scheduler places on the real node. The operator
+            runs the image as uid 65532 with a read-only root file system.""")
+        say(self.helm("install", "plumbob", str(REPO / "charts" / "plumbob"), "-n", "plumbob-system",
+                      "--create-namespace", "--wait", "--timeout=5m").splitlines()[0])  # fmt: skip
+        show(
+            "kubectl get pods -n plumbob-system -o wide",
+            self.kubectl("get", "pods", "-n", "plumbob-system", "-o", "wide"),
+        )
+
+    def apply_samples(self) -> None:
+        heading("Apply the kubeadm profile and request a scan")
+        explain(f"""
+            docs/examples/profile-kubeadm.yaml selects every node. The operator creates one audit
+            Job for {self.NODE}; its Pod runs on the real kubelet with hostPID, read-only hostPath
+            mounts and only the DAC_READ_SEARCH capability, and reads the node's real kubelet
+            command line in /proc and its configuration files.""")
+        say(self.kubectl("apply", "-f", str(EXAMPLES / "profile-kubeadm.yaml")).strip())
+        self.rescan("1")
+        self.wait_for_scan(set())
+
+    def show_results(self) -> None:
+        heading("The real node's report")
+        show("kubectl get plumbob -A", self.kubectl("get", "plumbob", "-A"))
+        self.show_report(self.NODE)
+
+    def uninstall(self) -> None:
+        heading("helm uninstall plumbob")
+        self.kubectl("delete", "complianceprofile", PROFILE, "--wait=true")
+        say(self.helm("uninstall", "plumbob", "-n", "plumbob-system", "--wait").strip())
+        show(
+            "kubectl get all,leases,serviceaccounts,roles,rolebindings -n plumbob-system",
+            self.kubectl("get", "all,leases,serviceaccounts,roles,rolebindings", "-n", "plumbob-system"),
+        )
+        show("kubectl get crds   # the CRDs stay, as Helm leaves CRDs", self.kubectl("get", "crds"))
+
+    def run(self) -> None:
+        global _STEPS  # noqa: PLW0603 - the narration's step count
+        _STEPS = 5
+        self.start_control_plane()
+        self.install()
+        self.apply_samples()
+        self.show_results()
+        if self.keep:
+            print(f"\n== done in {time.monotonic() - _T0:.0f}s", flush=True)
+            self.wait_until_interrupted()
+        self.uninstall()
+        print(f"\n== done in {time.monotonic() - _T0:.0f}s", flush=True)
+
+    def cleanup(self, interrupted: bool = False) -> None:
+        print("\n== cleaning up: real node, control plane", flush=True)
+        for what, stop in (
+            ("real node", self.node and self.node.stop),
+            ("control plane", self.cp and self.cp.stop),
+        ):
+            try:
+                if stop:
+                    stop()
+            except Exception as exc:  # clean up the rest regardless
+                print(f"   could not stop the {what} cleanly: {exc}", flush=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        print("   done: nothing is left running", flush=True)
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -452,11 +578,16 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the testbed running until Ctrl-C")
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help="helm install on a real node (containerd, kubelet; needs root and `make image`)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
 
     print("Plumbob demo: continuous compliance on a local, real Kubernetes control plane", flush=True)
-    demo = Demo(args.keep)
+    demo = RealNodeDemo(args.keep) if args.real_node else Demo(args.keep)
     code = 0
     try:
         demo.run()

@@ -58,11 +58,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """Runs in the child between fork and exec: ask the kernel for SIGKILL when the parent dies."""
+def _die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Runs in the child between fork and exec: ask the kernel for ``sig`` when the parent dies."""
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    libc.prctl(pr_set_pdeathsig, sig)
 
 
 @dataclass
@@ -119,6 +119,7 @@ class ControlPlane:
         progress: Callable[[str], None] | None = None,
         kcm_qps: int = 200,
         extra_apiserver_args: Sequence[str] = (),
+        extra_controllers: Sequence[str] = (),
     ) -> ControlPlane:
         say = progress or (lambda m: print(f"[testbed] {m}", file=sys.stderr, flush=True))
         binaries = ensure_binaries(say)
@@ -127,13 +128,15 @@ class ControlPlane:
         wd.mkdir(parents=True, exist_ok=True)
         cp = cls(workdir=wd, binaries=binaries, keep_workdir=keep)
         try:
-            cp._start(say, kcm_qps, extra_apiserver_args)
+            cp._start(say, kcm_qps, extra_apiserver_args, extra_controllers)
         except BaseException:
             cp.stop()
             raise
         return cp
 
-    def _start(self, say: Callable[[str], None], kcm_qps: int, extra: Sequence[str]) -> None:
+    def _start(
+        self, say: Callable[[str], None], kcm_qps: int, extra: Sequence[str], controllers: Sequence[str]
+    ) -> None:
         wd = self.workdir
         self._write_keys()
         (wd / "tokens.csv").write_text(f'{ADMIN_TOKEN},admin,admin,"system:masters"\n')
@@ -203,7 +206,7 @@ class ControlPlane:
                 f"--service-account-private-key-file={wd / 'sa.key'}",
                 f"--root-ca-file={self.ca_file}",
                 "--use-service-account-credentials=false",
-                f"--controllers={','.join(CONTROLLERS)}",
+                f"--controllers={','.join((*CONTROLLERS, *controllers))}",
                 f"--kube-api-qps={kcm_qps}",
                 f"--kube-api-burst={kcm_qps * 2}",
                 "--concurrent-job-syncs=20",
@@ -366,21 +369,30 @@ class ControlPlane:
                 raise StartError("openssl is needed to make the service-account key: install it") from None
 
     def _write_kubeconfig(self) -> None:
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "testbed",
-                    "cluster": {"server": self.server, "certificate-authority": str(self.ca_file)},
-                }
-            ],
-            "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
-            "contexts": [{"name": "testbed", "context": {"cluster": "testbed", "user": "admin"}}],
-            "current-context": "testbed",
-        }
-        self.kubeconfig.write_text(json.dumps(config, indent=2))
-        self.kubeconfig.chmod(0o600)
+        write_token_kubeconfig(self.kubeconfig, self.server, self.ca_file, "admin", ADMIN_TOKEN)
+
+
+def write_token_kubeconfig(
+    path: Path, server: str, ca_file: Path, user: str, token: str, *, namespace: str | None = None
+) -> Path:
+    """A kubeconfig (mode 600) that authenticates ``user`` with a bearer ``token``."""
+    context: dict[str, str] = {"cluster": "testbed", "user": user}
+    if namespace:
+        context["namespace"] = namespace
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "testbed", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
+        ],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": "testbed", "context": context}],
+        "current-context": "testbed",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+    return path
 
 
 def _post_json(url: str, body: dict[str, Any]) -> dict[str, Any]:

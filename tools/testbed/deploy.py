@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from testbed.binaries import KUBE_VERSION, ensure_helm
-from testbed.controlplane import ControlPlane, _die_with_parent
+from testbed.controlplane import ControlPlane, _die_with_parent, write_token_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "plumbob-system"
@@ -95,19 +95,7 @@ def _wait_policy_ready(cp: ControlPlane, timeout: float = 30) -> None:
 
 def service_account_kubeconfig(cp: ControlPlane, name: str, namespace: str, path: Path) -> Path:
     token = cp.kubectl("create", "token", name, "-n", namespace, "--duration=24h").stdout.strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "testbed", "cluster": {"server": cp.server, "certificate-authority": str(cp.ca_file)}}
-        ],
-        "users": [{"name": name, "user": {"token": token}}],
-        "contexts": [{"name": name, "context": {"cluster": "testbed", "user": name, "namespace": namespace}}],
-        "current-context": name,
-    }
-    path.write_text(json.dumps(config))
-    path.chmod(0o600)
-    return path
+    return write_token_kubeconfig(path, cp.server, cp.ca_file, name, token, namespace=namespace)
 
 
 @dataclass

@@ -6,8 +6,16 @@
   completes, so the operator deletes a scan's Jobs itself once the scan is finished (a TTL shorter
   than the scan made a failed node look Pending again and re-audited it). The owner reference to
   the scan lets the garbage collector remove anything left when the scan goes.
-- The Pod reads the host through read-only hostPath mounts of only the directories the CIS rules
-  inspect, under ``/host``, plus the host's ``/proc`` (with ``hostPID``) to see component flags.
+- The Pod reads the host through read-only hostPath mounts under ``/host``: the host's ``/proc``
+  (with ``hostPID``) to see component flags, and the directories that hold every file the CIS
+  rules inspect. These are directories every Linux node has (``/etc``, ``/var/lib``, ``/usr/lib``,
+  ``/lib``), of type ``Directory``: container runtimes create a missing hostPath source directory,
+  so mounting the rules' own folders (``/var/lib/etcd``, ``/etc/systemd/system/kubelet.service.d``…)
+  created them, as root with mode 755, on every node audited, and an etcd data directory made that
+  way failed 1.1.11 and 1.1.12 on a control-plane node whose etcd runs elsewhere (found on the
+  testbed's real node). A ``Directory`` mount is checked by the kubelet and never created.
+  The mounts are read-only recursively: the testbed's real node showed a plain read-only mount of
+  ``/var/lib`` leaving ``/var/lib/kubelet`` (a mount of its own, made by the kubelet) writable.
 - It runs as uid 0 because the files it must read are root-owned with mode 600, but with every
   capability dropped except ``DAC_READ_SEARCH`` (read any file, write none), a read-only root file
   system, no privilege escalation and the runtime's default seccomp profile.
@@ -31,21 +39,10 @@ HOST_ROOT = "/host"
 # environment string exceeds 128 KiB, and the Pod must stay a small object. Manual rationales are
 # clipped to fit this budget (the profile keeps them whole; the report says where to read them).
 TAILORING_BUDGET = 48 * 1024
-# Host paths the CIS node rules read (files and directories), mounted read-only under /host.
-HOST_PATHS = (
-    "/proc",
-    "/etc/kubernetes",
-    "/etc/passwd",
-    "/etc/group",
-    "/var/lib/kubelet",
-    "/var/lib/kube-proxy",
-    "/var/lib/etcd",
-    "/etc/cni/net.d",
-    "/var/lib/cni",
-    "/etc/systemd/system/kubelet.service.d",
-    "/usr/lib/systemd/system/kubelet.service.d",
-    "/lib/systemd/system/kubelet.service.d",
-)
+# Host directories mounted read-only under /host: /proc, and the directories every Linux node has
+# that hold what the CIS node rules read (/etc/kubernetes, /etc/passwd, /var/lib/kubelet,
+# /var/lib/etcd, /etc/cni/net.d, the kubelet's systemd drop-ins under /etc, /usr/lib and /lib…).
+HOST_PATHS = ("/proc", "/etc", "/var/lib", "/usr/lib", "/lib")
 AGENT_SERVICE_ACCOUNT = "plumbob-agent"
 # The chart's agent.resources default; the operator gets the chart's value as PLUMBOB_AGENT_RESOURCES.
 DEFAULT_AGENT_RESOURCES: dict[str, Any] = {
@@ -108,8 +105,21 @@ def audit_job(
         {"name": "PLUMBOB_TAILORING", "value": agent_tailoring(tailoring)},
         {"name": "PLUMBOB_HOST_ROOT", "value": HOST_ROOT},
     ]
-    volumes = [{"name": _volume_name(p), "hostPath": {"path": p}} for p in HOST_PATHS]
-    mounts = [{"name": _volume_name(p), "mountPath": HOST_ROOT + p, "readOnly": True} for p in HOST_PATHS]
+    # type Directory: checked by the kubelet, never created (a runtime creates a missing source)
+    volumes = [{"name": _volume_name(p), "hostPath": {"path": p, "type": "Directory"}} for p in HOST_PATHS]
+    # recursiveReadOnly: the mounts below a host directory (the kubelet bind-mounts /var/lib/kubelet
+    # on itself; /var/lib/etcd or a runtime's folder is often a disk of its own) are read-only too.
+    # "Enabled", not "IfPossible": a runtime that cannot do it fails the Pod with a clear event
+    # rather than leaving those mounts writable (Kubernetes 1.30+, containerd 2.0+, CRI-O 1.30+).
+    mounts = [
+        {
+            "name": _volume_name(p),
+            "mountPath": HOST_ROOT + p,
+            "readOnly": True,
+            "recursiveReadOnly": "Enabled",
+        }
+        for p in HOST_PATHS
+    ]
     all_tolerations = [t.to_dict() for t in (*DEFAULT_TOLERATIONS, *tolerations)]
     return {
         "apiVersion": "batch/v1",

@@ -6,7 +6,10 @@ Cases:
 - bounded: ``activeDeadlineSeconds`` from the scan, ``backoffLimit``, ``restartPolicy: Never``;
   no ``ttlSecondsAfterFinished`` (the operator deletes a scan's Jobs once the scan is finished);
 - Pod security: only hostPath volumes, every one mounted read-only under ``/host`` (no other
-  mounts), ``hostPID``, non-privileged, read-only root file system, no privilege escalation,
+  mounts), each of type ``Directory`` (never created by the runtime) and one that every Linux node
+  has, together covering every host file the benchmarks name, read-only recursively (a mount
+  below one, such as the kubelet's own bind mount of /var/lib/kubelet, is read-only too);
+  ``hostPID``, non-privileged, read-only root file system, no privilege escalation,
   capabilities drop ALL and add only DAC_READ_SEARCH, seccomp RuntimeDefault, no host network/IPC;
 - tolerations: the default control-plane ones plus the profile's;
 - the environment carries node (from the downward API), profile, scan, host root and the
@@ -16,8 +19,12 @@ Cases:
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
+import plumbob.benchmarks
+import plumbob.engine.components
 from plumbob.api import ComplianceScan
 from plumbob.api.common import Toleration
 from plumbob.benchmarks.tailoring import Tailoring
@@ -116,12 +123,29 @@ def test_only_read_only_host_path_mounts() -> None:
     assert {m["name"] for m in mounts} == set(volumes), "every volume mounted, nothing else"
     for m in mounts:
         assert m["readOnly"] is True, m
+        assert m["recursiveReadOnly"] == "Enabled", m
+        assert "mountPropagation" not in m, m
         assert m["mountPath"] == HOST_ROOT + volumes[m["name"]]["hostPath"]["path"]
     paths = {v["hostPath"]["path"] for v in volumes.values()}
     assert "/proc" in paths
-    assert "/etc/kubernetes" in paths
+    # A runtime creates a missing hostPath source: only directories every node has, type Directory.
+    assert paths <= {"/proc", "/etc", "/var/lib", "/usr/lib", "/lib"}, paths
+    assert all(v["hostPath"]["type"] == "Directory" for v in volumes.values())
     assert "/" not in paths, "never the whole host root"
     assert not any(p.startswith(("/var/run", "/run")) for p in paths), "no runtime sockets"
+
+
+def test_host_mounts_cover_the_files_the_benchmarks_name() -> None:
+    """Every absolute host path in the rule data and the component table lies under one mount
+    (except the platforms' folders outside them, listed here, which no node Job mounts)."""
+    data = Path(plumbob.benchmarks.__file__).parent / "data"
+    texts = [p.read_text() for p in data.rglob("*.yaml")]
+    texts.append(Path(plumbob.engine.components.__file__).read_text())
+    named = {m for t in texts for m in re.findall(r"(?<![\w.])/(?:etc|var/lib|usr/lib|lib)/[\w./-]+", t)}
+    mounted = {v["hostPath"]["path"] for v in pod_spec(build())["volumes"]}
+    assert named and len(named) > 20, named
+    uncovered = sorted(p for p in named if not any(p == m or p.startswith(m + "/") for m in mounted))
+    assert uncovered == [], uncovered
 
 
 def test_pod_security() -> None:
