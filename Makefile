@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv testbed test test-unit lint format crds catalog bench demo demo-real-node image clean golden
+.PHONY: help venv controlplane testbed test test-unit lint format crds catalog bench demo demo-real-node image clean golden
 
 help:
 	@echo "make demo    - build/start a local testbed, run Plumbob on it and show the results"
@@ -32,7 +32,11 @@ testbed: venv
 	PYTHONPATH=tools $(PY) -m testbed.nodebinaries
 	PYTHONPATH=tools $(PY) -m testbed.prometheus
 
-test: venv testbed
+# what `make demo` needs: the control plane only (the real node's binaries are for tests and demo-real-node)
+controlplane: venv
+	$(PY) tools/testbed/binaries.py
+
+test: venv testbed image
 	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: venv
@@ -61,7 +65,7 @@ catalog: venv
 bench: venv testbed
 	$(PY) tools/bench/run.py
 
-demo: venv testbed
+demo: venv controlplane
 	$(PY) tools/demo.py $(DEMO_ARGS)
 
 demo-real-node: venv testbed image
