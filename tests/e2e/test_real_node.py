@@ -142,6 +142,12 @@ def test_helm_install_scan_and_uninstall_on_the_real_node(real: RealCluster, tmp
         pod = wait_for("the operator Pod to be Ready", lambda: _operator_pod(cp), timeout=240)
     except AssertionError:
         print(cp.kubectl("get", "pods,events", "-n", NAMESPACE, "-o", "wide").stdout)
+        for flag in ("--previous", ""):
+            logs = cp.kubectl(
+                "logs", "-n", NAMESPACE, "-l", "app.kubernetes.io/component=operator", "--tail=80",
+                *([flag] if flag else []), check=False,
+            )  # fmt: skip
+            print(f"operator log {flag or '(current)'}:\n{logs.stdout}{logs.stderr}")
         node.print_logs()
         raise
     assert pod["spec"]["nodeName"] == NODE

@@ -151,7 +151,15 @@ def rootfs(built: tuple[Path, str, str], tmp_path_factory: pytest.TempPathFactor
 
 def test_plumbob_runs_as_nonroot_in_the_image(rootfs: Path) -> None:
     root = rootfs
-    script = "import os, plumbob, kopf, kubernetes, pydantic, ssl; print(os.getuid(), plumbob.__version__)"
+    # every module of the package, so a dependency's missing native library (libstdc++ for the CEL
+    # library, seen on the real node) fails here rather than in a running Pod
+    script = (
+        "import importlib, os, pkgutil, plumbob, kopf, kubernetes, pydantic, ssl\n"
+        "for m in pkgutil.walk_packages(plumbob.__path__, 'plumbob.'):\n"
+        "    if not m.name.endswith('__main__'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(os.getuid(), plumbob.__version__)"
+    )
     run = subprocess.run(
         ["chroot", "--userspec=65532:65532", str(root), "/usr/bin/python3", "-c", script],
         capture_output=True,

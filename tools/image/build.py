@@ -48,11 +48,20 @@ DEBIAN_LOCK = HERE / "debian.lock"
 REQUIREMENTS_LOCK = HERE / "requirements.lock"
 BUILD_CONSTRAINTS = HERE / "build-constraints.txt"
 NAME = "localhost/plumbob"
-ROOTS = ("python3.11-minimal", "libpython3.11-stdlib", "netbase")
+# libstdc++6: cel-expr-python (custom CEL rules) is a C++ extension built against it
+ROOTS = ("python3.11-minimal", "libpython3.11-stdlib", "netbase", "libstdc++6")
 # Dependencies not followed: package-management and configuration machinery a read-only image
 # never runs (their maintainer scripts are not run either).
 NOT_FOLLOWED = {"debconf", "debconf-2.0", "perl-base", "dpkg", "libc-bin", "readline-common", "install-info"}
-PRUNE = ("usr/share/man", "usr/share/info", "usr/share/lintian", "usr/share/locale", "usr/share/bug")
+PRUNE = (
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/lintian",
+    "usr/share/locale",
+    "usr/share/bug",
+    "usr/share/gcc",  # libstdc++6's debugger pretty-printers
+    "usr/share/gdb",
+)
 SITE = "usr/lib/python3/dist-packages"
 UID = 65532
 
