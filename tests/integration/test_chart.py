@@ -50,7 +50,7 @@ def test_chart_renders_and_applies(control_plane: ControlPlane) -> None:
     assert rendered.returncode == 0, rendered.stderr
     docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     kinds = sorted(d["kind"] for d in docs)
-    assert "Deployment" in kinds and "ValidatingAdmissionPolicy" in kinds and kinds.count("ClusterRole") == 2
+    assert "Deployment" in kinds and "ValidatingAdmissionPolicy" in kinds and kinds.count("ClusterRole") == 3
     deployment = next(d for d in docs if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -177,7 +177,8 @@ def test_second_release_and_existing_policy(crds_installed: ControlPlane) -> Non
             "operator.enabled=false",
         )
         assert passive.returncode == 0, passive.stderr
-        assert len(_release_objects(cp, first)) == 4 and len(_release_objects(cp, second)) == 4
+        # operator, agent and namespace-report-viewer ClusterRoles, the two bindings
+        assert len(_release_objects(cp, first)) == 5 and len(_release_objects(cp, second)) == 5
     finally:
         for release in (first, second):
             _helm_on(cp, "uninstall", release, "-n", release)
