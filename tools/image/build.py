@@ -26,6 +26,7 @@ Outputs (``build/image/``): ``oci/`` (an OCI image layout, for ``skopeo copy oci
 from __future__ import annotations
 
 import argparse
+import fcntl
 import gzip
 import hashlib
 import io
@@ -225,7 +226,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch_wheels(directory: Path, epoch: int) -> list[Path]:
+def fetch_wheels(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
@@ -249,16 +250,22 @@ def fetch_wheels(directory: Path, epoch: int) -> list[Path]:
         for line in REQUIREMENTS_LOCK.read_text().splitlines()
         if line and not line.startswith("#")
     }
-    wheels = [w for w in directory.glob("*.whl") if w.name.split("-")[0].lower().replace("_", "-") in wanted]
-    ours = directory.parent / "plumbob-wheel"
-    shutil.rmtree(ours, ignore_errors=True)
+    return sorted(
+        w for w in directory.glob("*.whl") if w.name.split("-")[0].lower().replace("_", "-") in wanted
+    )
+
+
+def build_own_wheel(directory: Path, epoch: int) -> Path:
+    """This checkout's plumbob wheel, built into ``directory`` (the build's own, never the shared
+    cache: two checkouts building at once must not overwrite each other's)."""
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PIP_CONSTRAINT": str(BUILD_CONSTRAINTS)}
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(ours), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(directory), str(REPO)],
         check=True,
         env=env,
     )
-    return sorted(wheels) + sorted(ours.glob("plumbob-*.whl"))
+    [wheel] = directory.glob("plumbob-*.whl")
+    return wheel
 
 
 # ---- root file system ---------------------------------------------------------------------------
@@ -473,13 +480,16 @@ def build(out: Path, epoch: int | None = None) -> str:
     tag = version()
     inputs = cache_dir()
     say(f"{NAME}:{tag} from {DEBIAN_LOCK.name} and {REQUIREMENTS_LOCK.name}, SOURCE_DATE_EPOCH={epoch}")
-    debs = fetch_debs(read_debian_lock(), inputs / "debs")
-    wheels = fetch_wheels(inputs / "wheels", epoch)
+    inputs.mkdir(parents=True, exist_ok=True)
+    with (inputs / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another checkout may be filling the shared cache too
+        debs = fetch_debs(read_debian_lock(), inputs / "debs")
+        wheels = fetch_wheels(inputs / "wheels")
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="plumbob-image-") as tmp:
         root = Path(tmp) / "rootfs"
         root.mkdir()
-        assemble(root, debs, wheels)
+        assemble(root, debs, [*wheels, build_own_wheel(Path(tmp) / "wheel", epoch)])
         tar = layer(root, epoch)
     digest = write_layout(out / "oci", tar, epoch=epoch, tag=tag, revision=revision)
     archive(out / "oci", out / "plumbob.tar", epoch)
