@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ from typing import Any
 import pytest
 
 from plumbob.agent.running import report_body
+from plumbob.api import KINDS
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.reconciler import Reconciler, Settings
 from plumbob.controller.store import Store
@@ -79,6 +81,38 @@ class Clock:
 class Call:
     method: str
     args: tuple[Any, ...]
+
+
+MODELS_BY_PLURAL = {k.CRD.plural: k for k in KINDS}
+
+
+def unknown_keys(written: Any, kept: Any, path: str = "status") -> list[str]:
+    """Keys of ``written`` that a round trip through the model dropped (a misspelt status key:
+    the API server's structural schema would prune it silently)."""
+    out: list[str] = []
+    if isinstance(written, Mapping) and isinstance(kept, Mapping):
+        for k, v in written.items():
+            if k not in kept:
+                if v not in (None, [], {}):
+                    out.append(f"{path}.{k}")
+            else:
+                out += unknown_keys(v, kept[k], f"{path}.{k}")
+    elif isinstance(written, list) and isinstance(kept, list):
+        for i, (w, r) in enumerate(zip(written, kept, strict=False)):
+            out += unknown_keys(w, r, f"{path}[{i}]")
+    return out
+
+
+def unknown_status_keys(plural: str, body: dict[str, Any]) -> list[str]:
+    model = MODELS_BY_PLURAL.get(plural)
+    if model is None:
+        return []
+    # the status model alone: some tests write a spec the model refuses, on purpose
+    status_model = next(
+        a for a in typing.get_args(model.model_fields["status"].annotation) if a is not type(None)
+    )
+    status = status_model.model_validate(body.get("status") or {})
+    return unknown_keys(body.get("status") or {}, status.to_dict())
 
 
 @dataclass
@@ -182,6 +216,8 @@ class FakeKube:
             raise NotFoundError(404, f"{plural} {name} not found")
         body = self.objects[key]
         body["status"] = merge(body.get("status") or {}, status)
+        unknown = unknown_status_keys(plural, body)
+        assert not unknown, f"{plural} {name}: status keys the API model does not know: {unknown}"
         body["metadata"]["resourceVersion"] = str(next(self._rv))
         if plural in self.store.objects:
             self.store.upsert(plural, copy.deepcopy(body))
@@ -1572,3 +1608,12 @@ def test_a_list_replaces_what_the_watches_held_but_not_newer_events() -> None:
         for b in store.cluster_object_bodies("pods")
         if b["metadata"]["name"] == "kept"
     } == {"9"}
+
+
+def test_the_fake_api_refuses_a_status_key_the_model_does_not_know(world: World) -> None:
+    """Every status write in these tests is checked against the API models (see ``patch_status``)."""
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    with pytest.raises(AssertionError, match=r"status\\.summry"):
+        w.kube.patch_status("complianceprofiles", "cis", {"summry": {"pass": 1}})
+    w.kube.patch_status("complianceprofiles", "cis", {"summary": {"pass": 1}})
