@@ -1614,6 +1614,6 @@ def test_the_fake_api_refuses_a_status_key_the_model_does_not_know(world: World)
     """Every status write in these tests is checked against the API models (see ``patch_status``)."""
     w = world
     w.kube.put("complianceprofiles", profile())
-    with pytest.raises(AssertionError, match=r"status\\.summry"):
+    with pytest.raises(AssertionError, match=r"status\.summry"):
         w.kube.patch_status("complianceprofiles", "cis", {"summry": {"pass": 1}})
     w.kube.patch_status("complianceprofiles", "cis", {"summary": {"pass": 1}})
