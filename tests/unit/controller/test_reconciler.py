@@ -215,9 +215,10 @@ class FakeKube:
         if key not in self.objects:
             raise NotFoundError(404, f"{plural} {name} not found")
         body = self.objects[key]
-        body["status"] = merge(body.get("status") or {}, status)
-        unknown = unknown_status_keys(plural, body)
+        merged = merge(body.get("status") or {}, status)
+        unknown = unknown_status_keys(plural, {**body, "status": merged})
         assert not unknown, f"{plural} {name}: status keys the API model does not know: {unknown}"
+        body["status"] = merged
         body["metadata"]["resourceVersion"] = str(next(self._rv))
         if plural in self.store.objects:
             self.store.upsert(plural, copy.deepcopy(body))
