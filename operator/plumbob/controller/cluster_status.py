@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -239,8 +239,19 @@ class ClusterStatus:
         started = time.monotonic()
         try:
             objects, read_errors = self._read()
+            # one inventory for every profile due (the objects are the same), built when first needed
+            inventory: list[Inventory] = []
+
+            def shared() -> Inventory:
+                if not inventory:
+                    inventory.append(Inventory.build(o for items in objects.values() for o in items))
+                return inventory[0]
+
             for profile in due:
-                self._evaluate(profile, objects, read_errors, entries, now)
+                with self.ctx.isolated("profile", profile.metadata.name, ref(profile)):
+                    self._evaluate(
+                        profile, objects, shared, read_errors=read_errors, entries=entries, now=now
+                    )
         except Exception:
             log.exception("cluster rule evaluation failed; retrying at the next interval")
         finally:
@@ -296,6 +307,8 @@ class ClusterStatus:
         self,
         profile: ComplianceProfile,
         objects: dict[tuple[str, str], list[dict[str, Any]]],
+        shared: Callable[[], Inventory],
+        *,
         read_errors: list[str],
         entries: list[excepting.Entry],
         now: datetime,
@@ -328,7 +341,7 @@ class ClusterStatus:
                 for r in [*rules, *pss_rules]
             ]  # fmt: skip
         else:
-            inventory = Inventory.build(o for items in objects.values() for o in items)
+            inventory = shared()
             findings = evaluate_cluster(rules, inventory, settings)
             if pss and pss_bench:
                 pinned = None if pss.version == "auto" else parse_version(pss.version, LATEST)
