@@ -187,7 +187,11 @@ class NamespaceReports:
                 try:
                     self._put(profile, namespace, status)
                 except NotFoundError:
-                    continue  # the namespace is being deleted
+                    continue  # the namespace is gone
+                except KubeError as exc:
+                    if exc.status == 403 and "being terminated" in str(exc):
+                        continue  # the namespace is being deleted: its findings go with it
+                    raise
                 existing[namespace] = fingerprint
         for namespace in sorted(set(existing) - set(by_ns)):
             with self.ctx.isolated("namespace report", f"{namespace}/{name}"):

@@ -46,7 +46,7 @@ from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.controller.reconciler import Reconciler, Settings
 from plumbob.controller.store import Store
 from plumbob.engine.findings import Finding, Status
-from plumbob.kube import ConflictError, InvalidError, NotFoundError
+from plumbob.kube import ConflictError, InvalidError, KubeError, NotFoundError
 
 NS = "plumbob-system"
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -1618,3 +1618,22 @@ def test_the_fake_api_refuses_a_status_key_the_model_does_not_know(world: World)
     with pytest.raises(AssertionError, match=r"status\.summry"):
         w.kube.patch_status("complianceprofiles", "cis", {"summry": {"pass": 1}})
     w.kube.patch_status("complianceprofiles", "cis", {"summary": {"pass": 1}})
+
+
+def test_a_namespace_being_deleted_gets_no_report_and_no_error(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    add_pod(w, privileged_pod("p", "leaving"))
+    real_create = w.kube.create_object
+
+    def refuse(plural: str, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        if namespace == "leaving":
+            raise KubeError(403, 'namespace "leaving" ... because it is being terminated')
+        return real_create(plural, body, namespace)
+
+    w.kube.create_object = refuse  # type: ignore[method-assign]
+    w.run(2)
+    assert nsreport(w, "leaving") is None
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "an expected refusal, not an error"
