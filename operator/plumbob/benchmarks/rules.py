@@ -500,12 +500,6 @@ class Benchmark:
         if bad:
             raise ValueError(f"rule ids {', '.join(bad)} do not match {self.rule_ids}")
 
-    def node_rules(self) -> list[Rule]:
-        return [r for r in self.rules if Target.CLUSTER not in r.targets]
-
-    def cluster_rules(self) -> list[Rule]:
-        return [r for r in self.rules if Target.CLUSTER in r.targets]
-
 
 # ---- building models from data that was validated before (the compiled catalog) ------------------
 

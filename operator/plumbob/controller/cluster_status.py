@@ -56,7 +56,7 @@ from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
 from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom, rule_finding
 from plumbob.engine.cluster.pss import LATEST, parse_version
-from plumbob.engine.findings import Finding, Status
+from plumbob.engine.findings import Finding, Status, finding_for
 from plumbob.kube import ConflictError, KubeError, NotFoundError
 from plumbob.names import API_VERSION, LABEL_PROFILE, report_name
 
@@ -333,13 +333,7 @@ class ClusterStatus:
         pss_rules = [r for r in pss_bench.rules if not tailoring.excludes(r.id)] if pss_bench else []
         if read_errors:
             reason = clip("; ".join(read_errors), 1000)
-            findings = [
-                Finding(
-                    rule_id=r.id, title=r.title, severity=r.severity.value, scored=r.scored,
-                    status=Status.ERROR, reason=reason,
-                )
-                for r in [*rules, *pss_rules]
-            ]  # fmt: skip
+            findings = [finding_for(r, Status.ERROR, reason) for r in [*rules, *pss_rules]]
         else:
             inventory = shared()
             findings = evaluate_cluster(rules, inventory, settings)

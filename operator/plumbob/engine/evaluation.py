@@ -22,7 +22,7 @@ from plumbob.benchmarks.rules import Audit, Component, Rule, SettingAudit, Targe
 from plumbob.engine.checks import Context, Outcome, audit_outcome, wanted_paths
 from plumbob.engine.components import COMPONENTS
 from plumbob.engine.facts import NodeFacts
-from plumbob.engine.findings import PROVIDER_MANAGED_REASON, Evidence, Finding, Source, Status
+from plumbob.engine.findings import PROVIDER_MANAGED_REASON, Evidence, Finding, Source, Status, finding_for
 
 NODE_ROLES = (Target.CONTROL_PLANE, Target.ETCD, Target.WORKER)
 
@@ -43,15 +43,7 @@ def _role_reason(rule: Rule, roles: frozenset[Target]) -> str:
 
 def evaluate_rule(rule: Rule, facts: NodeFacts, roles: frozenset[Target]) -> Finding:
     def finding(status: Status, reason: str | None, outcome: Outcome | None = None) -> Finding:
-        return Finding(
-            rule_id=rule.id,
-            title=rule.title,
-            severity=rule.severity.value,
-            scored=rule.scored,
-            status=status,
-            reason=reason,
-            evidence=outcome.evidence if outcome else (),
-        )
+        return finding_for(rule, status, reason, outcome.evidence if outcome else ())
 
     if rule.provider_managed is not None:
         return Finding(

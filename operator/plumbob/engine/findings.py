@@ -6,9 +6,13 @@ frozen and JSON-friendly (plain strings, no paths or enums that do not serialise
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plumbob.benchmarks.rules import Rule
 
 
 class Status(StrEnum):
@@ -87,6 +91,29 @@ class Finding:
     # why the object legitimately holds what the rule looks for (an expected holder from the
     # benchmark's data or the profile): such a finding is listed, not failed
     expected: str | None = None
+
+
+def finding_for(
+    rule: Rule,
+    status: Status,
+    reason: str | None,
+    evidence: Iterable[Evidence] = (),
+    *,
+    resource: ObjectRef | None = None,
+    expected: str | None = None,
+) -> Finding:
+    """A finding of ``rule`` (its id, title, severity and scoring carried over)."""
+    return Finding(
+        rule_id=rule.id,
+        title=rule.title,
+        severity=rule.severity.value,
+        scored=rule.scored,
+        status=status,
+        reason=reason,
+        evidence=tuple(evidence),
+        resource=resource,
+        expected=expected,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

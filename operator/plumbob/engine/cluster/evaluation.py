@@ -44,7 +44,7 @@ from plumbob.engine.cluster.pss import (
     pss_violations,
 )
 from plumbob.engine.cluster.rbac import Grant, RbacResolver
-from plumbob.engine.findings import Evidence, Finding, ObjectRef, Source, Status
+from plumbob.engine.findings import Evidence, Finding, ObjectRef, Source, Status, finding_for
 
 
 @dataclass(frozen=True)
@@ -170,17 +170,7 @@ def evaluate_cluster_rule(
         resource: ObjectRef | None = None,
         expected: str | None = None,
     ) -> Finding:
-        return Finding(
-            rule_id=rule.id,
-            title=rule.title,
-            severity=rule.severity.value,
-            scored=rule.scored,
-            status=status,
-            reason=reason,
-            evidence=tuple(evidence),
-            resource=resource,
-            expected=expected,
-        )
+        return finding_for(rule, status, reason, evidence, resource=resource, expected=expected)
 
     audit = rule.cluster_audit
     if audit is None:
