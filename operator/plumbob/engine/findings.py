@@ -70,6 +70,11 @@ class ObjectRef:
     def api_group(self) -> str:
         return self.api_version.rpartition("/")[0]
 
+    @property
+    def order(self) -> tuple[str, str, str]:
+        """The order findings about objects are listed in: namespace, kind, name."""
+        return (self.namespace or "", self.kind, self.name)
+
     def __str__(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {where}{self.name}"

@@ -18,12 +18,14 @@ labels as evidence.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 from plumbob.benchmarks.rules import (
     EvidenceAudit,
     ObjectsAudit,
+    ObjectsCheck,
     PodAudit,
     PssAudit,
     RbacAudit,
@@ -98,16 +100,20 @@ def rbac_violations(audit: RbacAudit, resolver: RbacResolver) -> list[Violation]
 
 
 def _per_workload(
-    inventory: Inventory, check: Callable[[Workload], list[Evidence]]
-) -> Iterator[Violation | _Failed]:
-    for w in inventory.workloads():
-        try:
-            found = check(w)
-        except Exception as exc:
-            yield _Failed(w.meta.ref, f"cannot check {w.meta.ref}: {type(exc).__name__}: {exc}")
-            continue
-        if found:
-            yield Violation(w.meta.ref, tuple(found), message=f"{w.meta.ref}: {_summary(found)}")
+    inventory: Inventory, key: Hashable, check: Callable[[Workload], list[Evidence]]
+) -> Iterable[Violation | _Failed]:
+    """``check`` on every workload; kept in ``inventory`` (as ``key``) for the workloads unchanged."""
+    outcomes: dict[ObjectRef, Violation | _Failed] = inventory.results(key, partial(_outcome, check))
+    return sorted(outcomes.values(), key=lambda o: o.resource.order)
+
+
+def _outcome(check: Callable[[Workload], list[Evidence]], w: Workload) -> Violation | _Failed | None:
+    """The workload's violation, if any; an exception is the workload's error, never a pass."""
+    try:
+        found = check(w)
+    except Exception as exc:
+        return _Failed(w.meta.ref, f"cannot check {w.meta.ref}: {type(exc).__name__}: {exc}")
+    return Violation(w.meta.ref, tuple(found), message=f"{w.meta.ref}: {_summary(found)}") if found else None
 
 
 def _summary(found: list[Evidence]) -> str:
@@ -116,9 +122,11 @@ def _summary(found: list[Evidence]) -> str:
     return f"{first.location} is {first.found}, expected {first.expected}{more}"
 
 
-def _pss_check(
+def _pss_violations(
     audit: PssAudit, inventory: Inventory, settings: ClusterSettings
-) -> Callable[[Workload], list[Evidence]]:
+) -> Iterable[Violation | _Failed]:
+    """The check at each workload's policy version, with its namespace's labels shown."""
+
     def check(w: Workload) -> list[Evidence]:
         ns = inventory.namespaces.get(w.meta.namespace or "")
         labels = namespace_pss_labels(ns.labels) if ns else {}
@@ -141,21 +149,40 @@ def _pss_check(
             )
         return found
 
-    return check
+    key = ("pss", audit.check, audit.level, settings.pss_version, settings.cluster_version)
+    return _per_workload(inventory, key, check)
+
+
+# which groups of kinds (``inventory.GROUPS``) an objects check reads
+_OBJECTS_READ: dict[ObjectsCheck, tuple[str, ...]] = {
+    ObjectsCheck.ROLE_WILDCARDS: ("rbac",),
+    ObjectsCheck.DEFAULT_SERVICE_ACCOUNTS: ("rbac",),
+    ObjectsCheck.NAMESPACES_WITHOUT_NETWORK_POLICY: ("namespaces", "others"),
+    ObjectsCheck.DEFAULT_NAMESPACE_USED: ("rbac", "workloads", "others"),
+}
 
 
 def violations(
     rule: Rule, inventory: Inventory, resolver: RbacResolver, settings: ClusterSettings
 ) -> Iterable[Violation | _Failed]:
+    """What ``rule``'s audit finds. Results are kept in ``inventory`` between evaluations: per
+    workload until it changes, and whole for the RBAC and objects checks until a kind they read
+    changes."""
     audit = rule.cluster_audit
     if isinstance(audit, RbacAudit):
-        return rbac_violations(audit, resolver)
+        return inventory.memo_groups(
+            ("rbac", repr(audit)), ("rbac",), lambda: rbac_violations(audit, resolver)
+        )
     if isinstance(audit, PodAudit):
-        return _per_workload(inventory, POD_CHECKS[audit.check])
+        return _per_workload(inventory, ("pod", audit.check), POD_CHECKS[audit.check])
     if isinstance(audit, PssAudit):
-        return _per_workload(inventory, _pss_check(audit, inventory, settings))
+        return _pss_violations(audit, inventory, settings)
     if isinstance(audit, ObjectsAudit):
-        return OBJECTS_CHECKS[audit.check](resolver, audit.ignore)
+        return inventory.memo_groups(
+            ("objects", repr(audit)),
+            _OBJECTS_READ[audit.check],
+            lambda: OBJECTS_CHECKS[audit.check](resolver, audit.ignore),
+        )
     raise TypeError(f"rule {rule.id}: not a deciding cluster audit: {audit!r}")
 
 

@@ -10,9 +10,16 @@ from collections.abc import Callable
 
 from plumbob.benchmarks.rules import EvidenceKind
 from plumbob.engine.cluster.containers import containers, pod_security
-from plumbob.engine.cluster.inventory import Inventory, mapping, text
-from plumbob.engine.cluster.pss import namespace_levels, namespace_pss_labels
-from plumbob.engine.findings import Evidence, Source
+from plumbob.engine.cluster.inventory import Inventory, Workload, mapping, text
+from plumbob.engine.cluster.pss import (
+    ENFORCE_VERSION,
+    LATEST,
+    level_met,
+    lowest_levels,
+    namespace_pss_labels,
+    parse_version,
+)
+from plumbob.engine.findings import Evidence, ObjectRef, Source
 
 MAX_ITEMS = 50
 
@@ -31,32 +38,31 @@ def capped(evidence: list[Evidence]) -> tuple[Evidence, ...]:
 
 
 def mounted_tokens(inv: Inventory) -> list[Evidence]:
-    automount = {(sa.meta.namespace, sa.meta.name): sa.automount for sa in inv.service_accounts}
-    out = []
-    for w in inv.workloads():
+    def mounted(w: Workload) -> Evidence | None:
         sa_name = text(w.spec.get("serviceAccountName")) or "default"
         pod_value = w.spec.get("automountServiceAccountToken")
         if isinstance(pod_value, bool):
-            mounted, why = pod_value, "the pod's automountServiceAccountToken"
+            is_mounted, why = pod_value, "the pod's automountServiceAccountToken"
         else:
-            sa_value = automount.get((w.meta.namespace, sa_name))
-            mounted = sa_value is not False
-            why = f"service account {sa_name}" + (" (default: true)" if sa_value is None else "")
-        if mounted:
-            out.append(
-                _api(
-                    str(w.meta.ref),
-                    "spec.automountServiceAccountToken",
-                    f"token of {sa_name} mounted ({why})",
-                )
+            sa = inv.service_accounts.get(
+                ObjectRef(api_version="v1", kind="ServiceAccount", namespace=w.meta.namespace, name=sa_name)
             )
-    return out
+            sa_value = sa.automount if sa else None
+            is_mounted = sa_value is not False
+            why = f"service account {sa_name}" + (" (default: true)" if sa_value is None else "")
+        if not is_mounted:
+            return None
+        return _api(
+            str(w.meta.ref), "spec.automountServiceAccountToken", f"token of {sa_name} mounted ({why})"
+        )
+
+    return _in_order(inv.results(("mounted-token",), mounted))
 
 
 def system_masters(inv: Inventory) -> list[Evidence]:
     return [
         _api(f"Group {s.name}", str(b.meta.ref), f"bound to {b.role_kind} {b.role_name}")
-        for b in inv.bindings
+        for b in inv.bindings.values()
         for s in b.subjects
         if s.kind == "Group" and s.name == "system:masters"
     ] + [
@@ -70,7 +76,13 @@ def system_masters(inv: Inventory) -> list[Evidence]:
 def pod_policy(inv: Inventory) -> list[Evidence]:
     """Each namespace's pod-security labels, beside the level all its workloads meet today."""
     out = []
-    meets = namespace_levels(inv.workloads(), {n: m.labels for n, m in inv.namespaces.items()})
+
+    def below_restricted(w: Workload) -> str | None:
+        ns = inv.namespaces.get(w.meta.namespace or "")
+        met = level_met(w, parse_version((ns.labels if ns else {}).get(ENFORCE_VERSION), LATEST))
+        return None if met == "restricted" else met
+
+    meets = lowest_levels(inv.namespaces, inv.results(("pss-level",), below_restricted).items())
     for name, meta in sorted(inv.namespaces.items()):
         labels = namespace_pss_labels(meta.labels)
         shown = ", ".join(
@@ -84,37 +96,40 @@ def pod_policy(inv: Inventory) -> list[Evidence]:
                 f"workloads meet {meets[name]}",
             )
         )
-    out += [_api(str(m.ref), found="admission policy or webhook") for m in inv.webhooks]
+    out += [_api(str(m.ref), found="admission policy or webhook") for m in inv.webhooks.values()]
     return out
 
 
 def network_policy_provider(inv: Inventory) -> list[Evidence]:
     out = []
-    for w in inv.controllers:
+    for w in inv.controllers.values():
         if w.meta.ref.kind == "DaemonSet" and w.meta.namespace == "kube-system":
             images = [text(c.body.get("image")) or "?" for c in containers(w.spec)]
             out.append(_api(str(w.meta.ref), "spec.template.spec.containers[*].image", ", ".join(images)))
-    crds = [m for m in inv.others if m.ref.kind == "CustomResourceDefinition"]
+    crds = [m for m in inv.others.values() if m.ref.kind == "CustomResourceDefinition"]
     out += [_api(str(m.ref), found="custom resource definition") for m in crds if "network" in m.name]
     return out or [_api("kube-system DaemonSets", found="none found")]
 
 
 def admission_webhooks(inv: Inventory) -> list[Evidence]:
-    return [_api(str(m.ref), found="admission policy or webhook") for m in inv.webhooks] or [
+    return [_api(str(m.ref), found="admission policy or webhook") for m in inv.webhooks.values()] or [
         _api("admission webhooks and policies", found="none")
     ]
 
 
 def security_contexts(inv: Inventory) -> list[Evidence]:
-    out = []
-    for w in inv.workloads():
-        if not pod_security(w) and not any(
-            mapping(c.body.get("securityContext")) for c in containers(w.spec)
-        ):
-            out.append(
-                _api(str(w.meta.ref), "spec.securityContext, containers[*].securityContext", "none set")
-            )
-    return out
+    return _in_order(inv.results(("no-security-context",), _no_security_context))
+
+
+def _in_order(found: dict[ObjectRef, Evidence]) -> list[Evidence]:
+    """Evidence about workloads, by namespace, kind and name (the same whatever order things came in)."""
+    return [e for _, e in sorted(found.items(), key=lambda kv: kv[0].order)]
+
+
+def _no_security_context(w: Workload) -> Evidence | None:
+    if pod_security(w) or any(mapping(c.body.get("securityContext")) for c in containers(w.spec)):
+        return None
+    return _api(str(w.meta.ref), "spec.securityContext, containers[*].securityContext", "none set")
 
 
 COLLECTORS: dict[EvidenceKind, Callable[[Inventory], list[Evidence]]] = {

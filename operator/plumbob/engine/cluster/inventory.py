@@ -13,13 +13,14 @@ ValidatingAdmissionPolicy(Binding) and anything else as a reference.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from plumbob.engine.findings import ObjectRef
 
 Raw = Mapping[str, Any]
+T = TypeVar("T")
 
 # (apiVersion, plural, kind) the operator lists for the cluster rules. Never Secrets or ConfigMaps.
 API_KINDS: tuple[tuple[str, str, str], ...] = (
@@ -247,35 +248,126 @@ class ServiceAccount:
     automount: bool | None
 
 
+# what an object's kind changes, for results kept per group of kinds (see Inventory.versions)
+GROUPS: dict[str, str] = {
+    "Role": "rbac",
+    "ClusterRole": "rbac",
+    "RoleBinding": "rbac",
+    "ClusterRoleBinding": "rbac",
+    "ServiceAccount": "rbac",
+    "Namespace": "namespaces",
+    "Pod": "workloads",
+    **dict.fromkeys(WORKLOAD_TEMPLATES, "workloads"),
+    "ValidatingWebhookConfiguration": "webhooks",
+    "MutatingWebhookConfiguration": "webhooks",
+    "ValidatingAdmissionPolicy": "webhooks",
+    "ValidatingAdmissionPolicyBinding": "webhooks",
+}  # anything else (NetworkPolicy, Service…): "others"
+_WEBHOOK_KINDS = frozenset(k for k, g in GROUPS.items() if g == "webhooks")
+
+
+@dataclass
+class _Results:
+    outcomes: dict[ObjectRef, Any] = field(default_factory=dict)  # only the outcomes that are not None
+    dirty: set[ObjectRef] | None = None  # workloads to compute again; None: every one
+
+
 @dataclass
 class Inventory:
+    """The parsed objects, keyed by reference so that one can be replaced or removed.
+
+    An inventory can be kept between evaluations and brought up to date with :meth:`put` and
+    :meth:`remove`, so that a change costs in proportion to what changed:
+
+    - :meth:`results` keeps a per-workload computation and computes it again only for the
+      workloads that changed since (or whose namespace or service accounts changed);
+    - :meth:`memo_groups` keeps a whole computation while the groups of kinds it reads
+      (:data:`GROUPS`: rbac, namespaces, workloads, webhooks, others) are unchanged.
+    """
+
     roles: dict[tuple[str | None, str], Role] = field(default_factory=dict)  # (namespace|None, name)
-    bindings: list[Binding] = field(default_factory=list)
-    pods: list[Workload] = field(default_factory=list)
-    controllers: list[Workload] = field(default_factory=list)
-    service_accounts: list[ServiceAccount] = field(default_factory=list)
+    bindings: dict[ObjectRef, Binding] = field(default_factory=dict)
+    pods: dict[ObjectRef, Workload] = field(default_factory=dict)
+    controllers: dict[ObjectRef, Workload] = field(default_factory=dict)
+    service_accounts: dict[ObjectRef, ServiceAccount] = field(default_factory=dict)
     namespaces: dict[str, Meta] = field(default_factory=dict)
-    network_policies: list[Meta] = field(default_factory=list)
-    webhooks: list[Meta] = field(default_factory=list)  # admission webhooks and admission policies
-    others: list[Meta] = field(default_factory=list)
+    network_policies: dict[ObjectRef, Meta] = field(default_factory=dict)
+    webhooks: dict[ObjectRef, Meta] = field(default_factory=dict)  # admission webhooks and policies
+    others: dict[ObjectRef, Meta] = field(default_factory=dict)
     skipped: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+    _results: dict[Hashable, _Results] = field(default_factory=dict, repr=False)
+    _whole: dict[Hashable, tuple[tuple[int, ...], Any]] = field(default_factory=dict, repr=False)
+    _index: dict[ObjectRef, Workload] | None = field(default=None, repr=False)  # the workloads
+    _in_namespace: dict[str, set[ObjectRef]] = field(default_factory=dict, repr=False)  # pods, controllers
+    _index_before: set[ObjectRef] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, objects: Iterable[Raw]) -> Inventory:
         inv = cls()
         for obj in objects:
-            if not isinstance(obj, Mapping):
-                inv.skipped += 1
-                continue
-            meta = Meta.parse(obj)
-            if meta is None:
-                inv.skipped += 1
-                continue
-            inv.add(meta, obj)
+            inv.put(obj)
         return inv
 
-    def add(self, meta: Meta, obj: Raw) -> None:
-        kind = meta.ref.kind
+    def put(self, obj: Raw) -> ObjectRef | None:
+        """Add or replace one object; its reference, or None when it is skipped (no kind or name)."""
+        meta = Meta.parse(obj) if isinstance(obj, Mapping) else None
+        if meta is None:
+            self.skipped += 1
+            return None
+        self.remove(meta.ref)
+        self._add(meta, obj)
+        return meta.ref
+
+    def remove(self, ref: ObjectRef) -> None:
+        """Forget the object ``ref`` names, if it is held."""
+        kind = ref.kind
+        if kind in ("Role", "ClusterRole"):
+            key = (ref.namespace if kind == "Role" else None, ref.name)
+            if key not in self.roles or self.roles[key].meta.ref != ref:
+                return
+            del self.roles[key]
+            self.others.pop(ref, None)
+        elif kind == "Namespace":
+            if self.namespaces.pop(ref.name, None) is None:
+                return
+        else:
+            held: tuple[dict[ObjectRef, Any], ...] = (
+                self.bindings,
+                self.pods,
+                self.controllers,
+                self.service_accounts,
+                self.network_policies,
+                self.webhooks,
+                self.others,
+            )
+            if not [d.pop(ref) for d in held if ref in d]:
+                return
+        self._changed(ref, added=False)
+
+    def _changed(self, ref: ObjectRef, *, added: bool) -> None:
+        group = GROUPS.get(ref.kind, "others")
+        self.versions[group] = self.versions.get(group, 0) + 1
+        if group == "workloads":
+            self._index = None  # which objects are workloads may have changed too
+            members = self._in_namespace.setdefault(ref.namespace or "", set())
+            (members.add if added else members.discard)(ref)
+            self._touch((ref,))
+        elif ref.kind in ("Namespace", "ServiceAccount"):
+            # what a workload's results may read besides itself: its namespace's labels, the
+            # automount setting of its namespace's service accounts
+            self._touch(
+                self._in_namespace.get(ref.name if ref.kind == "Namespace" else ref.namespace or "", ())
+            )
+
+    def _touch(self, refs: Iterable[ObjectRef]) -> None:
+        refs = tuple(refs)
+        for table in self._results.values():
+            if table.dirty is not None:
+                table.dirty.update(refs)
+
+    def _add(self, meta: Meta, obj: Raw) -> None:
+        kind, ref = meta.ref.kind, meta.ref
         if kind in ("Role", "ClusterRole"):
             scope = meta.namespace if kind == "Role" else None
             aggregation = tuple(
@@ -283,10 +375,15 @@ class Inventory:
             )
             rules = tuple(PolicyRule.parse(r) for r in items(obj.get("rules")))
             self.roles[(scope, meta.name)] = Role(meta, rules, aggregation)
+            if kind == "Role":
+                self.others[ref] = meta
         elif kind in ("RoleBinding", "ClusterRoleBinding"):
-            self.bindings.append(_binding(meta, obj))
+            self.bindings[ref] = _binding(meta, obj)
+            if kind == "RoleBinding":
+                self.others[ref] = meta
         elif kind == "Pod":
-            self.pods.append(Workload(meta, mapping(obj.get("spec")), meta.annotations))
+            self.pods[ref] = Workload(meta, mapping(obj.get("spec")), meta.annotations)
+            self.others[ref] = meta
         elif kind in WORKLOAD_TEMPLATES:
             template = dig(obj, *WORKLOAD_TEMPLATES[kind])
             annotations = {
@@ -294,53 +391,93 @@ class Inventory:
                 for k, v in mapping(dig(template, "metadata", "annotations")).items()
                 if isinstance(v, str)
             }
-            self.controllers.append(Workload(meta, mapping(dig(template, "spec")), annotations))
-            self.others.append(meta)
+            self.controllers[ref] = Workload(meta, mapping(dig(template, "spec")), annotations)
+            self.others[ref] = meta
         elif kind == "ServiceAccount":
             automount = obj.get("automountServiceAccountToken")
-            self.service_accounts.append(
-                ServiceAccount(meta, automount if isinstance(automount, bool) else None)
+            self.service_accounts[ref] = ServiceAccount(
+                meta, automount if isinstance(automount, bool) else None
             )
-            self.others.append(meta)
+            self.others[ref] = meta
         elif kind == "Namespace":
             self.namespaces[meta.name] = meta
         elif kind == "NetworkPolicy":
-            self.network_policies.append(meta)
-            self.others.append(meta)
-        elif kind in (
-            "ValidatingWebhookConfiguration",
-            "MutatingWebhookConfiguration",
-            "ValidatingAdmissionPolicy",
-            "ValidatingAdmissionPolicyBinding",
-        ):
-            self.webhooks.append(meta)
+            self.network_policies[ref] = meta
+            self.others[ref] = meta
+        elif kind in _WEBHOOK_KINDS:
+            self.webhooks[ref] = meta
         else:
-            self.others.append(meta)
-        if kind == "Pod" or kind in ("Role", "RoleBinding"):
-            self.others.append(meta)
+            self.others[ref] = meta
+        self._changed(ref, added=True)
+
+    def results(self, key: Hashable, compute: Callable[[Workload], T | None]) -> dict[ObjectRef, T]:
+        """``compute(w)`` of every workload, by reference, without the ``None`` ones.
+
+        Kept under ``key`` between calls: only the workloads put, removed, newly covered or
+        uncovered by a controller, or whose Namespace or a ServiceAccount of whose namespace
+        changed, are computed again. So ``compute`` must read nothing else, and ``key`` must name
+        everything else its outcome depends on (a policy version, say). The dict is the kept one:
+        read it, do not change it.
+        """
+        index = self.workload_index()
+        table = self._results.get(key)
+        if table is None:
+            table = self._results[key] = _Results()
+        todo = list(index) if table.dirty is None else table.dirty
+        for ref in todo:
+            w = index.get(ref)
+            value = None if w is None else compute(w)
+            if value is None:
+                table.outcomes.pop(ref, None)
+            else:
+                table.outcomes[ref] = value
+        table.dirty = set()
+        return table.outcomes
+
+    def memo_groups(self, key: Hashable, groups: tuple[str, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, kept while none of ``groups`` (see :data:`GROUPS`) changed."""
+        stamp = tuple(self.versions.get(g, 0) for g in groups)
+        hit = self._whole.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]  # type: ignore[no-any-return]
+        value = compute()
+        self._whole[key] = (stamp, value)
+        return value
 
     def role(self, kind: str, name: str, namespace: str | None) -> Role | None:
         return self.roles.get((namespace if kind == "Role" else None, name))
 
-    def workloads(self) -> Iterator[Workload]:
+    def workload_index(self) -> dict[ObjectRef, Workload]:
         """Workloads to check, each once: controllers whose owner is absent, and standalone Pods.
 
         A Pod owned by a controller in the inventory is checked through the controller's template
         (a Deployment of 100 replicas is one finding), unless the Pod carries ephemeral containers,
         which only Pods have. A ReplicaSet owned by a Deployment, or a Job owned by a CronJob, is
-        likewise covered by its owner.
+        likewise covered by its owner. Kept until a workload changes.
         """
-        present = {(c.meta.namespace, c.meta.ref.kind, c.meta.name) for c in self.controllers}
+        if self._index is not None:
+            return self._index
+        present = {(c.meta.namespace, c.meta.ref.kind, c.meta.name) for c in self.controllers.values()}
 
         def covered(w: Workload) -> bool:
             return any(o.controller and (w.meta.namespace, o.kind, o.name) in present for o in w.meta.owners)
 
-        for c in self.controllers:
-            if not covered(c):
-                yield c
-        for p in self.pods:
-            if not covered(p) or items(p.spec.get("ephemeralContainers")):
-                yield p
+        index = {ref: c for ref, c in self.controllers.items() if not covered(c)}
+        index.update(
+            (ref, p)
+            for ref, p in self.pods.items()
+            if not covered(p) or items(p.spec.get("ephemeralContainers"))
+        )
+        # objects that became, or stopped being, workloads without changing themselves (a Pod
+        # whose controller came or went)
+        if self._index_before is not None:
+            self._touch(self._index_before.symmetric_difference(index))
+        self._index_before = set(index)
+        self._index = index
+        return index
+
+    def workloads(self) -> list[Workload]:
+        return list(self.workload_index().values())
 
 
 def _binding(meta: Meta, obj: Raw) -> Binding:

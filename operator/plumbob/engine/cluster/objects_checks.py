@@ -54,7 +54,7 @@ def wildcard_roles(resolver: RbacResolver, ignore: Sequence[ObjectName]) -> list
 def used_default_service_accounts(resolver: RbacResolver, ignore: Sequence[ObjectName]) -> list[Violation]:
     """Default ServiceAccounts that mount their token by default, and bindings that grant them rights."""
     out = []
-    for sa in resolver.inventory.service_accounts:
+    for sa in resolver.inventory.service_accounts.values():
         if sa.meta.name == "default" and sa.automount is not False:
             found = "unset (true)" if sa.automount is None else "true"
             out.append(
@@ -100,7 +100,7 @@ def namespaces_without_network_policy(
     resolver: RbacResolver, ignore: Sequence[ObjectName]
 ) -> list[Violation]:
     inventory = resolver.inventory
-    covered = {np.namespace for np in inventory.network_policies}
+    covered = {np.namespace for np in inventory.network_policies.values()}
     return [
         Violation(
             meta.ref,
@@ -135,7 +135,7 @@ def default_namespace_objects(resolver: RbacResolver, ignore: Sequence[ObjectNam
             ),
             message=f"{meta.ref} lives in the default namespace",
         )
-        for meta in resolver.inventory.others
+        for meta in resolver.inventory.others.values()
         if meta.namespace == "default" and (meta.ref.kind, meta.name) not in skip
     ]
 

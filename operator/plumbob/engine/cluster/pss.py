@@ -21,7 +21,7 @@ from plumbob.benchmarks.rules import PssCheck
 from plumbob.engine.cluster import pods
 from plumbob.engine.cluster.containers import container_violation, containers, pod_security, violation
 from plumbob.engine.cluster.inventory import Workload, dig, items, mapping, strings
-from plumbob.engine.findings import Evidence
+from plumbob.engine.findings import Evidence, ObjectRef
 
 Version = tuple[int, int]
 LATEST: Version = (1, 10_000)
@@ -451,6 +451,7 @@ def pss_violations(check: PssCheck, w: Workload, version: Version) -> list[Evide
 
 
 PSS_LABEL_PREFIX = "pod-security.kubernetes.io/"
+ENFORCE_VERSION = PSS_LABEL_PREFIX + "enforce-version"
 
 
 def namespace_pss_labels(labels: Mapping[str, str]) -> dict[str, str]:
@@ -473,16 +474,20 @@ def namespace_levels(
 ) -> dict[str, str]:
     """Per namespace (name → labels), the strictest level every one of its workloads meets, at the
     namespace's enforce-version label (else the latest policy): the level it could enforce today."""
+    versions = {ns: parse_version(labels.get(ENFORCE_VERSION), LATEST) for ns, labels in namespaces.items()}
+    met = (
+        (w.meta.ref, level_met(w, versions[w.meta.namespace or ""]))
+        for w in workloads
+        if w.meta.namespace in versions
+    )
+    return lowest_levels(namespaces, met)
+
+
+def lowest_levels(namespaces: Iterable[str], levels: Iterable[tuple[ObjectRef, str]]) -> dict[str, str]:
+    """Per namespace, the least strict of its workloads' levels (``restricted`` when none is given)."""
     out = dict.fromkeys(namespaces, "restricted")
-    versions = {
-        ns: parse_version(labels.get(PSS_LABEL_PREFIX + "enforce-version"), LATEST)
-        for ns, labels in namespaces.items()
-    }
-    for w in workloads:
-        ns = w.meta.namespace or ""
-        if ns not in out or out[ns] == "privileged":
-            continue
-        met = level_met(w, versions[ns])
-        if LEVELS.index(met) < LEVELS.index(out[ns]):
-            out[ns] = met
+    for ref, level in levels:
+        ns = ref.namespace or ""
+        if ns in out and LEVELS.index(level) < LEVELS.index(out[ns]):
+            out[ns] = level
     return out

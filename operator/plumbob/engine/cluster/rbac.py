@@ -95,7 +95,7 @@ class RbacResolver:
 
     def bound(self) -> Iterator[tuple[Binding, Role, str | None]]:
         """Every binding with the role it refers to and the namespace it is limited to."""
-        for binding in self.inventory.bindings:
+        for binding in self.inventory.bindings.values():
             namespace = binding.meta.namespace if binding.meta.ref.kind == "RoleBinding" else None
             if binding.role_kind == "Role" and namespace is None:
                 continue  # a ClusterRoleBinding cannot refer to a Role
@@ -115,7 +115,7 @@ class RbacResolver:
     def bindings_to(self, cluster_role: str) -> Iterator[Grant]:
         """Every (subject, binding) whose binding refers to the ClusterRole ``cluster_role``, whether
         or not the role exists (a binding waiting for its role is a finding too)."""
-        for binding in self.inventory.bindings:
+        for binding in self.inventory.bindings.values():
             if binding.role_kind != "ClusterRole" or binding.role_name != cluster_role:
                 continue
             role = self.inventory.role("ClusterRole", cluster_role, None) or Role(

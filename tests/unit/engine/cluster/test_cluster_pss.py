@@ -36,7 +36,7 @@ V = (1, 36)
 
 def workload(*containers: dict[str, Any], annotations: dict[str, str] | None = None, **spec: Any) -> Workload:
     inv = Inventory.build([pod("p", "team", *containers, **spec)])
-    (w,) = inv.pods
+    (w,) = inv.pods.values()
     return Workload(w.meta, w.spec, annotations or {})
 
 
