@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -56,11 +56,15 @@ from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
 from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom, rule_finding
 from plumbob.engine.cluster.pss import LATEST, parse_version
-from plumbob.engine.findings import Finding, Status, finding_for
+from plumbob.engine.findings import Finding, ObjectRef, Status, finding_for
 from plumbob.kube import ConflictError, KubeError, NotFoundError
 from plumbob.names import API_VERSION, LABEL_PROFILE, report_name
 
 log = logging.getLogger("plumbob.controller")
+_PLURAL = {(api_version, kind): plural for api_version, plural, kind in CLUSTER_KINDS}
+_BY_PLURAL = {plural: (api_version, kind) for api_version, plural, kind in CLUSTER_KINDS}
+_API_VERSION_OF_PLURAL = {plural: api_version for api_version, plural, _ in CLUSTER_KINDS}
+_PLURAL_OF_GROUP_KIND = {(v.rpartition("/")[0], kind): plural for v, plural, kind in CLUSTER_KINDS}
 
 
 def custom_rules(profile: ComplianceProfile) -> list[CustomRule]:
@@ -160,6 +164,10 @@ class ClusterStatus:
         self._listed_at: float | None = None  # when the objects were last LISTed (monotonic)
         self._list_errors = False
         self._last_took = 0.0
+        # the objects the rules read, parsed, kept between evaluations and brought up to date from
+        # the store: only what changed is parsed and checked again (see Inventory)
+        self._inventory = Inventory()
+        self._held: dict[tuple[str, tuple[str | None, str]], int] = {}  # store key → digest put
 
     def _due(self, profile: ComplianceProfile, clock: float, changes: tuple[int, int]) -> float:
         """Seconds until ``profile`` is due (0: now): its spec changed, an object the cluster rules
@@ -238,60 +246,66 @@ class ClusterStatus:
     ) -> None:
         started = time.monotonic()
         try:
-            objects, read_errors = self._read()
-            # one inventory for every profile due (the objects are the same), built when first needed
-            inventory: list[Inventory] = []
-
-            def shared() -> Inventory:
-                if not inventory:
-                    inventory.append(Inventory.build(o for items in objects.values() for o in items))
-                return inventory[0]
-
+            read_errors = self._read()
             for profile in due:
                 with self.ctx.isolated("profile", profile.metadata.name, ref(profile)):
-                    self._evaluate(
-                        profile, objects, shared, read_errors=read_errors, entries=entries, now=now
-                    )
+                    self._evaluate(profile, read_errors=read_errors, entries=entries, now=now)
         except Exception:
             log.exception("cluster rule evaluation failed; retrying at the next interval")
         finally:
             self._last_took = time.monotonic() - started
             self.ctx.store.wake.set()  # the pass writes the new reports' status
 
-    def _read(self) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], list[str]]:
-        """The objects the rules read: from the store (kept current by the watches), or, for a
-        term's first evaluation and then every ``interval``, from one LIST per kind, which also
-        resets the store's copy (a watch that was down may have missed a deletion)."""
+    def _read(self) -> list[str]:
+        """Bring the kept inventory up to date with the store (kept current by the watches); for a
+        term's first evaluation and then every ``interval``, first LIST each kind, which resets the
+        store's copy (a watch that was down may have missed a deletion). The LIST errors."""
         now = time.monotonic()
-        full = self._listed_at is None or now - self._listed_at >= self.interval or self._list_errors
-        objects: dict[tuple[str, str], list[dict[str, Any]]] = {}
         errors: list[str] = []
-        for api_version, plural, kind in CLUSTER_KINDS:
-            if not full:
-                objects[(api_version, kind)] = self.ctx.store.cluster_object_bodies(plural)
-                continue
-            try:
-                items, version = self.ctx.kube.list_api_collection(api_version, plural, kind)
-            except KubeError as exc:
-                errors.append(f"cannot list {plural} ({api_version}): {exc}")
-                continue
-            self.ctx.store.replace_cluster_objects(plural, items, version)
-            objects[(api_version, kind)] = items
-        if full:
+        if self._listed_at is None or now - self._listed_at >= self.interval or self._list_errors:
+            for api_version, plural, kind in CLUSTER_KINDS:
+                try:
+                    items, version = self.ctx.kube.list_api_collection(api_version, plural, kind)
+                except KubeError as exc:
+                    errors.append(f"cannot list {plural} ({api_version}): {exc}")
+                    continue
+                self.ctx.store.replace_cluster_objects(plural, items, version)
+                del items
             self._listed_at = now
             self._list_errors = bool(errors)
-        return objects, errors
+        self._sync()
+        return errors
+
+    def _sync(self) -> None:
+        """Put the objects whose digest changed since the last evaluation into the inventory, and
+        remove the ones the store no longer holds: the evaluation then checks only what changed."""
+        store, inventory = self.ctx.store, self._inventory
+        prints = store.cluster_fingerprints()
+        for key, print_ in prints.items():
+            if self._held.get(key) == print_:
+                continue
+            body = store.cluster_object_body(*key)
+            if body is not None:
+                inventory.put(body)
+            self._held[key] = print_
+        for key in [k for k in self._held if k not in prints]:
+            del self._held[key]
+            plural, (namespace, name) = key
+            api_version, kind = _BY_PLURAL[plural]
+            inventory.remove(ObjectRef(api_version=api_version, kind=kind, namespace=namespace, name=name))
 
     def _custom_objects(
-        self, rules: Iterable[CustomRule], objects: dict[tuple[str, str], list[dict[str, Any]]]
+        self, rules: Iterable[CustomRule]
     ) -> dict[tuple[str, str], list[dict[str, Any]] | str]:
+        """The objects each custom rule's kind has: from the store for a kind the operator watches,
+        else one LIST; or why they cannot be read."""
         out: dict[tuple[str, str], list[dict[str, Any]] | str] = {}
         for rule in rules:
             key = (rule.api_version, rule.kind)
             if key in out:
                 continue
-            if key in objects:
-                out[key] = objects[key]
+            if key in _PLURAL:
+                out[key] = self.ctx.store.cluster_object_bodies(_PLURAL[key])
                 continue
             try:
                 plural = self.ctx.kube.resource_plural(*key)
@@ -306,8 +320,6 @@ class ClusterStatus:
     def _evaluate(
         self,
         profile: ComplianceProfile,
-        objects: dict[tuple[str, str], list[dict[str, Any]]],
-        shared: Callable[[], Inventory],
         *,
         read_errors: list[str],
         entries: list[excepting.Entry],
@@ -335,7 +347,7 @@ class ClusterStatus:
             reason = clip("; ".join(read_errors), 1000)
             findings = [finding_for(r, Status.ERROR, reason) for r in [*rules, *pss_rules]]
         else:
-            inventory = shared()
+            inventory = self._inventory
             findings = evaluate_cluster(rules, inventory, settings)
             if pss and pss_bench:
                 pinned = None if pss.version == "auto" else parse_version(pss.version, LATEST)
@@ -348,15 +360,13 @@ class ClusterStatus:
                     pss_version=pinned,
                 )
                 findings += evaluate_cluster(pss_rules, inventory, pss_settings)
-        findings += self._custom(profile, objects)
-        self._write(profile, tailoring, findings, now, objects)
+        findings += self._custom(profile)
+        self._write(profile, tailoring, findings, now)
         self.namespaces.write(
             profile, tailoring.benchmark, findings=findings, entries=entries, tailoring=tailoring, now=now
         )
 
-    def _custom(
-        self, profile: ComplianceProfile, objects: dict[tuple[str, str], list[dict[str, Any]]]
-    ) -> list[Finding]:
+    def _custom(self, profile: ComplianceProfile) -> list[Finding]:
         # a rule that does not compile is an error result here; profile_status makes the profile
         # Stalled with one Event; the other rules still run
         compiled, errors = compile_rules(custom_rules(profile))
@@ -366,7 +376,7 @@ class ClusterStatus:
             )
             for err in errors
         ]
-        sources = self._custom_objects([c.rule for c in compiled], objects)
+        sources = self._custom_objects([c.rule for c in compiled])
         for c in compiled:
             source = sources[(c.rule.api_version, c.rule.kind)]
             if isinstance(source, str):
@@ -386,7 +396,6 @@ class ClusterStatus:
         tailoring: Tailoring,
         findings: list[Finding],
         now: datetime,
-        objects: Mapping[tuple[str, str], list[dict[str, Any]]],
     ) -> None:
         name = report_name(profile.metadata.name or "", None)
         results = capped_results(findings, tailoring)
@@ -431,7 +440,23 @@ class ClusterStatus:
             old = _failing(before.get("results") or [])
         self._failing[key] = new
         if old is not None and old != new:
-            self.drift.announce(profile, old, new, _involved(objects, old ^ new))
+            self.drift.announce(profile, old, new, self._involved(old ^ new))
+
+    def _involved(self, wanted: set[Violation]) -> dict[tuple[str, str, str | None, str], dict[str, str]]:
+        """What an Event's ``involvedObject`` says about each wanted object the store holds."""
+        out: dict[tuple[str, str, str | None, str], dict[str, str]] = {}
+        for group, kind, namespace, name in {v.key() for v in wanted}:
+            plural = _PLURAL_OF_GROUP_KIND.get((group, kind))
+            body = self.ctx.store.cluster_object_body(plural, (namespace, name)) if plural else None
+            if plural and body:
+                out[(group, kind, namespace, name)] = {
+                    "apiVersion": _API_VERSION_OF_PLURAL[plural],
+                    "kind": kind,
+                    "name": name,
+                    "namespace": namespace or "",
+                    "uid": str((body.get("metadata") or {}).get("uid") or ""),
+                }
+        return out
 
     def _create_or_replace(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Write the report unless its results are unchanged; the ``spec`` it had before (None: new)."""
@@ -458,28 +483,6 @@ class ClusterStatus:
             except ConflictError:
                 continue
         raise KubeError(409, "the cluster report kept changing (5 conflicts)")
-
-
-def _involved(
-    objects: Mapping[tuple[str, str], list[dict[str, Any]]], wanted: set[Violation]
-) -> dict[tuple[str, str, str | None, str], dict[str, str]]:
-    """What an Event's ``involvedObject`` says about each wanted object that exists."""
-    keys = {v.key() for v in wanted}
-    out: dict[tuple[str, str, str | None, str], dict[str, str]] = {}
-    for (api_version, kind), items in objects.items():
-        group = api_version.rpartition("/")[0]
-        for obj in items:
-            meta = obj.get("metadata") or {}
-            key = (group, kind, meta.get("namespace") or None, str(meta.get("name")))
-            if key in keys:
-                out[key] = {
-                    "apiVersion": api_version,
-                    "kind": kind,
-                    "name": key[3],
-                    "namespace": key[2] or "",
-                    "uid": str(meta.get("uid") or ""),
-                }
-    return out
 
 
 def _violation(finding: Finding) -> Violation:

@@ -179,7 +179,7 @@ class Store:
     def replace_cluster_objects(self, kind: str, items: list[dict[str, Any]], version: int) -> None:
         """A LIST of ``kind`` at ``version``: it replaces what the watches delivered, except events
         newer than the list, and drops what the list no longer has (a deletion whose watch event was
-        lost while a watch was down)."""
+        lost while a watch was down). An object held at the listed resourceVersion is kept as it is."""
         with self.lock:
             listed = set()
             for body in items:
@@ -188,6 +188,8 @@ class Store:
                 listed.add(key)
                 held = self.cluster_objects.get(key)
                 rv = _rv(body)
+                if held is not None and rv and held[0] == rv:
+                    continue  # the same version: nothing to encode again
                 if held is None or not rv or held[0] <= rv:
                     self.cluster_objects[key] = (rv, _compact(body))
                     self.cluster_prints[key] = _fingerprint(body)
@@ -195,6 +197,17 @@ class Store:
                 if not version or self.cluster_objects[key][0] <= version:
                     del self.cluster_objects[key]
                     self.cluster_prints.pop(key, None)
+
+    def cluster_fingerprints(self) -> dict[tuple[str, Key], int]:
+        """What each held object a rule may read looks like (a digest), by (kind, key): a copy."""
+        with self.lock:
+            return dict(self.cluster_prints)
+
+    def cluster_object_body(self, kind: str, key: Key) -> dict[str, Any] | None:
+        """One held object, parsed; None when it is not held."""
+        with self.lock:
+            held = self.cluster_objects.get((kind, key))
+        return None if held is None else json.loads(held[1])
 
     def cluster_object_bodies(self, kind: str) -> list[dict[str, Any]]:
         """The held objects of ``kind``, parsed."""

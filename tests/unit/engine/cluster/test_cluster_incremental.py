@@ -69,8 +69,9 @@ def random_object(rng: random.Random) -> dict[str, Any]:
     kind = rng.choice(["pod", "pod", "owned-pod", "deployment", "namespace", "sa", "rbac", "netpol"])
     name = f"x{rng.randrange(4)}"
     if kind == "pod":
-        spec = {"hostPID": True} if rng.random() < 0.2 else {}
-        return pod(name, ns, rng.choice(bad), **spec)
+        if rng.random() < 0.2:
+            return pod(name, ns, rng.choice(bad), hostPID=True)
+        return pod(name, ns, rng.choice(bad))
     if kind == "owned-pod":
         return pod(name, ns, rng.choice(bad), owner=("Deployment", f"x{rng.randrange(4)}"))
     if kind == "deployment":
@@ -81,7 +82,10 @@ def random_object(rng: random.Random) -> dict[str, Any]:
                 {},
                 {"pod-security.kubernetes.io/enforce": "baseline"},
                 {"pod-security.kubernetes.io/enforce-version": "v1.22"},
-                {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "v1.30"},
+                {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "v1.30",
+                },
             ]
         )
         return namespace(ns, labels)
@@ -101,7 +105,9 @@ def random_object(rng: random.Random) -> dict[str, Any]:
 
 def ref_of(obj: dict[str, Any]) -> ObjectRef:
     meta = obj["metadata"]
-    return ObjectRef(api_version=obj["apiVersion"], kind=obj["kind"], namespace=meta.get("namespace"), name=meta["name"])
+    return ObjectRef(
+        api_version=obj["apiVersion"], kind=obj["kind"], namespace=meta.get("namespace"), name=meta["name"]
+    )
 
 
 @pytest.mark.parametrize("seed", range(12))
