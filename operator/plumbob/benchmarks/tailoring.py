@@ -84,15 +84,16 @@ class Tailoring:
                 return rationale
         return None
 
-    def problems(self, rules: Iterable[Rule], added: Iterable[Rule] = ()) -> list[str]:
+    def problems(self, rules: Iterable[Rule], added: Iterable[Rule] = (), custom_rules: int = 0) -> list[str]:
         """Why this tailoring cannot give a meaningful result with ``rules``, naming the profile field.
 
         A pattern in ``include``, ``exclude`` or ``manual`` that matches no rule of the benchmark
         nor of an ``added`` rule set (the Pod Security Standards of ``spec.podSecurity``) points at
-        nothing (a typo, or a rule of another benchmark), and a tailoring that selects no node rule
-        would check nothing.
+        nothing (a typo, or a rule of another benchmark), and a tailoring that selects no rule at
+        all (no node rule, no cluster-level rule, no added rule and no custom rule) would check
+        nothing. A profile of cluster-level rules only is fine: it scans no node.
         """
-        rules = list(rules)
+        rules, added = list(rules), list(added)
         ids = [r.id for r in rules] + [r.id for r in added]
 
         def hits(pattern: str) -> bool:
@@ -109,10 +110,11 @@ class Tailoring:
                     where = f"spec.rules.{field}[{i}]" + (".rule" if field == "manual" else "")
                     names = self.benchmark + (" or the Pod Security Standards" if added else "")
                     out.append(f"{where}: {pattern!r} matches no rule of {names}")
-        if not out and not self.node_rules(rules):
+        selected = any(self.selects(r.id) for r in rules) or any(not self.excludes(r.id) for r in added)
+        if not out and not selected and not custom_rules:
             out.append(
-                f"spec.rules: include and exclude select no node rule of {self.benchmark}; "
-                "nothing would be checked"
+                f"spec.rules: include and exclude select no rule of {self.benchmark}, and the profile "
+                "has no podSecurity and no customRules; nothing would be checked"
             )
         return out
 

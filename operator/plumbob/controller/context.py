@@ -217,7 +217,7 @@ class Context:
         )
         pss = profile.spec.pod_security
         added = load_benchmark(f"pss-{pss.level}").rules if pss else []
-        problems = tailoring.problems(loaded.rules, added)
+        problems = tailoring.problems(loaded.rules, added, len(profile.spec.custom_rules))
         if problems:
             raise CatalogError("; ".join(problems))
         return tailoring

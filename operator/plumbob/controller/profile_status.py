@@ -101,18 +101,33 @@ def compliance(
     audited and decided something (cluster rules alone do not make a node audit meaningful)."""
     if not reports:
         return (False, "NothingChecked", f"scan {scan} audited no node")
-    summary = Summary.of([ResultStatus(s) for s in on_nodes.values()]).to_dict()
-    decided = summary.get("pass", 0) + summary.get("fail", 0) + summary.get("excepted", 0)
-    if not decided:
+    if not _decided(on_nodes):
         return (
             False,
             "NothingChecked",
             f"scan {scan} decided no rule: every result is manual or not applicable",
         )
+    return _failing_or(rules, "every audited rule passes or is excepted")
+
+
+def cluster_compliance(rules: dict[str, str]) -> tuple[bool, str, str]:
+    """The ``Compliant`` condition of a profile of cluster-level rules only (it scans no node):
+    never true unless a rule was decided."""
+    if not _decided(rules):
+        return (False, "NothingChecked", "no cluster-level rule was decided: every result is manual")
+    return _failing_or(rules, "every cluster-level rule passes or is excepted")
+
+
+def _decided(rules: dict[str, str]) -> bool:
+    summary = Summary.of([ResultStatus(s) for s in rules.values()]).to_dict()
+    return bool(summary.get("pass", 0) + summary.get("fail", 0) + summary.get("excepted", 0))
+
+
+def _failing_or(rules: dict[str, str], passed: str) -> tuple[bool, str, str]:
     failing = sorted((r for r, s in rules.items() if s == "fail"), key=rule_order)
     if failing:
         return (False, "RulesFailing", f"{len(failing)} rule(s) failing: {', '.join(failing[:10])}")
-    return (True, "NoFailures", "every audited rule passes or is excepted")
+    return (True, "NoFailures", passed)
 
 
 def waiting_for(snap: Snapshot, profile: ComplianceProfile) -> str:
@@ -202,9 +217,11 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 score = summary.score()
                 if score is not None:
                     new["score"] = score
-                if last_done is not None:
+                if last_done is not None and node_rules:
                     new["coverage"] = coverage(agg["rules"], node_rules)
                     compliant = compliance(last_done.metadata.name, of_scan, on_nodes, rules)
+                elif not node_rules:
+                    compliant = cluster_compliance(rules)
             # Drift counters: what the latest completed scan changed against the one before it.
             last_drift = agg.get("drift") or {}
             new["drift"] = {
@@ -226,7 +243,25 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 for n in snap.nodes.values()
                 if scanning.selects(n, profile.spec.node_selector, [r.value for r in profile.spec.node_roles])
             ]
-            if not targets:
+            if not node_rules:
+                wanted = {
+                    "Reconciling": (False, "Idle", "cluster-level rules only: no node to scan"),
+                    "Stalled": (False, "Resolved", f"benchmark {tailoring.benchmark}"),
+                    "Ready": (
+                        True,
+                        "Evaluated",
+                        "cluster-level rules only, evaluated continuously from the API",
+                    )
+                    if cluster_report is not None
+                    else (
+                        False,
+                        "FirstEvaluation",
+                        "the first evaluation of the cluster-level rules is under way",
+                    ),
+                    "Compliant": compliant,
+                    "PlatformSupported": platforms.condition(choice, bench.id),
+                }
+            elif not targets:
                 why = "spec.nodeSelector and spec.nodeRoles match no node: nothing can be checked"
                 wanted = {
                     **stalled("NoNodesSelected", why, "waiting for a node that matches"),

@@ -34,7 +34,7 @@ from plumbob.api.schedules import (
     DEFAULT_MAX_PARALLEL_NODES,
     DEFAULT_NODE_DEADLINE_SECONDS,
 )
-from plumbob.benchmarks.catalog import CatalogError
+from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.controller import excepting, scanning
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
 from plumbob.controller.digests import ReportDigest
@@ -212,8 +212,12 @@ class ScanStatus:
             if self.ctx.patch("compliancescans", name, current, new) and profile is not None:
                 self.ctx.event(ref(profile), "Warning", "ScanFailed", f"scan {name}: {exc}")
             return 30.0
+        # a profile of cluster-level rules only audits no node: its scan completes at once
+        node_rules = tailoring.node_rules(
+            load_benchmark(tailoring.benchmark, tailoring.variables or None).rules
+        )
         targets = scanning.target_nodes(
-            snap.nodes.values(),
+            snap.nodes.values() if node_rules else (),
             selector=profile.spec.node_selector,
             roles=[r.value for r in profile.spec.node_roles],
             scan_created=meta.creation_timestamp,

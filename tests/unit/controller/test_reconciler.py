@@ -999,7 +999,7 @@ def test_only_manual_results_are_not_compliant(world: World) -> None:
 @pytest.mark.parametrize(
     ("rules", "field"),
     [
-        ({"exclude": ["*"]}, "spec.rules: include and exclude select no node rule"),
+        ({"exclude": ["*"]}, "spec.rules: include and exclude select no rule of cis-1.12"),
         ({"include": ["9.9.9"]}, "spec.rules.include[0]: '9.9.9' matches no rule"),
         ({"exclude": ["4.2.1", "4.2.99"]}, "spec.rules.exclude[1]: '4.2.99' matches no rule"),
         ({"manual": [{"rule": "7.*", "rationale": "x"}]}, "spec.rules.manual[0].rule: '7.*' matches no rule"),
@@ -1507,6 +1507,45 @@ def test_cluster_results_count_in_the_profiles_summary_and_compliance(world: Wor
     compliant = conds(w, "complianceprofiles", "cis")["Compliant"]
     assert compliant[:2] == ("False", "RulesFailing") and "5.2.2" in compliant[2]
     assert w.kube.status("complianceprofiles", "cis")["summary"]["fail"] >= 1
+
+
+def test_a_profile_of_cluster_rules_only_scans_no_node_and_is_decided_by_the_api(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(rules={"include": ["5.2.*"]}))
+    w.kube.put("nodes", node("worker-1"))
+    w.run(2)
+    c = conds(w, "complianceprofiles", "cis")
+    assert c["Stalled"][:2] == ("False", "Resolved"), c["Stalled"]
+    assert c["Ready"][:2] == ("True", "Evaluated") and c["Compliant"][:2] == ("True", "NoFailures"), c
+    add_pod(w, privileged_pod("p"))
+    w.clock.now += timedelta(seconds=2)
+    w.run(2)
+    compliant = conds(w, "complianceprofiles", "cis")["Compliant"]
+    assert compliant[:2] == ("False", "RulesFailing") and "5.2.2" in compliant[2]
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w, rules={"include": ["5.2.*"]})
+    w.run(3)
+    assert w.scans()[scan]["status"]["phase"] == "Complete" and not w.jobs(), "no audit Job: no node rule"
+    assert w.scans()[scan]["status"]["nodes"]["total"] == 0
+
+
+def test_a_profile_that_selects_nothing_at_all_stalls(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile(rules={"include": ["5.2.*"], "exclude": ["5.*"]}))
+    w.run()
+    stalled = conds(w, "complianceprofiles", "cis")["Stalled"]
+    assert stalled[:2] == ("True", "CannotResolve") and "select no rule of cis-1.12" in stalled[2]
+    custom = {
+        "id": "custom.x",
+        "title": "x",
+        "match": {"apiVersion": "v1", "kind": "Pod"},
+        "expression": "true",
+    }
+    w.kube.put(
+        "complianceprofiles", profile(rules={"include": ["5.2.*"], "exclude": ["5.*"]}, customRules=[custom])
+    )
+    w.run(2)
+    assert conds(w, "complianceprofiles", "cis")["Stalled"][:2] == ("False", "Resolved")
 
 
 def test_drift_is_decided_on_every_failing_object_not_the_reports_capped_list(world: World) -> None:
