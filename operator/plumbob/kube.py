@@ -21,7 +21,7 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -209,6 +209,55 @@ class Kube:
             token = meta.get("continue") or None
             if not token:
                 return out, int(version) if version.isdigit() else 0
+
+    def watch_api_collection(
+        self, api_version: str, plural: str, kind: str, resource_version: int, timeout: int = 300
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Watch one resource cluster-wide from ``resource_version``: ``(type, object)`` per event
+        (ADDED, MODIFIED, DELETED, BOOKMARK), objects as :meth:`list_api_collection` gives them.
+
+        Ends when the server closes the stream (after about ``timeout`` seconds). A refused watch,
+        or an ERROR event (410 Gone: the version is too old, LIST again), raises :class:`KubeError`.
+        """
+        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        method, url, headers, body, post = self.api.param_serialize(
+            "GET",
+            f"{base}/{plural}",
+            query_params=[
+                ("watch", "true"),
+                ("resourceVersion", str(resource_version)),
+                ("allowWatchBookmarks", "true"),
+                ("timeoutSeconds", timeout),
+            ],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(
+                method, url, header_params=headers, body=body, post_params=post, _request_timeout=timeout + 30
+            )
+        except ApiException as exc:
+            raise _error(exc) from exc
+        raw = response.response
+        try:
+            if response.status >= 400:
+                raise _error(ApiException(status=response.status, reason=response.reason, body=raw.data))
+            pending = b""
+            for chunk in raw.stream(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        raise KubeError(int(obj.get("code") or 500), str(obj.get("message") or obj))
+                    obj["apiVersion"], obj["kind"] = api_version, kind
+                    (obj.get("metadata") or {}).pop("managedFields", None)
+                    yield str(event.get("type")), obj
+        finally:
+            raw.release_conn()
 
     def resource_plural(self, api_version: str, kind: str) -> str | None:
         """The plural the API server serves ``kind`` of ``api_version`` under (discovery), or None."""

@@ -85,6 +85,7 @@ class Reconciler(Context):
                 delay = 5.0
             time.sleep(self.settings.min_interval)
             self.store.wake.wait(timeout=max(0.0, min(delay, 30.0)))
+        self.cluster.close()
 
     def reconcile(self) -> float:
         """One pass. Returns the seconds until the next pass is needed without any event.

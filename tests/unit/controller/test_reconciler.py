@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import itertools
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -334,14 +334,15 @@ class World:
 
 
 @pytest.fixture
-def world() -> World:
+def world() -> Iterator[World]:
     store = Store()
     clock = Clock()
     kube = FakeKube(store, clock)
     settings = Settings(namespace=NS, image="plumbob:test", progress_interval=0.0, min_interval=0.0)
     reconciler = Reconciler(kube, store, settings, clock)  # type: ignore[arg-type]  # a fake Kube
     reconciler.cluster.background = False  # cluster rules evaluated within the pass: deterministic
-    return World(kube, store, clock, reconciler)
+    yield World(kube, store, clock, reconciler)
+    reconciler.cluster.close()  # the custom kinds' watch threads
 
 
 def profile(name: str = "cis", *, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
