@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from e2e_support import Plumbob, apply, events, get, profile_body, wait_for
+from e2e_support import Plumbob, apply, events, get, items, profile_body, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -252,4 +252,85 @@ def test_drift_events_and_a_teams_exception_on_the_real_api(
         assert restored
     finally:
         cp.kubectl("delete", "namespace", other, "--wait=false", "--ignore-not-found")
+        cp.kubectl("delete", "complianceprofile", name, "--ignore-not-found", "--wait=false")
+
+
+def test_a_profile_of_cluster_rules_only_watches_a_custom_rules_kind(plumbob: Plumbob, run_id: str) -> None:
+    """A profile that selects one cluster-level rule and has a custom rule on
+    CustomResourceDefinitions (a kind no built-in rule reads, which the chart lets the operator
+    watch): it is Ready without scanning a node; a cluster-scoped CRD fails the custom rule with a
+    ComplianceDrift Event on the CRD, and deleting it gives ComplianceRestored on the profile.
+
+    Unwatched kinds are LISTed only at the 60 s interval, and nothing else changes meanwhile, so
+    each Event arriving within 20 s of its change (it takes about a second) shows the kind is
+    watched; without the watch both would fall within 20 s of a tick about once in ten runs."""
+    cp = plumbob.cp
+    name = f"co-{run_id}"
+    rule_id = "custom.namespaced-crds"
+    crd_name = f"widgets{run_id}.e2e.example.com"
+    namespaced = {
+        "id": rule_id,
+        "title": "Custom resources of e2e.example.com are namespaced",
+        "severity": "medium",
+        "match": {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition"},
+        "expression": (
+            "!object.metadata.name.endsWith('.e2e.example.com') || object.spec.scope == 'Namespaced'"
+        ),
+        "message": "a cluster-scoped custom resource of e2e.example.com",
+    }
+    apply(cp, profile_body(name, run_id, benchmark={"name": "cis-kubernetes", "version": "1.12"},
+                           rules={"include": ["5.2.2"]}, customRules=[namespaced]))  # fmt: skip
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": crd_name},
+        "spec": {
+            "group": "e2e.example.com",
+            "scope": "Cluster",
+            "names": {"plural": f"widgets{run_id}", "singular": f"widget{run_id}", "kind": f"Widget{run_id}"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        },
+    }
+    try:
+
+        def ready() -> dict[str, Any] | None:
+            prof = get(cp, "complianceprofile", name) or {}
+            status = prof.get("status") or {}
+            conds = {c["type"]: c for c in status.get("conditions") or []}
+            current = status.get("observedGeneration") == prof.get("metadata", {}).get("generation")
+            return conds if current and conds.get("Ready", {}).get("reason") == "Evaluated" else None
+
+        conds = wait_for("the cluster-only profile to be Ready", ready, 120)
+        assert conds["Ready"]["status"] == "True" and conds["Stalled"]["status"] == "False"
+        wait_for(
+            "the custom rule's first result",
+            lambda: [r for r in _results(plumbob, name) if r["id"] == rule_id] or None,
+            120,
+        )
+        apply(cp, crd)
+        told = wait_for(
+            "ComplianceDrift on the cluster-scoped CRD",
+            lambda: events(cp, "ComplianceDrift", crd_name, "CustomResourceDefinition"),
+            20,
+        )
+        assert rule_id in told[0]["message"]
+        assert _failing(_results(plumbob, name), rule_id, crd_name)
+        cp.kubectl("delete", "crd", crd_name, "--wait=false")
+        wait_for(
+            "ComplianceRestored on the profile naming the CRD",
+            lambda: [e for e in events(cp, "ComplianceRestored", name) if crd_name in e["message"]] or None,
+            20,
+        )
+        assert not [s for s in items(cp, "compliancescans") if s["spec"]["profile"] == name], (
+            "a profile of cluster-level rules only starts no scan by itself"
+        )
+    finally:
+        cp.kubectl("delete", "crd", crd_name, "--ignore-not-found", "--wait=false")
         cp.kubectl("delete", "complianceprofile", name, "--ignore-not-found", "--wait=false")

@@ -469,10 +469,11 @@ class ClusterStatus:
         out: dict[tuple[str, str, str | None, str], dict[str, str]] = {}
         for group, kind, namespace, name in {v.key() for v in wanted}:
             plural = _PLURAL_OF_GROUP_KIND.get((group, kind))
-            body = self.ctx.store.cluster_object_body(plural, (namespace, name)) if plural else None
-            if plural and body:
+            where = (_API_VERSION_OF_PLURAL[plural], plural) if plural else self.watches.held(group, kind)
+            body = self.ctx.store.cluster_object_body(where[1], (namespace, name)) if where else None
+            if where and body:
                 out[(group, kind, namespace, name)] = {
-                    "apiVersion": _API_VERSION_OF_PLURAL[plural],
+                    "apiVersion": where[0],
                     "kind": kind,
                     "name": name,
                     "namespace": namespace or "",

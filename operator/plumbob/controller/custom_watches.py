@@ -71,6 +71,14 @@ class CustomWatches:
             w = self._watches.get(key)
             return store_kind(w.api_version, w.plural) if w and w.ready and w.plural else None
 
+    def held(self, group: str, kind: str) -> tuple[str, str] | None:
+        """(apiVersion, the store's key) of a watched kind of ``group`` whose objects are current."""
+        with self._lock:
+            for w in self._watches.values():
+                if w.kind == kind and w.api_version.rpartition("/")[0] == group and w.ready and w.plural:
+                    return w.api_version, store_kind(w.api_version, w.plural)
+        return None
+
     def stop_all(self) -> None:
         with self._lock:
             for w in self._watches.values():
