@@ -8,9 +8,10 @@
    LISTs of every kind the rules read, the evaluation, the write); RSS growth from before the
    profile to after that first evaluation;
 3. ``--changes`` changes, one at a time, alternating: a privileged Pod is created (its
-   ``ComplianceDrift`` Event on the Pod is awaited) and then deleted (the profile's
-   ``ComplianceRestored`` Event naming it is awaited). **Latency**: from just before the client
-   sends the change to the moment a watch on Events delivers the Event.
+   ``ComplianceDrift`` Event, on the Pod or, past the rate limit of object Events, on the profile
+   naming the Pod, is awaited) and then deleted (the profile's ``ComplianceRestored`` Event naming
+   it is awaited). **Latency**: from just before the client sends the change to the moment a watch
+   on Events delivers the Event.
 
 Goals (issue 8): latency median under 1 s and p95 under 2 s on this 2-core machine; RSS growth
 under 150 MB and a first full evaluation under 30 s at 10,000 Pods, 2,000 RBAC objects and 500
@@ -211,16 +212,24 @@ def run(args: argparse.Namespace) -> int:
         after = rss_mb(operator.process.pid)
         time.sleep(2)  # past the settling time of the first evaluation
         latencies: list[float] = []
-        missed = 0
+        missed = on_object = 0
         for i in range(args.changes // 2):
             name = f"drift-{i}"
             sent = time.monotonic()
             cp.kubectl("apply", "-f", "-", input=json.dumps(pod(name, CHANGES_NS, privileged=True)))
-            got = events.wait(lambda n=name, s=sent: events.object_event("ComplianceDrift", n, s), 30)
+            text = f"Pod {CHANGES_NS}/{name}"
+            got = events.wait(
+                lambda n=name, t=text, s=sent: (
+                    events.object_event("ComplianceDrift", n, s)
+                    or events.profile_event("ComplianceDrift", t, s)
+                ),
+                30,
+            )
             if got is None:
                 missed += 1
             else:
                 latencies.append(got - sent)
+                on_object += events.object_event("ComplianceDrift", name, sent) is not None
             sent = time.monotonic()
             cp.kubectl("delete", "pod", name, "-n", CHANGES_NS, "--grace-period=0", "--force", "--wait=false")
             text = f"Pod {CHANGES_NS}/{name}"
@@ -248,6 +257,10 @@ def run(args: argparse.Namespace) -> int:
             ok &= good
             print(f"{label:<44}{value:>12.3f}{goal:>12.1f}  {'yes' if good else 'NO'}")
         print(f"changes measured: {len(latencies)}, missed (no Event within 30 s): {missed}")
+        print(
+            f"violations told on the Pod itself: {on_object} of {args.changes // 2} (the others on the "
+            "profile only: object Events are limited to 30 a minute per profile)"
+        )
         print(f"operator RSS before the profile {before:.1f} MB, after its first evaluation {after:.1f} MB")
         return 0 if ok and not missed else 1
     finally:

@@ -168,7 +168,7 @@ class ClusterStatus:
         self._running: Future[None] | None = None
         self._last_start = float("-inf")
         self._listed_at: float | None = None  # when the objects were last LISTed (monotonic)
-        self._list_errors = False
+        self._unlisted: set[str] = set()  # kinds whose last LIST failed
         self._last_took = 0.0
         # the objects the rules read, parsed, kept between evaluations and brought up to date from
         # the store: only what changed is parsed and checked again (see Inventory)
@@ -280,20 +280,29 @@ class ClusterStatus:
     def _read(self) -> list[str]:
         """Bring the kept inventory up to date with the store (kept current by the watches); for a
         term's first evaluation and then every ``interval``, first LIST each kind, which resets the
-        store's copy (a watch that was down may have missed a deletion). The LIST errors."""
+        store's copy (a watch that was down may have missed a deletion); a kind that could not be
+        LISTed is LISTed again at each evaluation until it can. A kind the API server does not
+        serve (an admission policy on an older cluster) has no objects. The LIST errors."""
         now = time.monotonic()
+        full = self._listed_at is None or now - self._listed_at >= self.interval
         errors: list[str] = []
-        if self._listed_at is None or now - self._listed_at >= self.interval or self._list_errors:
-            for api_version, plural, kind in CLUSTER_KINDS:
-                try:
-                    items, version = self.ctx.kube.list_api_collection(api_version, plural, kind)
-                except KubeError as exc:
-                    errors.append(f"cannot list {plural} ({api_version}): {exc}")
-                    continue
-                self.ctx.store.replace_cluster_objects(plural, items, version)
-                del items
+        failed: set[str] = set()
+        for api_version, plural, kind in CLUSTER_KINDS:
+            if not full and plural not in self._unlisted:
+                continue
+            try:
+                items, version = self.ctx.kube.list_api_collection(api_version, plural, kind)
+            except NotFoundError:
+                items, version = [], 0  # not served here: there are none
+            except KubeError as exc:
+                errors.append(f"cannot list {plural} ({api_version}): {exc}")
+                failed.add(plural)
+                continue
+            self.ctx.store.replace_cluster_objects(plural, items, version)
+            del items
+        if full:
             self._listed_at = now
-            self._list_errors = bool(errors)
+        self._unlisted = failed
         self._sync()
         return errors
 

@@ -1391,6 +1391,38 @@ def cluster_result(w: World, rule: str, name: str) -> str | None:
     return hits[0] if hits else None
 
 
+def test_a_kind_that_cannot_be_listed_errors_every_rule_and_an_unserved_kind_has_none(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = world
+    listed = w.kube.list_api_collection
+    refused = {"networkpolicies"}
+
+    def list_api_collection(api_version: str, plural: str, kind: str) -> tuple[list[dict[str, Any]], int]:
+        if plural == "validatingadmissionpolicies":
+            raise NotFoundError(404, "the server could not find the requested resource")  # an older cluster
+        if plural in refused:
+            raise KubeError(403, "networkpolicies is forbidden")
+        return listed(api_version, plural, kind)
+
+    monkeypatch.setattr(w.kube, "list_api_collection", list_api_collection)
+    w.kube.put("complianceprofiles", profile())
+    add_pod(w, privileged_pod("p"))
+    w.run(2)
+    report = w.kube.objects[("compliancereports", None, "cis")]
+    statuses = {r["status"] for r in report["spec"]["results"] if not r["id"].startswith("custom.")}
+    assert statuses == {"error"}, "a rule never passes on objects it could not see"
+    assert all("cannot list networkpolicies" in r["reason"] for r in report["spec"]["results"])
+    refused.clear()  # the permission is granted: the next evaluation LISTs the kind again
+    w.clock.now += timedelta(minutes=2)
+    w.run(2)
+    assert cluster_result(w, "5.2.2", "p") == "fail"
+    report = w.kube.objects[("compliancereports", None, "cis")]
+    assert not [r for r in report["spec"]["results"] if r["status"] == "error"], (
+        "an unserved kind has no objects"
+    )
+
+
 def test_a_watched_change_is_evaluated_after_the_settling_time_not_the_interval(world: World) -> None:
     w = world
     w.kube.put("complianceprofiles", profile())
