@@ -334,3 +334,72 @@ def test_a_profile_of_cluster_rules_only_watches_a_custom_rules_kind(plumbob: Pl
     finally:
         cp.kubectl("delete", "crd", crd_name, "--ignore-not-found", "--wait=false")
         cp.kubectl("delete", "complianceprofile", name, "--ignore-not-found", "--wait=false")
+
+
+def test_a_binding_a_namespace_and_a_secret_in_env_each_drift_and_restore(
+    plumbob: Plumbob, run_id: str
+) -> None:
+    """A ClusterRoleBinding of a user to cluster-admin (5.1.1), a namespace without a NetworkPolicy
+    (5.3.2) and a Pod with a Secret in its environment (5.4.1) each give ComplianceDrift on the
+    object; fixing each (delete the binding, add a NetworkPolicy, delete the Pod) gives
+    ComplianceRestored on the profile naming it."""
+    cp = plumbob.cp
+    name = f"dk-{run_id}"
+    team = f"drift-{run_id}"
+    apply(cp, profile_body(name, run_id, benchmark={"name": "cis-kubernetes", "version": "1.12"},
+                           rules={"include": ["5.1.1", "5.3.2", "5.4.1"]}))  # fmt: skip
+    wait_for("the baseline cluster report", lambda: _results(plumbob, name) or None, 120)
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": f"admin-{run_id}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": f"eve-{run_id}"}],
+    }
+    secret_env = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "secret-env", "namespace": team},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "registry.invalid/x:1",
+                    "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+                }
+            ]
+        },
+    }
+    cases = [
+        ("ClusterRoleBinding", f"admin-{run_id}", "5.1.1"),
+        ("Namespace", team, "5.3.2"),
+        ("Pod", "secret-env", "5.4.1"),
+    ]
+    try:
+        apply(cp, binding)
+        cp.kubectl("create", "namespace", team)
+        apply(cp, secret_env)
+        for kind, obj, rule in cases:
+
+            def drifted(kind: str = kind, obj: str = obj) -> list[dict[str, Any]] | None:
+                return [e for e in events(cp, "ComplianceDrift", obj, kind) if name in e["message"]] or None
+
+            told = wait_for(f"ComplianceDrift on {kind} {obj}", drifted, 60)
+            assert rule in " ".join(e["message"] for e in told)
+        cp.kubectl("delete", "clusterrolebinding", f"admin-{run_id}")
+        apply(cp, {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "deny", "namespace": team}, "spec": {"podSelector": {}},
+        })  # fmt: skip
+        cp.kubectl("delete", "pod", "secret-env", "-n", team, "--grace-period=0", "--force", "--wait=false")
+        for kind, obj, rule in cases:
+
+            def restored(kind: str = kind, obj: str = obj, rule: str = rule) -> list[dict[str, Any]] | None:
+                said = [e["message"] for e in events(cp, "ComplianceRestored", name)]
+                return [m for m in said if f"{rule} on {kind} " in m and obj in m] or None
+
+            wait_for(f"ComplianceRestored on the profile naming {kind} {obj}", restored, 60)
+    finally:
+        cp.kubectl("delete", "clusterrolebinding", f"admin-{run_id}", "--ignore-not-found")
+        cp.kubectl("delete", "namespace", team, "--wait=false", "--ignore-not-found")
+        cp.kubectl("delete", "complianceprofile", name, "--ignore-not-found", "--wait=false")
