@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,18 @@ def background(pods: int, rbac: int, namespaces: int) -> list[dict[str, Any]]:
     return out
 
 
-def create_all(cp: ControlPlane, objects: list[dict[str, Any]], chunk: int = 400) -> None:
-    for start in range(0, len(objects), chunk):
-        body = {"apiVersion": "v1", "kind": "List", "items": objects[start : start + chunk]}
-        cp.kubectl("create", "-f", "-", input=json.dumps(body), timeout=600)
+def create_all(cp: ControlPlane, objects: list[dict[str, Any]], chunk: int = 250) -> None:
+    """Namespaces first, then the rest by four kubectl processes at once (one creates one at a time)."""
+
+    def create(part: list[dict[str, Any]]) -> None:
+        body = {"apiVersion": "v1", "kind": "List", "items": part}
+        cp.kubectl("create", "-f", "-", input=json.dumps(body), timeout=900)
+
+    first = [o for o in objects if o["kind"] == "Namespace"]
+    rest = [o for o in objects if o["kind"] != "Namespace"]
+    for group in (first, rest):
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(create, [group[i : i + chunk] for i in range(0, len(group), chunk)]))
 
 
 class EventWatch:

@@ -162,12 +162,13 @@ class ClusterStatus:
         self.drift = DriftEvents(ctx)
         self.namespaces = NamespaceReports(ctx)
         self._failing: dict[str, set[Violation]] = {}  # profile → every failing (rule, object), last time
+        self._written: dict[str, tuple[str, dict[str, Any]]] = {}  # report → (resourceVersion, spec)
         # profile → (generation, API-object change count, when, in seconds) at its last evaluation
         self._done: dict[str, tuple[int | None, tuple[int, int], float]] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._running: Future[None] | None = None
         self._last_start = float("-inf")
-        self._listed_at: float | None = None  # when the objects were last LISTed (monotonic)
+        self._listed_at: float | None = None  # when the objects were last LISTed (the clock's seconds)
         self._unlisted: set[str] = set()  # kinds whose last LIST failed
         self._last_took = 0.0
         # the objects the rules read, parsed, kept between evaluations and brought up to date from
@@ -267,7 +268,7 @@ class ClusterStatus:
     ) -> None:
         started = time.monotonic()
         try:
-            read_errors = self._read()
+            read_errors = self._read(now.timestamp())
             for profile in due:
                 with self.ctx.isolated("profile", profile.metadata.name, ref(profile)):
                     self._evaluate(profile, read_errors=read_errors, entries=entries, now=now)
@@ -277,20 +278,28 @@ class ClusterStatus:
             self._last_took = time.monotonic() - started
             self.ctx.store.wake.set()  # the pass writes the new reports' status
 
-    def _read(self) -> list[str]:
+    def _read(self, now: float) -> list[str]:
         """Bring the kept inventory up to date with the store (kept current by the watches); for a
-        term's first evaluation and then every ``interval``, first LIST each kind, which resets the
-        store's copy (a watch that was down may have missed a deletion); a kind that could not be
-        LISTed is LISTed again at each evaluation until it can. A kind the API server does not
+        term's first evaluation, first LIST each kind into the store; every ``interval``, LIST each
+        kind's metadata only, which drops what the store holds but the API no longer has (a
+        watch that was down may have missed a deletion), and LIST the whole kind only when the
+        watches missed an update; a kind that could not be LISTed is LISTed again at each
+        evaluation until it can. A kind the API server does not
         serve (an admission policy on an older cluster) has no objects. The LIST errors."""
-        now = time.monotonic()
         full = self._listed_at is None or now - self._listed_at >= self.interval
         errors: list[str] = []
         failed: set[str] = set()
+        first = self._listed_at is None
         for api_version, plural, kind in CLUSTER_KINDS:
             if not full and plural not in self._unlisted:
                 continue
             try:
+                if not first and plural not in self._unlisted:
+                    # the periodic check: metadata only, and the whole kind only if the watches missed
+                    # an update (a deletion they missed is dropped from the store right here)
+                    versions, version = self.ctx.kube.list_api_versions(api_version, plural)
+                    if not self.ctx.store.check_cluster_objects(plural, versions, version):
+                        continue
                 items, version = self.ctx.kube.list_api_collection(api_version, plural, kind)
             except NotFoundError:
                 items, version = [], 0  # not served here: there are none
@@ -453,13 +462,9 @@ class ClusterStatus:
                 "results": results,
             },
         }
-        try:
-            before = self._create_or_replace(body)
-        except KubeError as exc:
-            log.warning("could not write the cluster report of %s: %s", profile.metadata.name, exc)
-            return
-        # Drift is decided on every failing object, not on the report's capped list; the first
-        # evaluation of a term starts from the stored report (a new report is the baseline).
+        # Drift is decided on every failing object, not on the report's capped list, and announced
+        # before the report is written (the Events are what people wait for); the first evaluation
+        # of a term starts from the stored report (a new report is the baseline).
         key = profile.metadata.name or ""
         new = {
             _violation(f)
@@ -467,11 +472,16 @@ class ClusterStatus:
             if f.status is Status.FAIL and f.resource is not None and not f.expected
         }
         old = self._failing.get(key)
-        if old is None and before is not None:
-            old = _failing(before.get("results") or [])
+        if old is None:
+            stored = self._stored(name)
+            old = None if stored is None else _failing(stored.get("results") or [])
         self._failing[key] = new
         if old is not None and old != new:
             self.drift.announce(profile, old, new, self._involved(old ^ new))
+        try:
+            self._create_or_replace(body)
+        except KubeError as exc:
+            log.warning("could not write the cluster report of %s: %s", profile.metadata.name, exc)
 
     def _involved(self, wanted: set[Violation]) -> dict[tuple[str, str, str | None, str], dict[str, str]]:
         """What an Event's ``involvedObject`` says about each wanted object the store holds."""
@@ -490,30 +500,51 @@ class ClusterStatus:
                 }
         return out
 
-    def _create_or_replace(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Write the report unless its results are unchanged; the ``spec`` it had before (None: new)."""
-        kube = self.ctx.kube
+    def _stored(self, name: str) -> dict[str, Any] | None:
+        """The stored report's ``spec`` (None: there is none, or it cannot be read), remembered with
+        its resourceVersion for the next write."""
+        try:
+            current = self.ctx.kube.get_object("compliancereports", name)
+        except NotFoundError:
+            return None
+        except KubeError as exc:
+            log.warning("could not read the cluster report %s: %s", name, exc)
+            return None
+        spec = dict(current.get("spec") or {})
+        self._written[name] = (str(current["metadata"]["resourceVersion"]), spec)
+        return spec
+
+    def _create_or_replace(self, body: dict[str, Any]) -> None:
+        """Write the report unless its results are unchanged. The spec last written or read is
+        remembered, so that a write needs no read first (the operator alone writes a report's
+        spec); it is read again when the watched copy shows the report gone, and on a conflict.
+        A replace carries the newer of the resourceVersions written and watched (the status
+        written since bumps it)."""
+        kube, name = self.ctx.kube, body["metadata"]["name"]
+        watched = self.ctx.store.versions.get(("compliancereports", (None, name)))
+        if watched is None:
+            self._written.pop(name, None)  # gone (its profile recreated?), or not seen yet: read it
         for _attempt in range(5):
-            try:
-                current = kube.get_object("compliancereports", body["metadata"]["name"])
-            except NotFoundError:
+            spec = self._written[name][1] if name in self._written else self._stored(name)
+            if spec is None:
                 try:
-                    kube.create_object("compliancereports", body)
-                    return None
+                    created = kube.create_object("compliancereports", body)
                 except ConflictError:
                     continue
-            spec = dict(current.get("spec") or {})
+                self._written[name] = (str(created["metadata"]["resourceVersion"]), body["spec"])
+                return
             if spec == body["spec"] | {"auditTime": spec.get("auditTime")}:
-                return spec  # same results: keep the object (and its audit time) as it is
-            replacement = {
-                **body,
-                "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
-            }
+                return  # same results: keep the object (and its audit time) as it is
+            held = self._written[name][0]
+            rv = str(max(int(held or 0), watched or 0))
+            replacement = {**body, "metadata": {**body["metadata"], "resourceVersion": rv}}
             try:
-                kube.replace_object("compliancereports", replacement)
-                return spec
-            except ConflictError:
+                replaced = kube.replace_object("compliancereports", replacement)
+            except (ConflictError, NotFoundError):
+                self._written.pop(name, None)
                 continue
+            self._written[name] = (str(replaced["metadata"]["resourceVersion"]), body["spec"])
+            return
         raise KubeError(409, "the cluster report kept changing (5 conflicts)")
 
 

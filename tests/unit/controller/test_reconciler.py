@@ -184,6 +184,16 @@ class FakeKube:
     ) -> tuple[list[dict[str, Any]], int]:
         return self.list_api_objects(api_version, plural, kind), 0
 
+    def list_api_versions(
+        self, api_version: str, plural: str
+    ) -> tuple[dict[tuple[str | None, str], int], int]:
+        self.calls.append(Call("list_api_versions", (api_version, plural)))
+        return {
+            (ns, name): int(b.get("metadata", {}).get("resourceVersion") or 0)
+            for (p, ns, name), b in self.objects.items()
+            if p == plural
+        }, 0
+
     def resource_plural(self, api_version: str, kind: str) -> str | None:
         self.calls.append(Call("resource_plural", (api_version, kind)))
         return None
@@ -1655,6 +1665,34 @@ def test_the_watches_feed_the_evaluation_and_the_interval_lists_again(world: Wor
     w.run()
     assert cluster_result(w, "5.2.2", "p") == "fail"
     assert len([c for c in w.kube.calls if c.method == "list_api_objects"]) == listed, "read from the watches"
+
+
+def test_the_interval_checks_versions_and_lists_a_kind_only_when_the_watches_missed_something(
+    world: World,
+) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    add_pod(w, privileged_pod("gone"))
+    add_pod(w, privileged_pod("kept"))
+    w.run()
+    assert cluster_result(w, "5.2.2", "gone") == "fail"
+
+    def full_lists() -> int:
+        return len([c for c in w.kube.calls if c.method == "list_api_objects" and c.args[1] == "pods"])
+
+    lists = full_lists()
+    del w.kube.objects[("pods", "team", "gone")]  # deleted while the watch was down: no event
+    w.clock.now += timedelta(seconds=61)
+    w.run()
+    assert cluster_result(w, "5.2.2", "gone") is None, "the version check drops a missed deletion"
+    assert full_lists() == lists, "metadata only: nothing was missed but a deletion"
+    assert [c for c in w.kube.calls if c.method == "list_api_versions" and c.args[1] == "pods"]
+    w.kube.objects[("pods", "team", "missed")] = {**privileged_pod("missed"), "metadata": {
+        **privileged_pod("missed")["metadata"], "resourceVersion": "999"}}  # fmt: skip
+    w.clock.now += timedelta(seconds=61)
+    w.run()
+    assert full_lists() == lists + 1, "a creation the watches missed: the kind is listed again"
+    assert cluster_result(w, "5.2.2", "missed") == "fail"
 
 
 def test_a_list_replaces_what_the_watches_held_but_not_newer_events() -> None:
