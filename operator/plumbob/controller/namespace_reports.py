@@ -4,8 +4,10 @@ Called by :mod:`~plumbob.controller.cluster_status` after each evaluation of a p
 finding (not the cluster report's capped list). For each namespace holding an object a rule found
 at fault or listed as expected, the report named after the profile is created when missing and
 its status rewritten when what it says changed (the evaluation time aside); a report of a
-namespace with no finding left is deleted. What was last written is remembered per term; a new
-term starts from one LIST of the profile's reports, so a restart rewrites nothing that is current.
+namespace with no finding left is deleted. A namespace whose findings and exceptions are the same
+as at the last evaluation is skipped without building its status. What was last written is
+remembered per term; a new term starts from one LIST of the profile's reports, so a restart
+rewrites nothing that is current.
 
 Exceptions are applied here as in the cluster report: a namespaced ``ComplianceException`` covers
 findings in its own namespace, a ``ClusterComplianceException`` per its ``namespaces`` and
@@ -143,6 +145,8 @@ class NamespaceReports:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._written: dict[str, dict[str, str]] = {}  # profile → namespace → fingerprint
+        # profile → namespace → what its status was last built from: built again only when it changed
+        self._inputs: dict[str, dict[str, tuple[object, ...]]] = {}
 
     def _existing(self, profile: str) -> dict[str, str]:
         known = self._written.get(profile)
@@ -176,12 +180,18 @@ class NamespaceReports:
         except KubeError as exc:
             log.warning("could not list the namespace reports of %s: %s", name, exc)
             return
+        inputs = self._inputs.setdefault(name, {})
+        basis = (benchmark, repr(tailoring), repr([e for e in entries if now < e.expires_at]))
         for namespace, group in sorted(by_ns.items()):
+            built_from = (basis, tuple(group))
+            if namespace in existing and inputs.get(namespace) == built_from:
+                continue  # the same findings and exceptions: the same status
             status = namespace_status(
                 name, benchmark, findings=group, entries=entries, tailoring=tailoring, now=now
             )
             fingerprint = _fingerprint(status)
             if existing.get(namespace) == fingerprint:
+                inputs[namespace] = built_from
                 continue
             with self.ctx.isolated("namespace report", f"{namespace}/{name}"):
                 try:
@@ -193,10 +203,12 @@ class NamespaceReports:
                         continue  # the namespace is being deleted: its findings go with it
                     raise
                 existing[namespace] = fingerprint
+                inputs[namespace] = built_from
         for namespace in sorted(set(existing) - set(by_ns)):
             with self.ctx.isolated("namespace report", f"{namespace}/{name}"):
                 self.ctx.kube.delete_object(PLURAL, name, namespace)
                 del existing[namespace]
+                inputs.pop(namespace, None)
 
     def _put(self, profile: ComplianceProfile, namespace: str, status: dict[str, Any]) -> None:
         name = profile.metadata.name or ""
@@ -229,3 +241,4 @@ class NamespaceReports:
         """Drop what is remembered of profiles that are gone (their reports go with them)."""
         for gone in set(self._written) - set(profiles):
             del self._written[gone]
+            self._inputs.pop(gone, None)
