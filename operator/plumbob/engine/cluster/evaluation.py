@@ -24,6 +24,7 @@ from functools import partial
 
 from plumbob.benchmarks.rules import (
     EvidenceAudit,
+    EvidenceKind,
     ObjectsAudit,
     ObjectsCheck,
     PodAudit,
@@ -153,6 +154,12 @@ def _pss_violations(
     return _per_workload(inventory, key, check)
 
 
+# which groups of kinds the evidence collectors that do not go workload by workload read
+_EVIDENCE_READ: dict[EvidenceKind, tuple[str, ...]] = {
+    EvidenceKind.SYSTEM_MASTERS: ("rbac",),
+    EvidenceKind.ADMISSION_WEBHOOKS: ("webhooks",),
+    EvidenceKind.NETWORK_POLICY_PROVIDER: ("workloads", "others"),
+}
 # which groups of kinds (``inventory.GROUPS``) an objects check reads
 _OBJECTS_READ: dict[ObjectsCheck, tuple[str, ...]] = {
     ObjectsCheck.ROLE_WILDCARDS: ("rbac",),
@@ -202,6 +209,39 @@ def evaluate_cluster_rule(
     audit = rule.cluster_audit
     if audit is None:
         return [finding(Status.MANUAL, rule.guidance)]
+    reads = _reads(audit)
+    if reads is not None:  # decided from whole groups of kinds: kept while none of them changes
+        key = ("findings", rule.id, repr(audit), repr(settings))
+        return inventory.memo_groups(key, reads, lambda: _decide(rule, inventory, resolver, settings))
+    return _decide(rule, inventory, resolver, settings)
+
+
+def _reads(audit: object) -> tuple[str, ...] | None:
+    """The groups of kinds (``inventory.GROUPS``) an audit's outcome depends on, when it is not
+    decided per workload."""
+    if isinstance(audit, RbacAudit):
+        return ("rbac",)
+    if isinstance(audit, ObjectsAudit):
+        return _OBJECTS_READ[audit.check]
+    if isinstance(audit, EvidenceAudit):
+        return _EVIDENCE_READ.get(audit.collect)
+    return None
+
+
+def _decide(
+    rule: Rule, inventory: Inventory, resolver: RbacResolver, settings: ClusterSettings
+) -> list[Finding]:
+    def finding(
+        status: Status,
+        reason: str | None,
+        evidence: Iterable[Evidence] = (),
+        *,
+        resource: ObjectRef | None = None,
+        expected: str | None = None,
+    ) -> Finding:
+        return finding_for(rule, status, reason, evidence, resource=resource, expected=expected)
+
+    audit = rule.cluster_audit
     if isinstance(audit, EvidenceAudit):
         gathered = COLLECTORS[audit.collect](inventory) or [
             Evidence(subject=audit.collect.value, source=Source.API, found="nothing found")

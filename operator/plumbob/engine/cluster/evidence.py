@@ -106,7 +106,7 @@ def network_policy_provider(inv: Inventory) -> list[Evidence]:
         if w.meta.ref.kind == "DaemonSet" and w.meta.namespace == "kube-system":
             images = [text(c.body.get("image")) or "?" for c in containers(w.spec)]
             out.append(_api(str(w.meta.ref), "spec.template.spec.containers[*].image", ", ".join(images)))
-    crds = [m for m in inv.others.values() if m.ref.kind == "CustomResourceDefinition"]
+    crds = inv.others_of("CustomResourceDefinition")
     out += [_api(str(m.ref), found="custom resource definition") for m in crds if "network" in m.name]
     return out or [_api("kube-system DaemonSets", found="none found")]
 

@@ -325,6 +325,9 @@ class Inventory:
     _index: dict[ObjectRef, Workload] | None = field(default=None, repr=False)  # the workloads
     _in_namespace: dict[str, set[ObjectRef]] = field(default_factory=dict, repr=False)  # pods, controllers
     _index_before: set[ObjectRef] | None = field(default=None, repr=False)
+    _controllers_present: set[tuple[str | None, str, str]] | None = field(default=None, repr=False)
+    _others_by_namespace: dict[str, dict[ObjectRef, Meta]] = field(default_factory=dict, repr=False)
+    _others_by_kind: dict[str, dict[ObjectRef, Meta]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, objects: Iterable[Raw]) -> Inventory:
@@ -341,10 +344,15 @@ class Inventory:
             return None
         self.remove(meta.ref)
         self._add(meta, obj)
+        if meta.ref in self.others:
+            self._others_by_namespace.setdefault(meta.namespace or "", {})[meta.ref] = meta
+            self._others_by_kind.setdefault(meta.ref.kind, {})[meta.ref] = meta
         return meta.ref
 
     def remove(self, ref: ObjectRef) -> None:
         """Forget the object ``ref`` names, if it is held."""
+        self._others_by_namespace.get(ref.namespace or "", {}).pop(ref, None)
+        self._others_by_kind.get(ref.kind, {}).pop(ref, None)
         kind = ref.kind
         if kind in ("Role", "ClusterRole"):
             key = (ref.namespace if kind == "Role" else None, ref.name)
@@ -373,7 +381,17 @@ class Inventory:
         group = GROUPS.get(ref.kind, "others")
         self.versions[group] = self.versions.get(group, 0) + 1
         if group == "workloads":
-            self._index = None  # which objects are workloads may have changed too
+            if ref.kind != "Pod":
+                self._index = None  # which Pods are workloads may have changed too: decide again
+                self._controllers_present = None
+            elif self._index is not None:  # a Pod: only itself may become or stop being a workload
+                pod = self.pods.get(ref) if added else None
+                self._index.pop(ref, None)
+                assert self._index_before is not None  # set with the index
+                self._index_before.discard(ref)
+                if pod is not None and self._is_workload(pod, self._present()):
+                    self._index[ref] = pod
+                    self._index_before.add(ref)
             members = self._in_namespace.setdefault(ref.namespace or "", set())
             (members.add if added else members.discard)(ref)
             self._touch((ref,))
@@ -465,8 +483,18 @@ class Inventory:
         if hit is not None and hit[0] == stamp:
             return hit[1]  # type: ignore[no-any-return]
         value = compute()
+        if len(self._whole) >= 5000:  # keys name settings that may change: never grow without end
+            self._whole.clear()
         self._whole[key] = (stamp, value)
         return value
+
+    def others_in(self, namespace: str) -> Iterable[Meta]:
+        """The ``others`` in one namespace."""
+        return self._others_by_namespace.get(namespace, {}).values()
+
+    def others_of(self, kind: str) -> Iterable[Meta]:
+        """The ``others`` of one kind."""
+        return self._others_by_kind.get(kind, {}).values()
 
     def role(self, kind: str, name: str, namespace: str | None) -> Role | None:
         return self.roles.get((namespace if kind == "Role" else None, name))
@@ -481,17 +509,9 @@ class Inventory:
         """
         if self._index is not None:
             return self._index
-        present = {(c.meta.namespace, c.meta.ref.kind, c.meta.name) for c in self.controllers.values()}
-
-        def covered(w: Workload) -> bool:
-            return any(o.controller and (w.meta.namespace, o.kind, o.name) in present for o in w.meta.owners)
-
-        index = {ref: c for ref, c in self.controllers.items() if not covered(c)}
-        index.update(
-            (ref, p)
-            for ref, p in self.pods.items()
-            if not covered(p) or items(p.spec.get("ephemeralContainers"))
-        )
+        present = self._present()
+        index = {ref: c for ref, c in self.controllers.items() if self._is_workload(c, present)}
+        index.update((ref, p) for ref, p in self.pods.items() if self._is_workload(p, present))
         # objects that became, or stopped being, workloads without changing themselves (a Pod
         # whose controller came or went)
         if self._index_before is not None:
@@ -499,6 +519,19 @@ class Inventory:
         self._index_before = set(index)
         self._index = index
         return index
+
+    def _present(self) -> set[tuple[str | None, str, str]]:
+        """The controllers held, as (namespace, kind, name); kept until a controller changes."""
+        if self._controllers_present is None:
+            self._controllers_present = {
+                (c.meta.namespace, c.meta.ref.kind, c.meta.name) for c in self.controllers.values()
+            }
+        return self._controllers_present
+
+    @staticmethod
+    def _is_workload(w: Workload, present: set[tuple[str | None, str, str]]) -> bool:
+        covered = any(o.controller and (w.meta.namespace, o.kind, o.name) in present for o in w.meta.owners)
+        return not covered or (w.meta.ref.kind == "Pod" and bool(items(w.spec.get("ephemeralContainers"))))
 
     def workloads(self) -> list[Workload]:
         return list(self.workload_index().values())

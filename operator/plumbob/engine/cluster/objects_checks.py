@@ -135,8 +135,8 @@ def default_namespace_objects(resolver: RbacResolver, ignore: Sequence[ObjectNam
             ),
             message=f"{meta.ref} lives in the default namespace",
         )
-        for meta in resolver.inventory.others.values()
-        if meta.namespace == "default" and (meta.ref.kind, meta.name) not in skip
+        for meta in resolver.inventory.others_in("default")
+        if (meta.ref.kind, meta.name) not in skip
     ]
 
 
