@@ -309,7 +309,7 @@ def profile_reconcile(cp: ControlPlane, passes: int = 3) -> str:
     from kubernetes import client as kclient  # noqa: PLC0415
     from kubernetes import config as kconfig  # noqa: PLC0415
 
-    from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER  # noqa: PLC0415
+    from plumbob.controller.decisions.digests import LABEL_MANAGED_BY, MANAGER  # noqa: PLC0415
     from plumbob.controller.reconciler import Reconciler, Settings  # noqa: PLC0415
     from plumbob.controller.store import Store  # noqa: PLC0415
     from plumbob.kube import Kube  # noqa: PLC0415

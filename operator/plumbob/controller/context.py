@@ -29,10 +29,10 @@ from plumbob.api.common import Condition, ConditionStatus, set_condition
 from plumbob.benchmarks.catalog import CatalogError, available, load_benchmark
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.benchmarks.versions import benchmark_for
-from plumbob.controller.jobs import DEFAULT_AGENT_RESOURCES
+from plumbob.controller.decisions.jobs import DEFAULT_AGENT_RESOURCES
+from plumbob.controller.decisions.platforms import PlatformChoice, choose_platform
+from plumbob.controller.decisions.scanning import selects
 from plumbob.controller.metrics import count_error
-from plumbob.controller.platforms import PlatformChoice, choose_platform
-from plumbob.controller.scanning import selects
 from plumbob.controller.store import Store
 from plumbob.kube import Kube, KubeError
 

@@ -6,7 +6,8 @@ holds the leader Lease (:mod:`~plumbob.controller.leadership`). A new term start
 
 Besides Plumbob's own kinds, Jobs, Nodes and Namespaces, the handlers watch the kinds that
 cluster-level rules read (Pods, workloads, RBAC, NetworkPolicies, admission configuration): those
-events are not stored, only counted, and wake the loop (see :mod:`~plumbob.controller.cluster_status`).
+events are not stored, only counted, and wake the loop (see
+:mod:`~plumbob.controller.steps.cluster.cluster_status`).
 
 Only ``on.event``, ``on.startup``, ``on.cleanup`` and ``on.probe`` handlers are registered: kopf
 then keeps no diff-base annotation, no progress annotations and adds no finalizers to anybody's
@@ -22,7 +23,7 @@ from typing import Any
 
 import kopf
 
-from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER
+from plumbob.controller.decisions.digests import LABEL_MANAGED_BY, MANAGER
 from plumbob.controller.kinds import CLUSTER_RULE_KINDS, CORE, OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.leadership import DEFAULT_LEASE_SECONDS, Elector, lead_while_elected
 from plumbob.controller.metrics import StoreMetrics

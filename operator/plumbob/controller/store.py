@@ -25,7 +25,7 @@ from plumbob.api import (
     ComplianceScan,
     ComplianceSchedule,
 )
-from plumbob.controller.digests import (
+from plumbob.controller.decisions.digests import (
     JobDigest,
     NodeDigest,
     ReportDigest,

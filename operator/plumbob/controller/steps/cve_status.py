@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from plumbob.controller.context import Context
-from plumbob.controller.scanning import selects
+from plumbob.controller.decisions.scanning import selects
 from plumbob.controller.store import Snapshot
 from plumbob.cves.data import CveData, CveDataError, parse_text, shipped
 from plumbob.cves.exposure import Exposure, exposures, patch_lag

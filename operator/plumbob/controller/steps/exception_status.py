@@ -3,7 +3,7 @@
 Exceptions are applied where results are counted (report status, scan aggregation, profile
 status); this step only reports on the lists themselves. It decides and writes, for each list:
 
-- each entry's state (active, unused, expired; :func:`~plumbob.controller.excepting.entry_state`)
+- each entry's state (active, unused, expired; :func:`~plumbob.controller.decisions.excepting.entry_state`)
   and how many node results it excepts right now, a summary, the next expiry, and conditions;
 - one ``ExceptionExpired`` Event for each entry that has expired since the status last showed it.
 
@@ -20,9 +20,9 @@ from typing import Any
 from plumbob.api import ClusterComplianceException, ComplianceException
 from plumbob.api.exceptions import EntryState
 from plumbob.benchmarks.catalog import available, load_benchmark
-from plumbob.controller import excepting
 from plumbob.controller.context import Context, conditions, iso, stalled
-from plumbob.controller.report_status import exceptions_applied
+from plumbob.controller.decisions import excepting
+from plumbob.controller.steps.report_status import exceptions_applied
 from plumbob.controller.store import Snapshot
 
 

@@ -27,10 +27,10 @@ from plumbob.api.namespace_reports import MAX_LISTED_PER_RULE, NamespaceComplian
 from plumbob.api.profiles import ComplianceProfile
 from plumbob.api.scans import aggregate_status
 from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.controller import excepting
-from plumbob.controller.cluster_results import check_result
 from plumbob.controller.context import Context
-from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER, ObjectResult
+from plumbob.controller.decisions import excepting
+from plumbob.controller.decisions.cluster_results import check_result
+from plumbob.controller.decisions.digests import LABEL_MANAGED_BY, MANAGER, ObjectResult
 from plumbob.engine.findings import Finding, Status
 from plumbob.kube import KubeError, NotFoundError
 from plumbob.names import API_VERSION, LABEL_PROFILE

@@ -25,9 +25,9 @@ from datetime import datetime
 from pydantic import TypeAdapter, ValidationError
 
 from plumbob.api.common import Condition, ResultStatus, Summary
-from plumbob.controller import excepting
 from plumbob.controller.context import Context, conditions, ref, same, stalled
-from plumbob.controller.digests import ReportDigest
+from plumbob.controller.decisions import excepting
+from plumbob.controller.decisions.digests import ReportDigest
 from plumbob.controller.store import Snapshot
 from plumbob.names import API_VERSION, report_name
 

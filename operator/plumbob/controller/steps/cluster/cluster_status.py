@@ -46,12 +46,12 @@ from plumbob.api.profiles import ComplianceProfile
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import ExpectedHolder, Target
 from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.controller import excepting
-from plumbob.controller.cluster_drift import DriftEvents, Violation
-from plumbob.controller.cluster_results import MAX_EXPECTED, MAX_LISTED, check_result, clip
 from plumbob.controller.context import Context, ref
+from plumbob.controller.decisions import excepting
+from plumbob.controller.decisions.cluster_results import MAX_EXPECTED, MAX_LISTED, check_result, clip
 from plumbob.controller.kinds import CLUSTER_RULE_KINDS as CLUSTER_KINDS
-from plumbob.controller.namespace_reports import NamespaceReports
+from plumbob.controller.steps.cluster.cluster_drift import DriftEvents, Violation
+from plumbob.controller.steps.cluster.namespace_reports import NamespaceReports
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
 from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom, rule_finding

@@ -2,7 +2,7 @@
 
 It decides and writes, for each schedule:
 
-- a due tick (:func:`~plumbob.controller.schedules.due_tick`, in the schedule's time zone) creates
+- a due tick (:func:`~plumbob.controller.decisions.schedules.due_tick`, in the schedule's time zone) creates
   one scan per covered profile, or a ``ScanSkipped`` Event when that profile's scan is still
   running, and moves ``lastScheduleTime`` to the tick (unless the schedule is suspended);
 - status: last and next tick, the covered profiles that exist, conditions ``Ready`` (``Scheduled``
@@ -11,7 +11,7 @@ It decides and writes, for each schedule:
   ``InvalidSchedule`` Event when the status changes to say so.
 
 Which profiles a schedule covers, and which schedule governs a profile's scans, is decided in
-:mod:`~plumbob.controller.scan_status`, which creates the scans.
+:mod:`~plumbob.controller.steps.scan_status`, which creates the scans.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from plumbob.controller import scan_status
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
-from plumbob.controller.schedules import ScheduleError, due_tick, parse_cron
+from plumbob.controller.decisions.schedules import ScheduleError, due_tick, parse_cron
+from plumbob.controller.steps import scan_status
 from plumbob.controller.store import Snapshot
 
 

@@ -7,8 +7,8 @@ It decides and writes:
   (:func:`schedule_for`); a second trigger for the same moment hits the existing name and creates
   nothing. A ``ScanCreated`` Event on the profile;
 - each running scan's status (:class:`ScanStatus`): every target node's verdict from its Node,
-  Job and report (:mod:`~plumbob.controller.scanning` decides), audit Jobs for pending nodes up to
-  ``maxParallelNodes`` (:mod:`~plumbob.controller.jobs` builds them), Jobs of vanished nodes
+  Job and report (:mod:`~plumbob.controller.decisions.scanning` decides), audit Jobs for pending nodes up to
+  ``maxParallelNodes`` (:mod:`~plumbob.controller.decisions.jobs` builds them), Jobs of vanished nodes
   deleted, progress written at most every ``progress_interval`` unless a node newly failed;
 - completion: per-rule results aggregated across nodes with exceptions applied (:func:`aggregate`,
   also used for the profile's status), drift against the previous completed scan, a
@@ -35,11 +35,11 @@ from plumbob.api.schedules import (
     DEFAULT_NODE_DEADLINE_SECONDS,
 )
 from plumbob.benchmarks.catalog import CatalogError
-from plumbob.controller import excepting, scanning
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
-from plumbob.controller.digests import ReportDigest
-from plumbob.controller.jobs import audit_job
-from plumbob.controller.report_status import exceptions_applied
+from plumbob.controller.decisions import excepting, scanning
+from plumbob.controller.decisions.digests import ReportDigest
+from plumbob.controller.decisions.jobs import audit_job
+from plumbob.controller.steps.report_status import exceptions_applied
 from plumbob.controller.store import Snapshot
 from plumbob.kube import ConflictError, InvalidError, KubeError
 from plumbob.names import LABEL_SCAN

@@ -27,7 +27,7 @@ from plumbob.api.common import LabelSelector, ResultStatus
 from plumbob.api.exceptions import ComplianceException, EntryState
 from plumbob.api.scans import aggregate_status
 from plumbob.benchmarks.rules import rule_matches
-from plumbob.controller.digests import ObjectResult, ReportDigest
+from plumbob.controller.decisions.digests import ObjectResult, ReportDigest
 
 Exception_ = ClusterComplianceException | ComplianceException
 

@@ -23,9 +23,10 @@ from plumbob.api.common import ResultStatus, Summary, rule_order
 from plumbob.api.scans import ScanPhase, aggregate_status
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import Rule
-from plumbob.controller import excepting, platforms, scan_status, scanning
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
-from plumbob.controller.digests import ReportDigest
+from plumbob.controller.decisions import excepting, platforms, scanning
+from plumbob.controller.decisions.digests import ReportDigest
+from plumbob.controller.steps import scan_status
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster.custom import compile_error
 from plumbob.names import ANNOTATION_RESCAN, report_name
