@@ -40,12 +40,12 @@ import time
 from plumbob.controller.context import Clock, Context, Settings, utcnow
 from plumbob.controller.decisions import excepting
 from plumbob.controller.invalid_objects import InvalidObjects
+from plumbob.controller.launching import create_scan
 from plumbob.controller.metrics import reconcile_pass, step
 from plumbob.controller.steps import (
     cve_status,
     exception_status,
     profile_status,
-    scan_status,
     schedule_status,
 )
 from plumbob.controller.steps.cluster.cluster_status import ClusterStatus
@@ -122,5 +122,5 @@ class Reconciler(Context):
             waits.append(step("cluster", self.cluster.reconcile, self.store.snapshot(), entries, now))
         return max(0.05, min(waits))
 
-    # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.
-    create_scan = scan_status.create_scan
+    # Public for tools and tests that start a scan themselves: launching.create_scan as a method.
+    create_scan = create_scan

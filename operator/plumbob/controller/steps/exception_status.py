@@ -22,7 +22,6 @@ from plumbob.api.exceptions import EntryState
 from plumbob.benchmarks.catalog import available, load_benchmark
 from plumbob.controller.context import Context, conditions, iso, stalled
 from plumbob.controller.decisions import excepting
-from plumbob.controller.steps.report_status import exceptions_applied
 from plumbob.controller.store import Snapshot
 
 
@@ -43,7 +42,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
             for _result, entry in excepting.apply_to_cluster_report(report, entries, now).excepted:
                 matched[entry.key] += 1
             continue
-        for entry in exceptions_applied(snap, report, entries, now).excepted.values():
+        for entry in excepting.exceptions_applied(report, snap.nodes, entries, now).excepted.values():
             matched[entry.key] += 1
     wait = 30.0
     nxt = excepting.next_expiry(entries, now)

@@ -24,9 +24,9 @@ from plumbob.api.scans import ScanPhase, aggregate_status
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import Rule
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
-from plumbob.controller.decisions import excepting, platforms, scanning
+from plumbob.controller.decisions import aggregation, excepting, platforms, scan_settings, scanning
 from plumbob.controller.decisions.digests import ReportDigest
-from plumbob.controller.steps import scan_status
+from plumbob.controller.launching import create_scan
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster.custom import compile_error
 from plumbob.names import ANNOTATION_RESCAN, report_name
@@ -60,9 +60,9 @@ def handle_rescans(ctx: Context, snap: Snapshot, now: datetime) -> None:
                 for s in snap.scans.values()
             )
             if not started:
-                if scan_status.running_scan(snap, profile.metadata.name) is not None:
+                if scan_settings.running_scan(snap.scans, profile.metadata.name) is not None:
                     continue  # acted on once the running scan completes
-                if not scan_status.create_scan(
+                if not create_scan(
                     ctx, snap, profile, trigger="rescan", started=now, labels={LABEL_RESCAN: request}
                 ):
                     continue
@@ -118,7 +118,7 @@ def compliance(
 
 def waiting_for(snap: Snapshot, profile: ComplianceProfile) -> str:
     """What a profile without a scan yet waits for, as a condition message."""
-    sched = scan_status.schedule_for(snap, profile)
+    sched = scan_settings.schedule_for(snap.schedules.values(), snap.profiles, profile)
     if sched is None:
         return (
             "no schedule covers this profile; request a scan with "
@@ -195,7 +195,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 cluster = excepting.apply_to_cluster_report(cluster_report, entries, now).effective
             if last_done is not None or cluster:
                 of_scan = [r for r in reports if last_done and r.scan == last_done.metadata.name]
-                agg = scan_status.aggregate(snap, of_scan, entries, now)
+                agg = aggregation.aggregate(of_scan, snap.nodes, entries, now)
                 on_nodes = {r["id"]: r["status"] for r in agg["rules"]}
                 rules = with_cluster(on_nodes, cluster)
                 summary = Summary.of([ResultStatus(s) for s in rules.values()])

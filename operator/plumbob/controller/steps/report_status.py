@@ -31,22 +31,6 @@ from plumbob.controller.decisions.digests import ReportDigest
 from plumbob.controller.store import Snapshot
 from plumbob.names import API_VERSION, report_name
 
-
-def exceptions_applied(
-    snap: Snapshot, report: ReportDigest, entries: list[excepting.Entry], now: datetime
-) -> excepting.Applied:
-    """The report's results with the entries applied that cover its profile, node and node labels now."""
-    node = snap.nodes.get(report.node or "")
-    return excepting.apply_to_node(
-        report.results,
-        entries,
-        profile=report.profile,
-        node=report.node or "",
-        node_labels=node.labels if node else {},
-        now=now,
-    )
-
-
 _CONDITIONS = TypeAdapter(list[Condition])
 
 
@@ -75,7 +59,7 @@ class ReportStatus:
         def settle(item: tuple[ReportDigest, tuple[object, ...]]) -> None:
             report, fingerprint = item
             with self.ctx.isolated("report", report.name):
-                if self._write(snap, report, exceptions_applied(snap, report, entries, now)):
+                if self._write(snap, report, excepting.exceptions_applied(report, snap.nodes, entries, now)):
                     self._settled[report.name] = fingerprint
 
         self.ctx.in_parallel(settle, pending)

@@ -10,8 +10,9 @@ It decides and writes, for each schedule:
 - a cron expression that never fires or cannot be parsed: ``Stalled`` with the reason and one
   ``InvalidSchedule`` Event when the status changes to say so.
 
-Which profiles a schedule covers, and which schedule governs a profile's scans, is decided in
-:mod:`~plumbob.controller.steps.scan_status`, which creates the scans.
+Which profiles a schedule covers is decided in
+:mod:`~plumbob.controller.decisions.scan_settings`; :mod:`~plumbob.controller.launching` creates
+the scans.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from plumbob.controller.context import Context, conditions, iso, ref, stalled
+from plumbob.controller.decisions.scan_settings import covered_profiles, running_scan
 from plumbob.controller.decisions.schedules import ScheduleError, due_tick, parse_cron
-from plumbob.controller.steps import scan_status
+from plumbob.controller.launching import create_scan
 from plumbob.controller.store import Snapshot
 
 
@@ -49,7 +51,7 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                 if ctx.patch("complianceschedules", meta.name, current, new):
                     ctx.event(ref(sched), "Warning", "InvalidSchedule", str(exc))
                 continue
-            profiles = scan_status.covered_profiles(sched, snap)
+            profiles = covered_profiles(sched, snap.profiles)
             missing = [p for p in profiles if p not in snap.profiles]
             last = status.last_schedule_time if status else None
             created = meta.creation_timestamp or now
@@ -60,7 +62,7 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                         profile = snap.profiles.get(name)
                         if profile is None:
                             continue
-                        running = scan_status.running_scan(snap, name)
+                        running = running_scan(snap.scans, name)
                         if running:
                             ctx.event(
                                 ref(sched),
@@ -70,9 +72,7 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                                 once=("ScanSkipped", meta.uid or meta.name, name, iso(tick)),
                             )
                             continue
-                        scan_status.create_scan(
-                            ctx, snap, profile, trigger="schedule", started=tick, schedule=sched
-                        )
+                        create_scan(ctx, snap, profile, trigger="schedule", started=tick, schedule=sched)
                     last = tick
             nxt = cron.next_after(now)
             wait = min(wait, max(0.05, (nxt - now).total_seconds()))
