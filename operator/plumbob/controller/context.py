@@ -8,8 +8,9 @@ two ways a step speaks to the cluster, both of which never raise.
   object is logged and reported on it, and the step goes on with the others (one bad object must
   never stop the reconciliation of everything else).
 
-The helpers below build what the steps write: condition lists (:func:`conditions`), object
-references for Events (:func:`ref`) and RFC 3339 times (:func:`iso`).
+The helpers below build what the steps write: a status through its kind's model
+(:func:`built_status`), condition lists (:func:`conditions`), object references for Events
+(:func:`ref`) and RFC 3339 times (:func:`iso`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
-from plumbob.api.common import Condition, ConditionStatus, set_condition
+from plumbob.api.common import Condition, ConditionStatus, Model, set_condition
 from plumbob.benchmarks.catalog import CatalogError, available, load_benchmark
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.benchmarks.versions import benchmark_for
@@ -102,6 +103,36 @@ def conditions(
             ),
         )
     return [c.to_dict() for c in out]
+
+
+def _unknown_keys(given: Any, kept: Any, path: str) -> list[str]:
+    """The keys of ``given`` (recursively) that ``kept`` lost."""
+    out: list[str] = []
+    if isinstance(given, Mapping) and isinstance(kept, Mapping):
+        for key, value in given.items():
+            if key not in kept:
+                out.append(f"{path}.{key}")
+            else:
+                out += _unknown_keys(value, kept[key], f"{path}.{key}")
+    elif isinstance(given, list) and isinstance(kept, list):
+        for i, (g, k) in enumerate(zip(given, kept, strict=False)):
+            out += _unknown_keys(g, k, f"{path}[{i}]")
+    return out
+
+
+def built_status(model: type[Model], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A status to write, built through its kind's status ``model`` from wire-named ``fields``.
+
+    Only the fields given are written (a ``None`` removes one, as in a merge patch). A field the
+    model does not know, at any depth, raises ``ValueError`` naming it: a misspelt key fails the
+    step and its tests, instead of being dropped without a word by the API server.
+    """
+    built = model.model_validate(fields)
+    wire = built.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    unknown = _unknown_keys(fields, wire, "status")
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {', '.join(unknown)}")
+    return wire
 
 
 def stalled(reason: str, message: str, waiting: str) -> dict[str, tuple[bool, str, str]]:

@@ -15,7 +15,8 @@ import logging
 import time
 from typing import Any
 
-from plumbob.controller.context import Context
+from plumbob.api.profiles import ComplianceProfileStatus
+from plumbob.controller.context import Context, built_status
 from plumbob.controller.decisions.scanning import selects
 from plumbob.controller.store import Snapshot
 from plumbob.cves.data import CveData, CveDataError, parse_text, shipped
@@ -131,7 +132,10 @@ def reconcile(ctx: Context, source: CveSource, snap: Snapshot) -> float:
             for n in sorted(snap.nodes.values(), key=lambda n: n.name)
             if selects(n, profile.spec.node_selector, roles)
         ]
-        new = {"kubernetesCves": status_of(source, cluster_exposures(source.data, server, nodes))}
+        new = built_status(
+            ComplianceProfileStatus,
+            {"kubernetesCves": status_of(source, cluster_exposures(source.data, server, nodes))},
+        )
         current = profile.status.to_dict() if profile.status else {}
         ctx.patch(
             "complianceprofiles",

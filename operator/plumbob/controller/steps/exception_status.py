@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from plumbob.api import ClusterComplianceException, ComplianceException
-from plumbob.api.exceptions import EntryState
+from plumbob.api.exceptions import EntryState, ExceptionStatus
 from plumbob.benchmarks.catalog import available, load_benchmark
-from plumbob.controller.context import Context, conditions, iso, stalled
+from plumbob.controller.context import Context, built_status, conditions, iso, stalled
 from plumbob.controller.decisions import excepting
 from plumbob.controller.store import Snapshot
 
@@ -125,6 +125,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
             }
             if new["nextExpiry"] is None:
                 new["nextExpiry"] = None
+            new = built_status(ExceptionStatus, new)
             ns = meta.namespace
             if ctx.patch(f"{exc_obj.kind.lower()}s", meta.name, current, new, ns):
                 involved = {

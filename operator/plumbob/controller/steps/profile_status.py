@@ -20,10 +20,11 @@ from typing import Any
 
 from plumbob.api import ComplianceProfile
 from plumbob.api.common import ResultStatus, Summary, rule_order
+from plumbob.api.profiles import ComplianceProfileStatus
 from plumbob.api.scans import ScanPhase, aggregate_status
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import Rule
-from plumbob.controller.context import Context, conditions, iso, ref, stalled
+from plumbob.controller.context import Context, built_status, conditions, iso, ref, stalled
 from plumbob.controller.decisions import aggregation, excepting, platforms, scan_settings, scanning
 from plumbob.controller.decisions.digests import ReportDigest
 from plumbob.controller.launching import create_scan
@@ -70,7 +71,7 @@ def handle_rescans(ctx: Context, snap: Snapshot, now: datetime) -> None:
                 "complianceprofiles",
                 profile.metadata.name,
                 profile.status.to_dict() if profile.status else {},
-                {"lastRescan": rescan_record(wanted)},
+                built_status(ComplianceProfileStatus, {"lastRescan": rescan_record(wanted)}),
             )
 
 
@@ -152,6 +153,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                         stalled("CannotResolve", str(exc), "fix the profile to continue"),
                     ),
                 }
+                new = built_status(ComplianceProfileStatus, new)
                 if ctx.patch("complianceprofiles", meta.name, current, new):
                     ctx.event(ref(profile), "Warning", "CannotResolve", str(exc))
                 continue
@@ -257,7 +259,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                     once=(meta.name, str(meta.generation), "InvalidCustomRule"),
                 )  # fmt: skip
             new["conditions"] = conditions(conds, meta.generation, now, wanted)
-            ctx.patch("complianceprofiles", meta.name, current, new)
+            ctx.patch("complianceprofiles", meta.name, current, built_status(ComplianceProfileStatus, new))
 
 
 def coverage(rules: list[dict[str, Any]], node_rules: list[Rule]) -> dict[str, int]:

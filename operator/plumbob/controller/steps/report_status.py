@@ -25,7 +25,8 @@ from datetime import datetime
 from pydantic import TypeAdapter, ValidationError
 
 from plumbob.api.common import Condition, ResultStatus, Summary
-from plumbob.controller.context import Context, conditions, ref, same, stalled
+from plumbob.api.reports import ComplianceReportStatus
+from plumbob.controller.context import Context, built_status, conditions, ref, same, stalled
 from plumbob.controller.decisions import excepting
 from plumbob.controller.decisions.digests import ReportDigest
 from plumbob.controller.store import Snapshot
@@ -86,7 +87,10 @@ class ReportStatus:
                 "compliancereports",
                 report.name,
                 report.status,
-                {"conditions": conditions(current, report.generation, now, wanted)},
+                built_status(
+                    ComplianceReportStatus,
+                    {"conditions": conditions(current, report.generation, now, wanted)},
+                ),
             )
             if (report.name, report.uid) in self._told:
                 continue
@@ -137,6 +141,7 @@ class ReportStatus:
         if not fresh:
             new.pop("baseline")
             new.pop("drift")
+        new = built_status(ComplianceReportStatus, new)
         if fresh or not same(status, new):
             old_excepted = {e["rule"] for e in status.get("exceptions") or []}
             newly = sorted(set(applied.excepted) - old_excepted)

@@ -26,12 +26,12 @@ from typing import Any
 
 from plumbob.api import ComplianceScan
 from plumbob.api.common import MAX_NODE_PROBLEMS
-from plumbob.api.scans import NodeState, ScanPhase
+from plumbob.api.scans import ComplianceScanStatus, NodeState, ScanPhase
 from plumbob.api.schedules import (
     DEFAULT_HISTORY_LIMIT,
 )
 from plumbob.benchmarks.catalog import CatalogError
-from plumbob.controller.context import Context, conditions, iso, ref, stalled
+from plumbob.controller.context import Context, built_status, conditions, iso, ref, stalled
 from plumbob.controller.decisions import aggregation, excepting, scan_settings, scanning
 from plumbob.controller.decisions.digests import ReportDigest
 from plumbob.controller.decisions.jobs import audit_job
@@ -111,6 +111,7 @@ class ScanStatus:
                     conds, meta.generation, now, stalled("CannotResolve", str(exc), "the scan cannot run")
                 ),
             }
+            new = built_status(ComplianceScanStatus, new)
             if self.ctx.patch("compliancescans", name, current, new) and profile is not None:
                 self.ctx.event(ref(profile), "Warning", "ScanFailed", f"scan {name}: {exc}")
             return 30.0
@@ -257,6 +258,7 @@ class ScanStatus:
                 and not new_problem
             ):
                 return self.ctx.settings.progress_interval
+        new = built_status(ComplianceScanStatus, new)
         if self.ctx.patch("compliancescans", name, current, new):
             self._last_progress[name] = time.monotonic()
             if done:

@@ -20,7 +20,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from plumbob.controller.context import Context, conditions, iso, ref, stalled
+from plumbob.api.schedules import ComplianceScheduleStatus
+from plumbob.controller.context import Context, built_status, conditions, iso, ref, stalled
 from plumbob.controller.decisions.scan_settings import covered_profiles, running_scan
 from plumbob.controller.decisions.schedules import ScheduleError, due_tick, parse_cron
 from plumbob.controller.launching import create_scan
@@ -48,6 +49,7 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                         stalled("InvalidSchedule", str(exc), "nothing to do until the schedule is fixed"),
                     ),
                 }
+                new = built_status(ComplianceScheduleStatus, new)
                 if ctx.patch("complianceschedules", meta.name, current, new):
                     ctx.event(ref(sched), "Warning", "InvalidSchedule", str(exc))
                 continue
@@ -101,6 +103,7 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                 "profiles": [p for p in profiles if p in snap.profiles],
                 "conditions": conditions(conds, meta.generation, now, health),
             }
+            new = built_status(ComplianceScheduleStatus, new)
             was = next((c.message for c in conds if c.type == "Stalled" and c.status == "True"), None)
             if ctx.patch("complianceschedules", meta.name, current, new) and problem and was != problem[1]:
                 ctx.event(ref(sched), "Warning", problem[0], problem[1])
