@@ -105,18 +105,21 @@ def conditions(
     return [c.to_dict() for c in out]
 
 
-def _unknown_keys(given: Any, kept: Any, path: str) -> list[str]:
-    """The keys of ``given`` (recursively) that ``kept`` lost."""
+def unknown_keys(given: Any, kept: Any, path: str = "status", *, empty_too: bool = True) -> list[str]:
+    """The keys of ``given`` (recursively) that ``kept`` lost: misspelt fields, when ``kept`` is
+    ``given`` after a round trip through its model. ``empty_too=False`` passes over lost keys
+    whose value is ``None``, ``[]`` or ``{}`` (for a ``kept`` that leaves those out)."""
     out: list[str] = []
     if isinstance(given, Mapping) and isinstance(kept, Mapping):
         for key, value in given.items():
             if key not in kept:
-                out.append(f"{path}.{key}")
+                if empty_too or value not in (None, [], {}):
+                    out.append(f"{path}.{key}")
             else:
-                out += _unknown_keys(value, kept[key], f"{path}.{key}")
+                out += unknown_keys(value, kept[key], f"{path}.{key}", empty_too=empty_too)
     elif isinstance(given, list) and isinstance(kept, list):
         for i, (g, k) in enumerate(zip(given, kept, strict=False)):
-            out += _unknown_keys(g, k, f"{path}[{i}]")
+            out += unknown_keys(g, k, f"{path}[{i}]", empty_too=empty_too)
     return out
 
 
@@ -129,7 +132,7 @@ def built_status(model: type[Model], fields: Mapping[str, Any]) -> dict[str, Any
     """
     built = model.model_validate(fields)
     wire = built.model_dump(by_alias=True, exclude_unset=True, mode="json")
-    unknown = _unknown_keys(fields, wire, "status")
+    unknown = unknown_keys(fields, wire)
     if unknown:
         raise ValueError(f"{model.__name__} has no field {', '.join(unknown)}")
     return wire

@@ -43,6 +43,7 @@ import pytest
 from plumbob.agent.running import report_body
 from plumbob.api import KINDS
 from plumbob.benchmarks.tailoring import Tailoring
+from plumbob.controller.context import unknown_keys
 from plumbob.controller.reconciler import Reconciler, Settings
 from plumbob.controller.store import Store
 from plumbob.engine.findings import Finding, Status
@@ -86,23 +87,6 @@ class Call:
 MODELS_BY_PLURAL = {k.CRD.plural: k for k in KINDS}
 
 
-def unknown_keys(written: Any, kept: Any, path: str = "status") -> list[str]:
-    """Keys of ``written`` that a round trip through the model dropped (a misspelt status key:
-    the API server's structural schema would prune it silently)."""
-    out: list[str] = []
-    if isinstance(written, Mapping) and isinstance(kept, Mapping):
-        for k, v in written.items():
-            if k not in kept:
-                if v not in (None, [], {}):
-                    out.append(f"{path}.{k}")
-            else:
-                out += unknown_keys(v, kept[k], f"{path}.{k}")
-    elif isinstance(written, list) and isinstance(kept, list):
-        for i, (w, r) in enumerate(zip(written, kept, strict=False)):
-            out += unknown_keys(w, r, f"{path}[{i}]")
-    return out
-
-
 def unknown_status_keys(plural: str, body: dict[str, Any]) -> list[str]:
     model = MODELS_BY_PLURAL.get(plural)
     if model is None:
@@ -112,7 +96,8 @@ def unknown_status_keys(plural: str, body: dict[str, Any]) -> list[str]:
         a for a in typing.get_args(model.model_fields["status"].annotation) if a is not type(None)
     )
     status = status_model.model_validate(body.get("status") or {})
-    return unknown_keys(body.get("status") or {}, status.to_dict())
+    # a misspelt status key: the API server's structural schema would prune it silently
+    return unknown_keys(body.get("status") or {}, status.to_dict(), empty_too=False)
 
 
 @dataclass
