@@ -175,6 +175,8 @@ class Context:
         self._pool: ThreadPoolExecutor | None = None
         self._failures: set[tuple[str, str, str]] = set()  # (what, name, error) already reported
         self._posted: set[tuple[str | None, ...]] = set()  # keys of Events posted once
+        # profile -> (what its platform was decided from, the choice): see platform()
+        self._platforms: dict[str, tuple[tuple[object, ...], PlatformChoice]] = {}
 
     @contextlib.contextmanager
     def isolated(self, what: str, name: str, involved: dict[str, str] | None = None) -> Iterator[None]:
@@ -223,11 +225,21 @@ class Context:
     def platform(self, profile: ComplianceProfile) -> PlatformChoice:
         """The platform the profile's benchmark is for (``auto``: detected from the nodes the
         profile selects, and the API server's version)."""
+        requested = profile.spec.benchmark.platform.value
+        roles = [r.value for r in profile.spec.node_roles]
         with self.store.lock:
             nodes = list(self.store.objects["nodes"].values())
-        roles = [r.value for r in profile.spec.node_roles]
+            node_changes = self.store.node_changes
+        # Decided again only when a Node changed (not on heartbeats) or the profile's choice did:
+        # a pass at 1,000 nodes otherwise re-detects every node's platform for every scan and profile.
+        key = (requested, repr(profile.spec.node_selector), tuple(roles), node_changes)
+        cached = self._platforms.get(profile.metadata.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         selected = [n for n in nodes if selects(n, profile.spec.node_selector, roles)]
-        return choose_platform(profile.spec.benchmark.platform.value, selected, self.kubernetes_version())
+        choice = choose_platform(requested, selected, self.kubernetes_version())
+        self._platforms[profile.metadata.name] = (key, choice)
+        return choice
 
     def resolve(self, profile: ComplianceProfile) -> Tailoring:
         """The profile's benchmark and tailoring; raises CatalogError when it cannot be resolved."""

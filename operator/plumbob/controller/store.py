@@ -147,6 +147,9 @@ class Store:
     entry_indices: dict[tuple[str, Key], list[int]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     wake: threading.Event = field(default_factory=threading.Event)
+    # How often a Node changed in what the controller reads (not its heartbeats): what is decided
+    # from all the nodes (a profile's platform) is decided again only when it moved.
+    node_changes: int = 0
     # The API objects cluster-level rules read, kept as compact JSON (a parsed Pod costs ten times
     # as much memory), with their resourceVersion, from the watches and the cluster step's periodic
     # LISTs. Each change of what a rule could read (not a status, not a heartbeat) bumps the count,
@@ -241,13 +244,16 @@ class Store:
             self.objects[kind][key] = parsed
             if kind in ("nodes",) and old == parsed:
                 return  # heartbeats and other noise: nothing the controller reads changed
+            if kind == "nodes":
+                self.node_changes += 1
             self.wake.set()
 
     def remove(self, kind: str, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
         key: Key = (meta.get("namespace"), meta["name"])
         with self.lock:
-            self.objects[kind].pop(key, None)
+            if self.objects[kind].pop(key, None) is not None and kind == "nodes":
+                self.node_changes += 1
             self.invalid.pop((kind, key), None)
             self.versions.pop((kind, key), None)
             self.entry_problems.pop((kind, key), None)

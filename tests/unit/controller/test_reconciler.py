@@ -25,7 +25,10 @@ Cases:
 - second reports for a node and profile under other names (one of an older scan, seen after the
   real one; one of the running scan): the node stays Running until its agent writes, the scan
   completes with the real results only, each copy is marked Stalled (MisnamedReport) with one
-  Warning on it and one on the profile, and gets no results status; later passes write nothing.
+  Warning on it and one on the profile, and gets no results status; later passes write nothing;
+- what a pass decides from all the nodes is decided again when a node changes, and only then: a
+  node's new label changes the detected platform, a node's new kubelet version its CVEs; a
+  heartbeat (a status change the controller does not read) counts as no change.
 """
 
 from __future__ import annotations
@@ -1622,3 +1625,39 @@ def test_a_namespace_being_deleted_gets_no_report_and_no_error(
     w.run(2)
     assert nsreport(w, "leaving") is None
     assert not [r for r in caplog.records if r.levelname == "ERROR"], "an expected refusal, not an error"
+
+
+def _versioned_node(name: str, kubelet: str, **labels: str) -> dict[str, Any]:
+    body = node(name, labels=labels)
+    body["status"]["nodeInfo"] = {"kubeletVersion": kubelet}
+    return body
+
+
+def test_a_changed_node_label_changes_the_detected_platform(world: World) -> None:
+    w = world
+    w.kube.put("nodes", _versioned_node("n1", "v1.36.3"))
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+    assert w.kube.status("complianceprofiles", "cis")["resolvedBenchmark"]["platform"] == "generic"
+    changes = w.store.node_changes
+    beat = _versioned_node("n1", "v1.36.3")
+    beat["status"]["conditions"][0]["lastHeartbeatTime"] = iso(w.clock.now)
+    w.kube.put("nodes", beat)
+    assert w.store.node_changes == changes, "a heartbeat is no change"
+    w.kube.put("nodes", _versioned_node("n1", "v1.36.3", **{"cloud.google.com/gke-nodepool": "pool"}))
+    assert w.store.node_changes == changes + 1
+    w.run()
+    assert w.kube.status("complianceprofiles", "cis")["resolvedBenchmark"]["platform"] == "gke"
+
+
+def test_a_changed_kubelet_version_changes_the_profile_cves(world: World) -> None:
+    w = world
+    w.kube.put("nodes", _versioned_node("n1", "v1.36.3"))
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+    before = w.kube.status("complianceprofiles", "cis")["kubernetesCves"]
+    assert not [e for e in before.get("exposures", []) if e["where"] == "n1"]
+    w.kube.put("nodes", _versioned_node("n1", "v1.30.0"))
+    w.run()
+    after = w.kube.status("complianceprofiles", "cis")["kubernetesCves"]
+    assert [e for e in after["exposures"] if e["where"] == "n1" and e["component"] == "kubelet"]

@@ -42,6 +42,8 @@ class CveSource:
         self.problem: str | None = None
         self._seen: tuple[bool, str | None] = (False, None)  # (ConfigMap exists, its text) last seen
         self._next = 0.0
+        # profile -> (what its status was built from, the status): see reconcile()
+        self.built: dict[str, tuple[tuple[object, ...], dict[str, Any]]] = {}
 
     def refresh(self) -> None:
         now = time.monotonic()
@@ -132,10 +134,17 @@ def reconcile(ctx: Context, source: CveSource, snap: Snapshot) -> float:
             for n in sorted(snap.nodes.values(), key=lambda n: n.name)
             if selects(n, profile.spec.node_selector, roles)
         ]
-        new = built_status(
-            ComplianceProfileStatus,
-            {"kubernetesCves": status_of(source, cluster_exposures(source.data, server, nodes))},
-        )
+        # Decided again only when the data, the server's or a selected node's version changed.
+        key = (source.data, source.source, source.problem, server, tuple(nodes))
+        cached = source.built.get(profile.metadata.name)
+        if cached is not None and cached[0] == key:
+            new = cached[1]
+        else:
+            new = built_status(
+                ComplianceProfileStatus,
+                {"kubernetesCves": status_of(source, cluster_exposures(source.data, server, nodes))},
+            )
+            source.built[profile.metadata.name] = (key, new)
         current = profile.status.to_dict() if profile.status else {}
         ctx.patch(
             "complianceprofiles",
