@@ -175,6 +175,8 @@ class Context:
         self._pool: ThreadPoolExecutor | None = None
         self._failures: set[tuple[str, str, str]] = set()  # (what, name, error) already reported
         self._posted: set[tuple[str | None, ...]] = set()  # keys of Events posted once
+        # profile -> (its spec and platform, its tailoring): see resolve()
+        self._resolved: dict[str, tuple[tuple[object, ...], Tailoring]] = {}
         # profile -> (what its platform was decided from, the choice): see platform()
         self._platforms: dict[str, tuple[tuple[object, ...], PlatformChoice]] = {}
 
@@ -242,10 +244,23 @@ class Context:
         return choice
 
     def resolve(self, profile: ComplianceProfile) -> Tailoring:
-        """The profile's benchmark and tailoring; raises CatalogError when it cannot be resolved."""
+        """The profile's benchmark and tailoring; raises CatalogError when it cannot be resolved.
+
+        Resolved again only when the profile's spec or its platform changed (each pass asks for
+        every profile and scan); a profile that cannot be resolved is tried again each time.
+        """
+        platform = self.platform(profile).platform
+        key = (profile.spec, platform)
+        cached = self._resolved.get(profile.metadata.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        tailoring = self._resolve(profile, platform)
+        self._resolved[profile.metadata.name] = (key, tailoring)
+        return tailoring
+
+    def _resolve(self, profile: ComplianceProfile, platform: str) -> Tailoring:
         bench = profile.spec.benchmark
         version = str(bench.version)
-        platform = self.platform(profile).platform
         if version == "auto":
             benchmark_id = benchmark_for(self.kubernetes_version(), platform)
         else:

@@ -278,6 +278,7 @@ class Store:
                 entry_problems={(k, ns, n): dict(v) for (k, (ns, n)), v in self.entry_problems.items()},
                 entry_indices={(k, ns, n): list(v) for (k, (ns, n)), v in self.entry_indices.items()},
                 namespaces=frozenset(self.objects["namespaces"].values()),
+                node_changes=self.node_changes,
             )
 
 
@@ -297,3 +298,4 @@ class Snapshot:
     entry_problems: dict[tuple[str, str | None, str], dict[int, str]] = field(default_factory=dict)
     entry_indices: dict[tuple[str, str | None, str], list[int]] = field(default_factory=dict)
     namespaces: frozenset[str] = frozenset()  # names of the cluster's namespaces
+    node_changes: int = 0  # Store.node_changes when taken: what is decided from the nodes moves with it

@@ -28,7 +28,9 @@ Cases:
   Warning on it and one on the profile, and gets no results status; later passes write nothing;
 - what a pass decides from all the nodes is decided again when a node changes, and only then: a
   node's new label changes the detected platform, a node's new kubelet version its CVEs; a
-  heartbeat (a status change the controller does not read) counts as no change.
+  heartbeat (a status change the controller does not read) counts as no change;
+- a node whose verdict was settled in earlier passes is judged again when only time moves: a
+  Job that completed without a report stays Running within the grace, then fails NoResults.
 """
 
 from __future__ import annotations
@@ -284,6 +286,10 @@ class World:
     def finish_job(self, node: str, *, results: Mapping[str, str], scan: str) -> None:
         """The agent writes its report, then its Job completes."""
         self.write_report(node, results=results, scan=scan)
+        self.complete_job(node, scan=scan)
+
+    def complete_job(self, node: str, *, scan: str) -> None:
+        """The node's audit Job of ``scan`` completes (whether or not its agent wrote a report)."""
         [(_name, job)] = [
             (n, j)
             for n, j in self.jobs().items()
@@ -1661,3 +1667,22 @@ def test_a_changed_kubelet_version_changes_the_profile_cves(world: World) -> Non
     w.run()
     after = w.kube.status("complianceprofiles", "cis")["kubernetesCves"]
     assert [e for e in after["exposures"] if e["where"] == "n1" and e["component"] == "kubelet"]
+
+
+def test_a_finished_job_without_results_fails_after_the_grace_with_no_new_event(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    w.run(2)  # the Jobs start on the scan's second pass
+    w.finish_job("worker-1", results={"4.2.1": "pass"}, scan=scan)
+    w.complete_job("worker-2", scan=scan)  # its agent wrote no report
+    w.run(3)
+    assert w.scans()[scan]["status"]["nodes"]["running"] == 1
+    w.clock.now += timedelta(seconds=31)
+    w.run()  # nothing changed in the store, only the clock
+    status = w.scans()[scan]["status"]
+    assert [(p["node"], p["reason"]) for p in status["nodes"]["problems"]] == [("worker-2", "NoResults")]
+    assert status["phase"] == "Complete"

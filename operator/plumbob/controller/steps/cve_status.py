@@ -128,18 +128,18 @@ def reconcile(ctx: Context, source: CveSource, snap: Snapshot) -> float:
     source.refresh()
     server = ctx.kubernetes_version()
     for profile in snap.profiles.values():
-        roles = [r.value for r in profile.spec.node_roles]
-        nodes = [
-            (n.name, n.kubelet_version, n.kube_proxy_version)
-            for n in sorted(snap.nodes.values(), key=lambda n: n.name)
-            if selects(n, profile.spec.node_selector, roles)
-        ]
-        # Decided again only when the data, the server's or a selected node's version changed.
-        key = (source.data, source.source, source.problem, server, tuple(nodes))
+        # Decided again only when the data, the server's version or a node changed.
+        key = (source.data, source.source, source.problem, server, snap.node_changes, profile.spec)
         cached = source.built.get(profile.metadata.name)
         if cached is not None and cached[0] == key:
             new = cached[1]
         else:
+            roles = [r.value for r in profile.spec.node_roles]
+            nodes = [
+                (n.name, n.kubelet_version, n.kube_proxy_version)
+                for n in sorted(snap.nodes.values(), key=lambda n: n.name)
+                if selects(n, profile.spec.node_selector, roles)
+            ]
             new = built_status(
                 ComplianceProfileStatus,
                 {"kubernetesCves": status_of(source, cluster_exposures(source.data, server, nodes))},

@@ -48,6 +48,11 @@ class ScanStatus:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._last_progress: dict[str, float] = {}
+        # scan -> node -> (the inputs of its verdict, the verdict): a pass at thousands of nodes
+        # decides again only the nodes whose Node, Job or report changed (see _verdict).
+        self._verdicts: dict[
+            str, dict[str, tuple[tuple[object, ...], scanning.NodeVerdict | None, scanning.NodeVerdict]]
+        ] = {}
 
     def reconcile(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> float:
         """Advance every unfinished scan, then prune; the seconds until a scan needs another look."""
@@ -58,12 +63,14 @@ class ScanStatus:
         reports_by_node: dict[tuple[str, str], ReportDigest] = {
             (r.profile, r.node): r for r in snap.reports.values() if r.node is not None
         }
+        running = set()
         for scan in snap.scans.values():
             phase = scan.status.phase if scan.status else None
             if phase in (ScanPhase.COMPLETE, ScanPhase.FAILED):
                 if by_scan.get(scan.metadata.name):
                     self._remove_jobs(scan.metadata.name)  # left over when the operator stopped
                 continue
+            running.add(scan.metadata.name)
             with self.ctx.isolated("scan", scan.metadata.name, ref(scan)):
                 wait = min(
                     wait,
@@ -71,6 +78,8 @@ class ScanStatus:
                         snap, scan, by_scan.get(scan.metadata.name, {}), reports_by_node, entries, now
                     ),
                 )
+        for gone in set(self._verdicts) - running:
+            del self._verdicts[gone]
         prune(self.ctx, snap)
         return wait
 
@@ -129,22 +138,46 @@ class ScanStatus:
             for p in (scan.status.nodes.problems if scan.status and scan.status.nodes else [])
         }
         verdicts = {}
+        memo = self._verdicts.setdefault(name, {})
         for node_name in sorted(set(targets) | set(earlier)):
             report = reports_by_node.get((profile.metadata.name, node_name))
             if node_name in earlier and node_name not in snap.nodes and node_name not in jobs:
                 verdicts[node_name] = earlier[node_name]
                 continue
-            verdicts[node_name] = scanning.node_verdict(
+            node, job = snap.nodes.get(node_name), jobs.get(node_name)
+            # The store replaces a digest whenever its object changes, so the same digests (and the
+            # same profile and earlier verdict) give the same verdict, except while a finished
+            # Job's report is awaited: that one turns NoResults with time.
+            inputs = (profile, node, job, report)
+            held = memo.get(node_name)
+            if held is not None:
+                was = held[0]
+                if (
+                    was[0] is profile
+                    and was[1] is node
+                    and was[2] is job
+                    and was[3] is report
+                    and held[1] == earlier.get(node_name)
+                ):
+                    verdicts[node_name] = held[2]
+                    continue
+            verdict = scanning.node_verdict(
                 node_name,
                 earlier=earlier.get(node_name),
                 profile=profile.metadata.name,
-                node=snap.nodes.get(node_name),
-                job=jobs.get(node_name),
+                node=node,
+                job=job,
                 report=report,
                 scan=name,
                 tolerations=list(profile.spec.tolerations),
                 now=now,
             )
+            verdicts[node_name] = verdict
+            awaiting = job is not None and job.complete and (report is None or report.scan != name)
+            if not awaiting:
+                memo[node_name] = (inputs, earlier.get(node_name), verdict)
+            else:
+                memo.pop(node_name, None)
 
         def start_audit(node_name: str) -> scanning.NodeVerdict | None:
             """Create the node's audit Job; the node's verdict now, or None when it stays Pending."""
