@@ -125,6 +125,8 @@ class RunResult:
     phases: dict[str, float] = field(default_factory=dict)
     profile: str = ""
     apiserver_requests: Counter[str] = field(default_factory=Counter)  # all users, trigger..complete
+    watch_events: Counter[str] = field(default_factory=Counter)  # by kind, all watchers, trigger..complete
+    watch_bytes: Counter[str] = field(default_factory=Counter)  # by resource, all watchers
     apiserver_seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process, trigger..complete
     timeline: defaultdict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -285,27 +287,43 @@ def measure_sizes(cp: ControlPlane, result: RunResult) -> None:
         result.sizes_by_kind[plural] = (len(items), biggest)
 
 
-def request_counts(cp: ControlPlane) -> Counter[str]:
-    """``apiserver_request_total`` summed by verb and resource (all users: the whole load)."""
-    counts: Counter[str] = Counter()
-    try:
-        text = cp.kubectl("get", "--raw", "/metrics", timeout=60).stdout
-    except Exception:
-        return counts
+def _metric_lines(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of one metric family in Prometheus text: (labels, value)."""
+    out = []
     for line in text.splitlines():
-        if not line.startswith("apiserver_request_total{"):
+        if not line.startswith(name + "{"):
             continue
         labels_text, _, value = line.rpartition(" ")
         labels = dict(
             (kv.split("=", 1)[0], kv.split("=", 1)[1].strip('"'))
-            for kv in labels_text[len("apiserver_request_total{") : -1].split(",")
+            for kv in labels_text[len(name) + 1 : -1].split(",")
             if "=" in kv
         )
+        out.append((labels, float(value)))
+    return out
+
+
+def request_counts(cp: ControlPlane) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """From the apiserver's ``/metrics`` (all clients: the whole load): ``apiserver_request_total``
+    by verb and resource; watch events sent by resource (``apiserver_watch_events_total``, whose
+    label is the kind) and their bytes (``apiserver_watch_events_sizes_sum``, by resource)."""
+    counts: Counter[str] = Counter()
+    events: Counter[str] = Counter()
+    sizes: Counter[str] = Counter()
+    try:
+        text = cp.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    except Exception:
+        return counts, events, sizes
+    for labels, value in _metric_lines(text, "apiserver_request_total"):
         what = labels.get("resource", "")
         if labels.get("subresource"):
             what += "/" + labels["subresource"]
-        counts[f"{labels.get('verb')} {what}"] += int(float(value))
-    return counts
+        counts[f"{labels.get('verb')} {what}"] += int(value)
+    for labels, value in _metric_lines(text, "apiserver_watch_events_total"):
+        events[labels.get("resource") or labels.get("kind") or "?"] += int(value)
+    for labels, value in _metric_lines(text, "apiserver_watch_events_sizes_sum"):
+        sizes[labels.get("resource") or labels.get("kind") or "?"] += int(value)
+    return counts, events, sizes
 
 
 # ---- in-process profile of the reconciler ------------------------------------------------------------
@@ -506,7 +524,7 @@ def run_once(
         phase("profile + schedule ready")
 
         say(f"trigger: rescan annotation on profile {PROFILE} ({n} nodes)")
-        requests_before = request_counts(cp)
+        requests_before, events_before, sizes_before = request_counts(cp)
         pids = {
             **cp.pids,
             "operator": operator.process.pid,
@@ -544,9 +562,13 @@ def run_once(
             say(f"complete in {result.seconds:.1f}s; settling {settle:.0f}s")
         t_scan_end = time.time()
         result.cpu = {k: cpu_seconds(pid) - cpu_before[k] for k, pid in pids.items()}
-        requests = request_counts(cp)
+        requests, events, sizes = request_counts(cp)
         requests.subtract(requests_before)
+        events.subtract(events_before)
+        sizes.subtract(sizes_before)
         result.apiserver_requests = Counter({k: v for k, v in requests.items() if v > 0})
+        result.watch_events = Counter({k: v for k, v in events.items() if v > 0})
+        result.watch_bytes = Counter({k: v for k, v in sizes.items() if v > 0})
         result.apiserver_seconds = t_scan_end - t0
         time.sleep(settle)
         t_end = time.time()
@@ -657,6 +679,13 @@ def describe_run(r: RunResult) -> str:
             f"    apiserver load during the scan (all clients, apiserver_request_total): {total} requests, "
             f"{total / max(r.apiserver_seconds, 0.1):.0f}/s; top: "
             + ", ".join(f"{k}={v}" for k, v in r.apiserver_requests.most_common(10))
+        )
+    if r.watch_events:
+        lines.append(
+            "    watch events sent during the scan (all watchers; apiserver_watch_events_total, _sizes_sum): "
+            + ", ".join(f"{k}={v}" for k, v in r.watch_events.most_common(8))
+            + "; MB by resource: "
+            + ", ".join(f"{k}={v / 1e6:.1f}" for k, v in r.watch_bytes.most_common(8))
         )
     if r.timeline:
         tl = r.timeline
