@@ -305,8 +305,8 @@ def _metric_lines(text: str, name: str) -> list[tuple[dict[str, str], float]]:
 
 def request_counts(cp: ControlPlane) -> tuple[Counter[str], Counter[str], Counter[str]]:
     """From the apiserver's ``/metrics`` (all clients: the whole load): ``apiserver_request_total``
-    by verb and resource; watch events sent by resource (``apiserver_watch_events_total``, whose
-    label is the kind) and their bytes (``apiserver_watch_events_sizes_sum``, by resource)."""
+    by verb and resource; watch events sent (``apiserver_watch_events_total``) and their bytes
+    (``apiserver_watch_events_sizes_sum``), by resource (or kind, as older versions label them)."""
     counts: Counter[str] = Counter()
     events: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
