@@ -145,11 +145,11 @@ class Store:
     # exception lists parsed without their bad entries: problems by index, and the kept indices
     entry_problems: dict[tuple[str, Key], dict[int, str]] = field(default_factory=dict)
     entry_indices: dict[tuple[str, Key], list[int]] = field(default_factory=dict)
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    wake: threading.Event = field(default_factory=threading.Event)
     # How often a Node changed in what the controller reads (not its heartbeats): what is decided
     # from all the nodes (a profile's platform) is decided again only when it moved.
     node_changes: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    wake: threading.Event = field(default_factory=threading.Event)
     # The API objects cluster-level rules read, kept as compact JSON (a parsed Pod costs ten times
     # as much memory), with their resourceVersion, from the watches and the cluster step's periodic
     # LISTs. Each change of what a rule could read (not a status, not a heartbeat) bumps the count,
