@@ -224,8 +224,12 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 and latest.status is not None
                 and latest.status.phase not in (ScanPhase.COMPLETE, ScanPhase.FAILED)
             ) or (latest is not None and latest.status is None)
-            roles = [r.value for r in profile.spec.node_roles]
-            if not any(scanning.selects(n, profile.spec.node_selector, roles) for n in snap.nodes.values()):
+            targets = [
+                n
+                for n in snap.nodes.values()
+                if scanning.selects(n, profile.spec.node_selector, [r.value for r in profile.spec.node_roles])
+            ]
+            if not targets:
                 why = "spec.nodeSelector and spec.nodeRoles match no node: nothing can be checked"
                 wanted = {
                     **stalled("NoNodesSelected", why, "waiting for a node that matches"),
