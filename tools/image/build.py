@@ -17,7 +17,7 @@ Inputs, all pinned:
 
 What is not in the image: a shell, coreutils, a package manager, pip, compilers. The operator
 runs as uid/gid 65532 (``nonroot`` in ``/etc/passwd``); the audit Job runs the same image as uid 0
-with only ``DAC_READ_SEARCH`` (see ``operator/plumbob/controller/jobs.py``).
+with only ``DAC_READ_SEARCH`` (see ``operator/plumbob/controller/decisions/jobs.py``).
 
 Outputs (``build/image/``): ``oci/`` (an OCI image layout, for ``skopeo copy oci:build/image/oci:...``),
 ``plumbob.tar`` (the same layout as one archive, for ``ctr images import``) and ``digest``.

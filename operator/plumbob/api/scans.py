@@ -3,7 +3,8 @@
 Created by the operator when a schedule fires or a rescan is requested; pruned to the schedule's
 history limit. Named ``<profile>-YYYYMMDD-hhmmss`` (checked by the API server; a scan created by
 hand must follow it too): the node-bound admission policy reads the profile of a report's scan
-from the name, and the scan from the audit Pod's name (:func:`plumbob.controller.scanning.job_name`).
+from the name, and the scan from the audit Pod's name
+(:func:`plumbob.controller.decisions.scanning.job_name`).
 The spec records what was asked for and is immutable; the status records what happened. Per-node
 detail lives in the ``ComplianceReport`` objects; the scan only aggregates, with every list capped
 (node names per rule, problem nodes) and exact counts alongside, so its size does not grow with

@@ -8,8 +8,9 @@ two ways a step speaks to the cluster, both of which never raise.
   object is logged and reported on it, and the step goes on with the others (one bad object must
   never stop the reconciliation of everything else).
 
-The helpers below build what the steps write: condition lists (:func:`conditions`), object
-references for Events (:func:`ref`) and RFC 3339 times (:func:`iso`).
+The helpers below build what the steps write: a status through its kind's model
+(:func:`built_status`), condition lists (:func:`conditions`), object references for Events
+(:func:`ref`) and RFC 3339 times (:func:`iso`).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
-from plumbob.api.common import Condition, ConditionStatus, set_condition
+from plumbob.api.common import Condition, ConditionStatus, Model, set_condition
 from plumbob.benchmarks.catalog import CatalogError, available, load_benchmark
 from plumbob.benchmarks.tailoring import Tailoring
 from plumbob.benchmarks.versions import benchmark_for
-from plumbob.controller.jobs import DEFAULT_AGENT_RESOURCES
+from plumbob.controller.decisions.jobs import DEFAULT_AGENT_RESOURCES
+from plumbob.controller.decisions.platforms import PlatformChoice, choose_platform
+from plumbob.controller.decisions.scanning import selects
 from plumbob.controller.metrics import count_error
-from plumbob.controller.platforms import PlatformChoice, choose_platform
-from plumbob.controller.scanning import selects
 from plumbob.controller.store import Store
 from plumbob.kube import Kube, KubeError
 
@@ -104,6 +105,39 @@ def conditions(
     return [c.to_dict() for c in out]
 
 
+def unknown_keys(given: Any, kept: Any, path: str = "status", *, empty_too: bool = True) -> list[str]:
+    """The keys of ``given`` (recursively) that ``kept`` lost: misspelt fields, when ``kept`` is
+    ``given`` after a round trip through its model. ``empty_too=False`` passes over lost keys
+    whose value is ``None``, ``[]`` or ``{}`` (for a ``kept`` that leaves those out)."""
+    out: list[str] = []
+    if isinstance(given, Mapping) and isinstance(kept, Mapping):
+        for key, value in given.items():
+            if key not in kept:
+                if empty_too or value not in (None, [], {}):
+                    out.append(f"{path}.{key}")
+            else:
+                out += unknown_keys(value, kept[key], f"{path}.{key}", empty_too=empty_too)
+    elif isinstance(given, list) and isinstance(kept, list):
+        for i, (g, k) in enumerate(zip(given, kept, strict=False)):
+            out += unknown_keys(g, k, f"{path}[{i}]", empty_too=empty_too)
+    return out
+
+
+def built_status(model: type[Model], fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A status to write, built through its kind's status ``model`` from wire-named ``fields``.
+
+    Only the fields given are written (a ``None`` removes one, as in a merge patch). A field the
+    model does not know, at any depth, raises ``ValueError`` naming it: a misspelt key fails the
+    step and its tests, instead of being dropped without a word by the API server.
+    """
+    built = model.model_validate(fields)
+    wire = built.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    unknown = unknown_keys(fields, wire)
+    if unknown:
+        raise ValueError(f"{model.__name__} has no field {', '.join(unknown)}")
+    return wire
+
+
 def stalled(reason: str, message: str, waiting: str) -> dict[str, tuple[bool, str, str]]:
     """The wanted conditions of an object that cannot make progress until its spec is fixed."""
     return {
@@ -141,6 +175,10 @@ class Context:
         self._pool: ThreadPoolExecutor | None = None
         self._failures: set[tuple[str, str, str]] = set()  # (what, name, error) already reported
         self._posted: set[tuple[str | None, ...]] = set()  # keys of Events posted once
+        # profile -> (its spec and platform, its tailoring): see resolve()
+        self._resolved: dict[str, tuple[tuple[object, ...], Tailoring]] = {}
+        # profile -> (what its platform was decided from, the choice): see platform()
+        self._platforms: dict[str, tuple[tuple[object, ...], PlatformChoice]] = {}
 
     @contextlib.contextmanager
     def isolated(self, what: str, name: str, involved: dict[str, str] | None = None) -> Iterator[None]:
@@ -189,17 +227,40 @@ class Context:
     def platform(self, profile: ComplianceProfile) -> PlatformChoice:
         """The platform the profile's benchmark is for (``auto``: detected from the nodes the
         profile selects, and the API server's version)."""
+        requested = profile.spec.benchmark.platform.value
+        roles = [r.value for r in profile.spec.node_roles]
         with self.store.lock:
             nodes = list(self.store.objects["nodes"].values())
-        roles = [r.value for r in profile.spec.node_roles]
+            node_changes = self.store.node_changes
+        # Decided again only when a Node changed (not on heartbeats) or the profile's choice did:
+        # a pass at 1,000 nodes otherwise re-detects every node's platform for every scan and profile.
+        key = (requested, repr(profile.spec.node_selector), tuple(roles), node_changes)
+        cached = self._platforms.get(profile.metadata.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         selected = [n for n in nodes if selects(n, profile.spec.node_selector, roles)]
-        return choose_platform(profile.spec.benchmark.platform.value, selected, self.kubernetes_version())
+        choice = choose_platform(requested, selected, self.kubernetes_version())
+        self._platforms[profile.metadata.name] = (key, choice)
+        return choice
 
     def resolve(self, profile: ComplianceProfile) -> Tailoring:
-        """The profile's benchmark and tailoring; raises CatalogError when it cannot be resolved."""
+        """The profile's benchmark and tailoring; raises CatalogError when it cannot be resolved.
+
+        Resolved again only when the profile's spec or its platform changed (each pass asks for
+        every profile and scan); a profile that cannot be resolved is tried again each time.
+        """
+        platform = self.platform(profile).platform
+        key = (profile.spec, platform)
+        cached = self._resolved.get(profile.metadata.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        tailoring = self._resolve(profile, platform)
+        self._resolved[profile.metadata.name] = (key, tailoring)
+        return tailoring
+
+    def _resolve(self, profile: ComplianceProfile, platform: str) -> Tailoring:
         bench = profile.spec.benchmark
         version = str(bench.version)
-        platform = self.platform(profile).platform
         if version == "auto":
             benchmark_id = benchmark_for(self.kubernetes_version(), platform)
         else:

@@ -44,7 +44,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from plumbob import telemetry
 from plumbob.api.common import ResultStatus, Summary
 from plumbob.api.scans import ComplianceScan, NodeProgress, ScanPhase
-from plumbob.controller import excepting
+from plumbob.controller.decisions import excepting
 from plumbob.controller.store import Snapshot, Store
 
 P = ParamSpec("P")

@@ -46,7 +46,7 @@ def required_permissions(namespace: str) -> list[tuple[str, str, str, str | None
     for group, plural in EXPORTS:
         needed += [(v, group, plural, None) for v in ("get", "list", "create", "update", "delete")]
     needed += [(v, "coordination.k8s.io", "leases", namespace) for v in ("get", "create", "update")]
-    # cluster-level rules read these (never secrets or configmaps); see controller/cluster_status.py
+    # cluster-level rules read these (never secrets or configmaps); see steps/cluster/cluster_status.py
     for api_version, plural, _kind in CLUSTER_RULE_KINDS:
         group = api_version.rpartition("/")[0]
         needed += [(v, group, plural, None) for v in ("list", "watch")]

@@ -5,24 +5,24 @@ reads the current :class:`~plumbob.controller.store.Snapshot`, decides, and writ
 differs from what is stored. Running it twice in a row writes nothing the second time. Each step
 lives in the module named after the kind whose status it writes:
 
-1. :mod:`~plumbob.controller.schedule_status`: due ticks create scans; status shows last/next
+1. :mod:`~plumbob.controller.steps.schedule_status`: due ticks create scans; status shows last/next
    tick, or ``Stalled`` for a bad cron;
-2. :mod:`~plumbob.controller.profile_status` (rescans): a new ``plumbob.dev/rescan`` annotation
+2. :mod:`~plumbob.controller.steps.profile_status` (rescans): a new ``plumbob.dev/rescan`` annotation
    value on a profile creates a scan;
-3. :mod:`~plumbob.controller.report_status`: new raw results or changed exceptions → status with
+3. :mod:`~plumbob.controller.steps.report_status`: new raw results or changed exceptions → status with
    exceptions applied, drift against the baseline, drift Events;
-4. :mod:`~plumbob.controller.scan_status`: node states from Nodes, Jobs and reports; new Jobs up
+4. :mod:`~plumbob.controller.steps.scan_status`: node states from Nodes, Jobs and reports; new Jobs up
    to the parallel limit; progress; completion with per-rule aggregation and drift; history
    pruned to the limit;
-5. :mod:`~plumbob.controller.profile_status`: summary, score, drift counters and conditions from
+5. :mod:`~plumbob.controller.steps.profile_status`: summary, score, drift counters and conditions from
    the latest completed scan;
-6. :mod:`~plumbob.controller.cve_status`: the known Kubernetes CVEs of the API server's and the
+6. :mod:`~plumbob.controller.steps.cve_status`: the known Kubernetes CVEs of the API server's and the
    profile's nodes' versions (data shipped, or replaced by a ConfigMap);
-7. :mod:`~plumbob.controller.exception_status`: entry states (active / unused / expired),
+7. :mod:`~plumbob.controller.steps.exception_status`: entry states (active / unused / expired),
    ``ExceptionExpired`` Events;
 8. :mod:`~plumbob.controller.invalid_objects`: objects that could not be parsed are marked
    ``Stalled``, once;
-9. :mod:`~plumbob.controller.cluster_status`: each profile's cluster-level rules and custom
+9. :mod:`~plumbob.controller.steps.cluster.cluster_status`: each profile's cluster-level rules and custom
    rules, evaluated from API objects into its cluster-level report (every 30 s, and on a change).
 
 The store is read again between steps, so each step sees what the earlier ones wrote. What the
@@ -37,21 +37,21 @@ import logging
 import threading
 import time
 
-from plumbob.controller import (
+from plumbob.controller.context import Clock, Context, Settings, utcnow
+from plumbob.controller.decisions import excepting
+from plumbob.controller.invalid_objects import InvalidObjects
+from plumbob.controller.launching import create_scan
+from plumbob.controller.metrics import reconcile_pass, step
+from plumbob.controller.steps import (
     cve_status,
-    excepting,
     exception_status,
     profile_status,
-    scan_status,
     schedule_status,
 )
-from plumbob.controller.cluster_status import ClusterStatus
-from plumbob.controller.context import Clock, Context, Settings, utcnow
-from plumbob.controller.invalid_objects import InvalidObjects
-from plumbob.controller.metrics import reconcile_pass, step
-from plumbob.controller.policy_reports import PolicyReportExport
-from plumbob.controller.report_status import ReportStatus
-from plumbob.controller.scan_status import ScanStatus
+from plumbob.controller.steps.cluster.cluster_status import ClusterStatus
+from plumbob.controller.steps.policy_reports import PolicyReportExport
+from plumbob.controller.steps.report_status import ReportStatus
+from plumbob.controller.steps.scan_status import ScanStatus
 from plumbob.controller.store import Store
 from plumbob.kube import Kube
 
@@ -123,5 +123,5 @@ class Reconciler(Context):
             waits.append(step("cluster", self.cluster.reconcile, self.store.snapshot(), entries, now))
         return max(0.05, min(waits))
 
-    # Public for tools and tests that start a scan themselves: scan_status.create_scan as a method.
-    create_scan = scan_status.create_scan
+    # Public for tools and tests that start a scan themselves: launching.create_scan as a method.
+    create_scan = create_scan

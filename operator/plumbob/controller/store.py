@@ -25,7 +25,7 @@ from plumbob.api import (
     ComplianceScan,
     ComplianceSchedule,
 )
-from plumbob.controller.digests import (
+from plumbob.controller.decisions.digests import (
     JobDigest,
     NodeDigest,
     ReportDigest,
@@ -145,6 +145,9 @@ class Store:
     # exception lists parsed without their bad entries: problems by index, and the kept indices
     entry_problems: dict[tuple[str, Key], dict[int, str]] = field(default_factory=dict)
     entry_indices: dict[tuple[str, Key], list[int]] = field(default_factory=dict)
+    # How often a Node changed in what the controller reads (not its heartbeats): what is decided
+    # from all the nodes (a profile's platform) is decided again only when it moved.
+    node_changes: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
     wake: threading.Event = field(default_factory=threading.Event)
     # The API objects cluster-level rules read, kept as compact JSON (a parsed Pod costs ten times
@@ -268,13 +271,16 @@ class Store:
             self.objects[kind][key] = parsed
             if kind in ("nodes",) and old == parsed:
                 return  # heartbeats and other noise: nothing the controller reads changed
+            if kind == "nodes":
+                self.node_changes += 1
             self.wake.set()
 
     def remove(self, kind: str, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
         key: Key = (meta.get("namespace"), meta["name"])
         with self.lock:
-            self.objects[kind].pop(key, None)
+            if self.objects[kind].pop(key, None) is not None and kind == "nodes":
+                self.node_changes += 1
             self.invalid.pop((kind, key), None)
             self.versions.pop((kind, key), None)
             self.entry_problems.pop((kind, key), None)
@@ -299,6 +305,7 @@ class Store:
                 entry_problems={(k, ns, n): dict(v) for (k, (ns, n)), v in self.entry_problems.items()},
                 entry_indices={(k, ns, n): list(v) for (k, (ns, n)), v in self.entry_indices.items()},
                 namespaces=frozenset(self.objects["namespaces"].values()),
+                node_changes=self.node_changes,
             )
 
 
@@ -318,3 +325,4 @@ class Snapshot:
     entry_problems: dict[tuple[str, str | None, str], dict[int, str]] = field(default_factory=dict)
     entry_indices: dict[tuple[str, str | None, str], list[int]] = field(default_factory=dict)
     namespaces: frozenset[str] = frozenset()  # names of the cluster's namespaces
+    node_changes: int = 0  # Store.node_changes when taken: what is decided from the nodes moves with it

@@ -3,7 +3,7 @@
 OpenReports are ``openreports.io/v1alpha1``.
 
 Pure: the report model in, object bodies out. The controller decides when to write them
-(:mod:`plumbob.controller.policy_reports`). What goes where:
+(:mod:`plumbob.controller.steps.policy_reports`). What goes where:
 
 - a node's report → one cluster-scoped ``ClusterPolicyReport`` / ``ClusterReport`` whose
   ``scope`` is the Node;

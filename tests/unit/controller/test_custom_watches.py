@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from plumbob.controller.custom_watches import CustomWatches, store_kind
+from plumbob.controller.steps.cluster.custom_watches import CustomWatches, store_kind
 from plumbob.controller.store import Store
 from plumbob.kube import KubeError
 

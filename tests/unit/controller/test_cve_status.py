@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from plumbob.controller import cve_status
-from plumbob.controller.cve_status import CONFIGMAP, KEY, CveSource, cluster_exposures, status_of
+from plumbob.controller.steps import cve_status
+from plumbob.controller.steps.cve_status import CONFIGMAP, KEY, CveSource, cluster_exposures, status_of
 from plumbob.cves.data import SHIPPED, shipped
 
 

@@ -18,7 +18,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from plumbob.controller.digests import ObjectResult, Taint, job_digest, node_digest, parse_time, report_digest
+from plumbob.controller.decisions.digests import (
+    ObjectResult,
+    Taint,
+    job_digest,
+    node_digest,
+    parse_time,
+    report_digest,
+)
 
 
 def node_body(

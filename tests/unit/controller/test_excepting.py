@@ -24,7 +24,7 @@ import pytest
 
 from plumbob.api.cluster_exceptions import ClusterComplianceException
 from plumbob.api.exceptions import ComplianceException, EntryState
-from plumbob.controller.excepting import (
+from plumbob.controller.decisions.excepting import (
     Entry,
     apply_to_node,
     covers_node_result,

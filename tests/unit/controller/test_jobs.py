@@ -28,9 +28,9 @@ import plumbob.engine.components
 from plumbob.api import ComplianceScan
 from plumbob.api.common import Toleration
 from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.controller.digests import ANNOTATION_NODE, job_digest
-from plumbob.controller.jobs import HOST_ROOT, TAILORING_BUDGET, audit_job
-from plumbob.controller.scanning import job_name
+from plumbob.controller.decisions.digests import ANNOTATION_NODE, job_digest
+from plumbob.controller.decisions.jobs import HOST_ROOT, TAILORING_BUDGET, audit_job
+from plumbob.controller.decisions.scanning import job_name
 from plumbob.names import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN
 
 SCAN = ComplianceScan.model_validate(

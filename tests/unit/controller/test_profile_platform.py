@@ -11,9 +11,9 @@ Cases:
 from __future__ import annotations
 
 from plumbob.benchmarks.catalog import load_benchmark
-from plumbob.controller.digests import NodeDigest
-from plumbob.controller.platforms import PlatformChoice, choose_platform, condition
-from plumbob.controller.profile_status import coverage
+from plumbob.controller.decisions.digests import NodeDigest
+from plumbob.controller.decisions.platforms import PlatformChoice, choose_platform, condition
+from plumbob.controller.steps.profile_status import coverage
 
 
 def node(name: str, version: str = "v1.33.4", **labels: str) -> NodeDigest:

@@ -25,7 +25,12 @@ Cases:
 - second reports for a node and profile under other names (one of an older scan, seen after the
   real one; one of the running scan): the node stays Running until its agent writes, the scan
   completes with the real results only, each copy is marked Stalled (MisnamedReport) with one
-  Warning on it and one on the profile, and gets no results status; later passes write nothing.
+  Warning on it and one on the profile, and gets no results status; later passes write nothing;
+- what a pass decides from all the nodes is decided again when a node changes, and only then: a
+  node's new label changes the detected platform, a node's new kubelet version its CVEs; a
+  heartbeat (a status change the controller does not read) counts as no change;
+- a node whose verdict was settled in earlier passes is judged again when only time moves: a
+  Job that completed without a report stays Running within the grace, then fails NoResults.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import pytest
 from plumbob.agent.running import report_body
 from plumbob.api import KINDS
 from plumbob.benchmarks.tailoring import Tailoring
+from plumbob.controller.context import unknown_keys
 from plumbob.controller.reconciler import Reconciler, Settings
 from plumbob.controller.store import Store
 from plumbob.engine.findings import Finding, Status
@@ -86,23 +92,6 @@ class Call:
 MODELS_BY_PLURAL = {k.CRD.plural: k for k in KINDS}
 
 
-def unknown_keys(written: Any, kept: Any, path: str = "status") -> list[str]:
-    """Keys of ``written`` that a round trip through the model dropped (a misspelt status key:
-    the API server's structural schema would prune it silently)."""
-    out: list[str] = []
-    if isinstance(written, Mapping) and isinstance(kept, Mapping):
-        for k, v in written.items():
-            if k not in kept:
-                if v not in (None, [], {}):
-                    out.append(f"{path}.{k}")
-            else:
-                out += unknown_keys(v, kept[k], f"{path}.{k}")
-    elif isinstance(written, list) and isinstance(kept, list):
-        for i, (w, r) in enumerate(zip(written, kept, strict=False)):
-            out += unknown_keys(w, r, f"{path}[{i}]")
-    return out
-
-
 def unknown_status_keys(plural: str, body: dict[str, Any]) -> list[str]:
     model = MODELS_BY_PLURAL.get(plural)
     if model is None:
@@ -112,7 +101,8 @@ def unknown_status_keys(plural: str, body: dict[str, Any]) -> list[str]:
         a for a in typing.get_args(model.model_fields["status"].annotation) if a is not type(None)
     )
     status = status_model.model_validate(body.get("status") or {})
-    return unknown_keys(body.get("status") or {}, status.to_dict())
+    # a misspelt status key: the API server's structural schema would prune it silently
+    return unknown_keys(body.get("status") or {}, status.to_dict(), empty_too=False)
 
 
 @dataclass
@@ -306,6 +296,10 @@ class World:
     def finish_job(self, node: str, *, results: Mapping[str, str], scan: str) -> None:
         """The agent writes its report, then its Job completes."""
         self.write_report(node, results=results, scan=scan)
+        self.complete_job(node, scan=scan)
+
+    def complete_job(self, node: str, *, scan: str) -> None:
+        """The node's audit Job of ``scan`` completes (whether or not its agent wrote a report)."""
         [(_name, job)] = [
             (n, j)
             for n, j in self.jobs().items()
@@ -1254,7 +1248,7 @@ def test_exception_entry_naming_a_missing_namespace_is_reported(world: World) ->
     assert "namespaces[0]" not in c["Stalled"][2], "a glob that matches an existing namespace is fine"
 
 
-# ---- cluster-level rules (controller/cluster_status.py) ----------------------------------------------
+# ---- cluster-level rules (controller/steps/cluster/cluster_status.py) -------------------------------
 
 
 def test_cluster_rules_and_custom_rules_land_in_the_cluster_report(world: World) -> None:
@@ -1747,3 +1741,58 @@ def test_a_namespace_being_deleted_gets_no_report_and_no_error(
     w.run(2)
     assert nsreport(w, "leaving") is None
     assert not [r for r in caplog.records if r.levelname == "ERROR"], "an expected refusal, not an error"
+
+
+def _versioned_node(name: str, kubelet: str, **labels: str) -> dict[str, Any]:
+    body = node(name, labels=labels)
+    body["status"]["nodeInfo"] = {"kubeletVersion": kubelet}
+    return body
+
+
+def test_a_changed_node_label_changes_the_detected_platform(world: World) -> None:
+    w = world
+    w.kube.put("nodes", _versioned_node("n1", "v1.36.3"))
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+    assert w.kube.status("complianceprofiles", "cis")["resolvedBenchmark"]["platform"] == "generic"
+    changes = w.store.node_changes
+    beat = _versioned_node("n1", "v1.36.3")
+    beat["status"]["conditions"][0]["lastHeartbeatTime"] = iso(w.clock.now)
+    w.kube.put("nodes", beat)
+    assert w.store.node_changes == changes, "a heartbeat is no change"
+    w.kube.put("nodes", _versioned_node("n1", "v1.36.3", **{"cloud.google.com/gke-nodepool": "pool"}))
+    assert w.store.node_changes == changes + 1
+    w.run()
+    assert w.kube.status("complianceprofiles", "cis")["resolvedBenchmark"]["platform"] == "gke"
+
+
+def test_a_changed_kubelet_version_changes_the_profile_cves(world: World) -> None:
+    w = world
+    w.kube.put("nodes", _versioned_node("n1", "v1.36.3"))
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+    before = w.kube.status("complianceprofiles", "cis")["kubernetesCves"]
+    assert not [e for e in before.get("exposures", []) if e["where"] == "n1"]
+    w.kube.put("nodes", _versioned_node("n1", "v1.30.0"))
+    w.run()
+    after = w.kube.status("complianceprofiles", "cis")["kubernetesCves"]
+    assert [e for e in after["exposures"] if e["where"] == "n1" and e["component"] == "kubelet"]
+
+
+def test_a_finished_job_without_results_fails_after_the_grace_with_no_new_event(world: World) -> None:
+    w = world
+    w.kube.put("complianceprofiles", profile())
+    for n in ("worker-1", "worker-2"):
+        w.kube.put("nodes", node(n))
+    w.clock.now += timedelta(minutes=1)
+    scan = rescan(w)
+    w.run(2)  # the Jobs start on the scan's second pass
+    w.finish_job("worker-1", results={"4.2.1": "pass"}, scan=scan)
+    w.complete_job("worker-2", scan=scan)  # its agent wrote no report
+    w.run(3)
+    assert w.scans()[scan]["status"]["nodes"]["running"] == 1
+    w.clock.now += timedelta(seconds=31)
+    w.run()  # nothing changed in the store, only the clock
+    status = w.scans()[scan]["status"]
+    assert [(p["node"], p["reason"]) for p in status["nodes"]["problems"]] == [("worker-2", "NoResults")]
+    assert status["phase"] == "Complete"

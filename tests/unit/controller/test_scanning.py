@@ -31,8 +31,8 @@ import pytest
 
 from plumbob.api.common import MAX_PROFILE_NAME, LabelSelector, Toleration
 from plumbob.api.scans import NodeState
-from plumbob.controller.digests import JobDigest, NodeDigest, ReportDigest, Taint
-from plumbob.controller.scanning import (
+from plumbob.controller.decisions.digests import JobDigest, NodeDigest, ReportDigest, Taint
+from plumbob.controller.decisions.scanning import (
     DEFAULT_TOLERATIONS,
     TERMINAL,
     NodeVerdict,

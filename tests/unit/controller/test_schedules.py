@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from plumbob.controller.schedules import Cron, ScheduleError, due_tick, parse_cron
+from plumbob.controller.decisions.schedules import Cron, ScheduleError, due_tick, parse_cron
 
 BERLIN = "Europe/Berlin"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from plumbob.controller.context import Settings
-from plumbob.controller.jobs import DEFAULT_AGENT_RESOURCES
+from plumbob.controller.decisions.jobs import DEFAULT_AGENT_RESOURCES
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from cluster_data import raw
 
 from plumbob.controller.context import Context
-from plumbob.controller.policy_reports import PolicyReportExport
+from plumbob.controller.steps.policy_reports import PolicyReportExport
 from plumbob.controller.store import Store
 from plumbob.kube import NotFoundError
 

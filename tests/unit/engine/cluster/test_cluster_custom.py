@@ -86,7 +86,7 @@ def test_the_sample_profiles_custom_rule_compiles_and_finds_a_latest_tag() -> No
     import yaml  # noqa: PLC0415
 
     from plumbob.api.profiles import ComplianceProfile  # noqa: PLC0415
-    from plumbob.controller.cluster_status import custom_rules  # noqa: PLC0415
+    from plumbob.controller.steps.cluster.cluster_status import custom_rules  # noqa: PLC0415
 
     sample = Path(__file__).parents[4] / "docs" / "examples" / "profile-kubeadm.yaml"
     profile = ComplianceProfile.model_validate(yaml.safe_load(sample.read_text()))

@@ -27,7 +27,7 @@ from plumbob.api.common import LabelSelector, ResultStatus
 from plumbob.api.exceptions import ComplianceException, EntryState
 from plumbob.api.scans import aggregate_status
 from plumbob.benchmarks.rules import rule_matches
-from plumbob.controller.digests import ObjectResult, ReportDigest
+from plumbob.controller.decisions.digests import NodeDigest, ObjectResult, ReportDigest
 
 Exception_ = ClusterComplianceException | ComplianceException
 
@@ -229,6 +229,21 @@ def apply_to_node(
                 excepted[rule] = entry
                 break
     return Applied(effective, excepted)
+
+
+def exceptions_applied(
+    report: ReportDigest, nodes: Mapping[str, NodeDigest], entries: list[Entry], now: datetime
+) -> Applied:
+    """A node report's results with the entries applied that cover its profile, node and node labels now."""
+    node = nodes.get(report.node or "")
+    return apply_to_node(
+        report.results,
+        entries,
+        profile=report.profile,
+        node=report.node or "",
+        node_labels=node.labels if node else {},
+        now=now,
+    )
 
 
 def dangling_references(

@@ -30,8 +30,8 @@ from typing import Any
 from plumbob.api import ComplianceScan
 from plumbob.api.common import Toleration
 from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.controller.digests import ANNOTATION_NODE, LABEL_MANAGED_BY, MANAGER
-from plumbob.controller.scanning import DEFAULT_TOLERATIONS, job_name
+from plumbob.controller.decisions.digests import ANNOTATION_NODE, LABEL_MANAGED_BY, MANAGER
+from plumbob.controller.decisions.scanning import DEFAULT_TOLERATIONS, job_name
 from plumbob.names import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN
 
 HOST_ROOT = "/host"

@@ -1,13 +1,13 @@
 """``NamespaceComplianceReport``: a profile's cluster-level findings, one report per namespace.
 
-Called by :mod:`~plumbob.controller.cluster_status` after each evaluation of a profile, with every
-finding (not the cluster report's capped list). For each namespace holding an object a rule found
-at fault or listed as expected, the report named after the profile is created when missing and
-its status rewritten when what it says changed (the evaluation time aside); a report of a
-namespace with no finding left is deleted. A namespace whose findings and exceptions are the same
-as at the last evaluation is skipped without building its status. What was last written is
-remembered per term; a new term starts from one LIST of the profile's reports, so a restart
-rewrites nothing that is current.
+Called by :mod:`~plumbob.controller.steps.cluster.cluster_status` after each evaluation of a
+profile, with every finding (not the cluster report's capped list). For each namespace holding an
+object a rule found at fault or listed as expected, the report named after the profile is created
+when missing and its status rewritten when what it says changed (the evaluation time aside); a
+report of a namespace with no finding left is deleted. A namespace whose findings and exceptions are
+the same as at the last evaluation is skipped without building its status. What was last written is
+remembered per term; a new term starts from one LIST of the profile's reports, so a restart rewrites
+nothing that is current.
 
 Exceptions are applied here as in the cluster report: a namespaced ``ComplianceException`` covers
 findings in its own namespace, a ``ClusterComplianceException`` per its ``namespaces`` and
@@ -29,10 +29,10 @@ from plumbob.api.namespace_reports import MAX_LISTED_PER_RULE, NamespaceComplian
 from plumbob.api.profiles import ComplianceProfile
 from plumbob.api.scans import aggregate_status
 from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.controller import excepting
-from plumbob.controller.cluster_results import check_result
 from plumbob.controller.context import Context
-from plumbob.controller.digests import LABEL_MANAGED_BY, MANAGER, ObjectResult
+from plumbob.controller.decisions import excepting
+from plumbob.controller.decisions.cluster_results import check_result
+from plumbob.controller.decisions.digests import LABEL_MANAGED_BY, MANAGER, ObjectResult
 from plumbob.engine.findings import Finding, Status
 from plumbob.kube import KubeError, NotFoundError
 from plumbob.names import API_VERSION, LABEL_PROFILE

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from plumbob.benchmarks.detection import NodeSignals, detect_platform
 from plumbob.benchmarks.versions import has_platform_benchmark
-from plumbob.controller.digests import NodeDigest
+from plumbob.controller.decisions.digests import NodeDigest
 
 
 @dataclass(frozen=True)

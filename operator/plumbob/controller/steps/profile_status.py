@@ -20,12 +20,14 @@ from typing import Any
 
 from plumbob.api import ComplianceProfile
 from plumbob.api.common import ResultStatus, Summary, rule_order
+from plumbob.api.profiles import ComplianceProfileStatus
 from plumbob.api.scans import ScanPhase, aggregate_status
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import Rule
-from plumbob.controller import excepting, platforms, scan_status, scanning
-from plumbob.controller.context import Context, conditions, iso, ref, stalled
-from plumbob.controller.digests import ReportDigest
+from plumbob.controller.context import Context, built_status, conditions, iso, ref, stalled
+from plumbob.controller.decisions import aggregation, excepting, platforms, scan_settings, scanning
+from plumbob.controller.decisions.digests import ReportDigest
+from plumbob.controller.launching import create_scan
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster.custom import compile_error
 from plumbob.names import ANNOTATION_RESCAN, report_name
@@ -59,9 +61,9 @@ def handle_rescans(ctx: Context, snap: Snapshot, now: datetime) -> None:
                 for s in snap.scans.values()
             )
             if not started:
-                if scan_status.running_scan(snap, profile.metadata.name) is not None:
+                if scan_settings.running_scan(snap.scans, profile.metadata.name) is not None:
                     continue  # acted on once the running scan completes
-                if not scan_status.create_scan(
+                if not create_scan(
                     ctx, snap, profile, trigger="rescan", started=now, labels={LABEL_RESCAN: request}
                 ):
                     continue
@@ -69,7 +71,7 @@ def handle_rescans(ctx: Context, snap: Snapshot, now: datetime) -> None:
                 "complianceprofiles",
                 profile.metadata.name,
                 profile.status.to_dict() if profile.status else {},
-                {"lastRescan": rescan_record(wanted)},
+                built_status(ComplianceProfileStatus, {"lastRescan": rescan_record(wanted)}),
             )
 
 
@@ -132,7 +134,7 @@ def _failing_or(rules: dict[str, str], passed: str) -> tuple[bool, str, str]:
 
 def waiting_for(snap: Snapshot, profile: ComplianceProfile) -> str:
     """What a profile without a scan yet waits for, as a condition message."""
-    sched = scan_status.schedule_for(snap, profile)
+    sched = scan_settings.schedule_for(snap.schedules.values(), snap.profiles, profile)
     if sched is None:
         return (
             "no schedule covers this profile; request a scan with "
@@ -166,6 +168,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                         stalled("CannotResolve", str(exc), "fix the profile to continue"),
                     ),
                 }
+                new = built_status(ComplianceProfileStatus, new)
                 if ctx.patch("complianceprofiles", meta.name, current, new):
                     ctx.event(ref(profile), "Warning", "CannotResolve", str(exc))
                 continue
@@ -209,7 +212,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                 cluster = excepting.apply_to_cluster_report(cluster_report, entries, now).effective
             if last_done is not None or cluster:
                 of_scan = [r for r in reports if last_done and r.scan == last_done.metadata.name]
-                agg = scan_status.aggregate(snap, of_scan, entries, now)
+                agg = aggregation.aggregate(of_scan, snap.nodes, entries, now)
                 on_nodes = {r["id"]: r["status"] for r in agg["rules"]}
                 rules = with_cluster(on_nodes, cluster)
                 summary = Summary.of([ResultStatus(s) for s in rules.values()])
@@ -291,7 +294,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
                     once=(meta.name, str(meta.generation), "InvalidCustomRule"),
                 )  # fmt: skip
             new["conditions"] = conditions(conds, meta.generation, now, wanted)
-            ctx.patch("complianceprofiles", meta.name, current, new)
+            ctx.patch("complianceprofiles", meta.name, current, built_status(ComplianceProfileStatus, new))
 
 
 def coverage(rules: list[dict[str, Any]], node_rules: list[Rule]) -> dict[str, int]:

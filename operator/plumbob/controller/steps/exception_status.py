@@ -3,7 +3,7 @@
 Exceptions are applied where results are counted (report status, scan aggregation, profile
 status); this step only reports on the lists themselves. It decides and writes, for each list:
 
-- each entry's state (active, unused, expired; :func:`~plumbob.controller.excepting.entry_state`)
+- each entry's state (active, unused, expired; :func:`~plumbob.controller.decisions.excepting.entry_state`)
   and how many node results it excepts right now, a summary, the next expiry, and conditions;
 - one ``ExceptionExpired`` Event for each entry that has expired since the status last showed it.
 
@@ -18,11 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from plumbob.api import ClusterComplianceException, ComplianceException
-from plumbob.api.exceptions import EntryState
+from plumbob.api.exceptions import EntryState, ExceptionStatus
 from plumbob.benchmarks.catalog import available, load_benchmark
-from plumbob.controller import excepting
-from plumbob.controller.context import Context, conditions, iso, stalled
-from plumbob.controller.report_status import exceptions_applied
+from plumbob.controller.context import Context, built_status, conditions, iso, stalled
+from plumbob.controller.decisions import excepting
 from plumbob.controller.store import Snapshot
 
 
@@ -36,14 +35,15 @@ def known_rule_ids(snap: Snapshot) -> list[str]:
 def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> float:
     """Write every exception list's status; the seconds until the next entry expires."""
     matched: dict[excepting.EntryKey, int] = defaultdict(int)
-    for report in snap.reports.values():
+    # Without an entry nothing is matched: a pass at thousands of reports skips the walk.
+    for report in snap.reports.values() if entries else ():
         if not report.authoritative:
             continue
         if report.node is None:
             for _result, entry in excepting.apply_to_cluster_report(report, entries, now).excepted:
                 matched[entry.key] += 1
             continue
-        for entry in exceptions_applied(snap, report, entries, now).excepted.values():
+        for entry in excepting.exceptions_applied(report, snap.nodes, entries, now).excepted.values():
             matched[entry.key] += 1
     wait = 30.0
     nxt = excepting.next_expiry(entries, now)
@@ -126,6 +126,7 @@ def reconcile(ctx: Context, snap: Snapshot, entries: list[excepting.Entry], now:
             }
             if new["nextExpiry"] is None:
                 new["nextExpiry"] = None
+            new = built_status(ExceptionStatus, new)
             ns = meta.namespace
             if ctx.patch(f"{exc_obj.kind.lower()}s", meta.name, current, new, ns):
                 involved = {

@@ -2,7 +2,7 @@
 
 It decides and writes, for each schedule:
 
-- a due tick (:func:`~plumbob.controller.schedules.due_tick`, in the schedule's time zone) creates
+- a due tick (:func:`~plumbob.controller.decisions.schedules.due_tick`, in the schedule's time zone) creates
   one scan per covered profile, or a ``ScanSkipped`` Event when that profile's scan is still
   running, and moves ``lastScheduleTime`` to the tick (unless the schedule is suspended);
 - status: last and next tick, the covered profiles that exist, conditions ``Ready`` (``Scheduled``
@@ -10,8 +10,9 @@ It decides and writes, for each schedule:
 - a cron expression that never fires or cannot be parsed: ``Stalled`` with the reason and one
   ``InvalidSchedule`` Event when the status changes to say so.
 
-Which profiles a schedule covers, and which schedule governs a profile's scans, is decided in
-:mod:`~plumbob.controller.scan_status`, which creates the scans.
+Which profiles a schedule covers is decided in
+:mod:`~plumbob.controller.decisions.scan_settings`; :mod:`~plumbob.controller.launching` creates
+the scans.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from plumbob.controller import scan_status
-from plumbob.controller.context import Context, conditions, iso, ref, stalled
-from plumbob.controller.schedules import ScheduleError, due_tick, parse_cron
+from plumbob.api.schedules import ComplianceScheduleStatus
+from plumbob.controller.context import Context, built_status, conditions, iso, ref, stalled
+from plumbob.controller.decisions.scan_settings import covered_profiles, running_scan
+from plumbob.controller.decisions.schedules import ScheduleError, due_tick, parse_cron
+from plumbob.controller.launching import create_scan
 from plumbob.controller.store import Snapshot
 
 
@@ -46,10 +49,11 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                         stalled("InvalidSchedule", str(exc), "nothing to do until the schedule is fixed"),
                     ),
                 }
+                new = built_status(ComplianceScheduleStatus, new)
                 if ctx.patch("complianceschedules", meta.name, current, new):
                     ctx.event(ref(sched), "Warning", "InvalidSchedule", str(exc))
                 continue
-            profiles = scan_status.covered_profiles(sched, snap)
+            profiles = covered_profiles(sched, snap.profiles)
             missing = [p for p in profiles if p not in snap.profiles]
             last = status.last_schedule_time if status else None
             created = meta.creation_timestamp or now
@@ -60,7 +64,7 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                         profile = snap.profiles.get(name)
                         if profile is None:
                             continue
-                        running = scan_status.running_scan(snap, name)
+                        running = running_scan(snap.scans, name)
                         if running:
                             ctx.event(
                                 ref(sched),
@@ -70,9 +74,7 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                                 once=("ScanSkipped", meta.uid or meta.name, name, iso(tick)),
                             )
                             continue
-                        scan_status.create_scan(
-                            ctx, snap, profile, trigger="schedule", started=tick, schedule=sched
-                        )
+                        create_scan(ctx, snap, profile, trigger="schedule", started=tick, schedule=sched)
                     last = tick
             nxt = cron.next_after(now)
             wait = min(wait, max(0.05, (nxt - now).total_seconds()))
@@ -101,6 +103,7 @@ def reconcile(ctx: Context, snap: Snapshot, now: datetime) -> float:
                 "profiles": [p for p in profiles if p in snap.profiles],
                 "conditions": conditions(conds, meta.generation, now, health),
             }
+            new = built_status(ComplianceScheduleStatus, new)
             was = next((c.message for c in conds if c.type == "Stalled" and c.status == "True"), None)
             if ctx.patch("complianceschedules", meta.name, current, new) and problem and was != problem[1]:
                 ctx.event(ref(sched), "Warning", problem[0], problem[1])

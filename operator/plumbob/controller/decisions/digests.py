@@ -8,6 +8,7 @@ keeps memory flat at thousands of nodes. Digests are built from raw API dicts at
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -103,7 +104,7 @@ class ReportDigest:
     status: dict[str, Any] = field(default_factory=dict)
     objects: tuple[ObjectResult, ...] = ()  # cluster-level report: the results naming an object
 
-    @property
+    @functools.cached_property  # read for every report at every snapshot: decided once per digest
     def authoritative(self) -> bool:
         """Whether this is *the* report of its profile and node: the one named ``<profile>.<node>``.
 

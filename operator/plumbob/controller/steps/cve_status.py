@@ -15,8 +15,9 @@ import logging
 import time
 from typing import Any
 
-from plumbob.controller.context import Context
-from plumbob.controller.scanning import selects
+from plumbob.api.profiles import ComplianceProfileStatus
+from plumbob.controller.context import Context, built_status
+from plumbob.controller.decisions.scanning import selects
 from plumbob.controller.store import Snapshot
 from plumbob.cves.data import CveData, CveDataError, parse_text, shipped
 from plumbob.cves.exposure import Exposure, exposures, patch_lag
@@ -41,6 +42,8 @@ class CveSource:
         self.problem: str | None = None
         self._seen: tuple[bool, str | None] = (False, None)  # (ConfigMap exists, its text) last seen
         self._next = 0.0
+        # profile -> (what its status was built from, the status): see reconcile()
+        self.built: dict[str, tuple[tuple[object, ...], dict[str, Any]]] = {}
 
     def refresh(self) -> None:
         now = time.monotonic()
@@ -125,13 +128,23 @@ def reconcile(ctx: Context, source: CveSource, snap: Snapshot) -> float:
     source.refresh()
     server = ctx.kubernetes_version()
     for profile in snap.profiles.values():
-        roles = [r.value for r in profile.spec.node_roles]
-        nodes = [
-            (n.name, n.kubelet_version, n.kube_proxy_version)
-            for n in sorted(snap.nodes.values(), key=lambda n: n.name)
-            if selects(n, profile.spec.node_selector, roles)
-        ]
-        new = {"kubernetesCves": status_of(source, cluster_exposures(source.data, server, nodes))}
+        # Decided again only when the data, the server's version or a node changed.
+        key = (source.data, source.source, source.problem, server, snap.node_changes, profile.spec)
+        cached = source.built.get(profile.metadata.name)
+        if cached is not None and cached[0] == key:
+            new = cached[1]
+        else:
+            roles = [r.value for r in profile.spec.node_roles]
+            nodes = [
+                (n.name, n.kubelet_version, n.kube_proxy_version)
+                for n in sorted(snap.nodes.values(), key=lambda n: n.name)
+                if selects(n, profile.spec.node_selector, roles)
+            ]
+            new = built_status(
+                ComplianceProfileStatus,
+                {"kubernetesCves": status_of(source, cluster_exposures(source.data, server, nodes))},
+            )
+            source.built[profile.metadata.name] = (key, new)
         current = profile.status.to_dict() if profile.status else {}
         ctx.patch(
             "complianceprofiles",

@@ -22,7 +22,7 @@ from plumbob.api.reports import ComplianceReport
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import Benchmark
 from plumbob.controller.context import Context
-from plumbob.controller.digests import ReportDigest
+from plumbob.controller.decisions.digests import ReportDigest
 from plumbob.controller.store import Snapshot
 from plumbob.kube import InvalidError, KubeError, NotFoundError
 from plumbob.names import LABEL_PROFILE

@@ -1,7 +1,7 @@
 """ComplianceReport of a profile's cluster-level rules: keep the objects, evaluate, write.
 
 The operator's watches keep the API objects the cluster rules read in the store (compact JSON);
-kinds that only custom rules name are watched by :mod:`~plumbob.controller.custom_watches`. This
+kinds that only custom rules name are watched by :mod:`~plumbob.controller.steps.cluster.custom_watches`. This
 step keeps one parsed :class:`~plumbob.engine.cluster.Inventory` for the term and, before each
 evaluation, puts into it only the objects whose digest changed (and removes the gone ones), so
 that the evaluation checks only what changed. A profile is evaluated when its ``spec`` changes,
@@ -11,8 +11,8 @@ It evaluates the selected cluster-level rules of the profile's benchmark
 (:mod:`plumbob.engine.cluster`), its Pod Security Standards and its ``customRules`` (CEL), writes
 the cluster-level ``ComplianceReport`` named after the profile (no ``spec.nodeName``; ``spec``
 holds the results, each naming its object; ``status`` the summary with exceptions applied), the
-per-namespace reports (:mod:`~plumbob.controller.namespace_reports`) and the drift Events
-(:mod:`~plumbob.controller.cluster_drift`).
+per-namespace reports (:mod:`~plumbob.controller.steps.cluster.namespace_reports`) and the drift Events
+(:mod:`~plumbob.controller.steps.cluster.cluster_drift`).
 
 What the report promises:
 
@@ -51,13 +51,13 @@ from plumbob.api.profiles import ComplianceProfile
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.rules import ExpectedHolder, Target
 from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.controller import excepting
-from plumbob.controller.cluster_drift import DriftEvents, Violation
-from plumbob.controller.cluster_results import MAX_EXPECTED, MAX_LISTED, check_result, clip
 from plumbob.controller.context import Context, ref
-from plumbob.controller.custom_watches import CustomWatches
+from plumbob.controller.decisions import excepting
+from plumbob.controller.decisions.cluster_results import MAX_EXPECTED, MAX_LISTED, check_result, clip
 from plumbob.controller.kinds import CLUSTER_RULE_KINDS as CLUSTER_KINDS
-from plumbob.controller.namespace_reports import NamespaceReports
+from plumbob.controller.steps.cluster.cluster_drift import DriftEvents, Violation
+from plumbob.controller.steps.cluster.custom_watches import CustomWatches
+from plumbob.controller.steps.cluster.namespace_reports import NamespaceReports
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
 from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom, rule_finding

@@ -28,8 +28,8 @@ from datetime import datetime, timedelta
 
 from plumbob.api.common import LabelSelector, Toleration
 from plumbob.api.scans import NodeState
-from plumbob.controller.digests import JobDigest, NodeDigest, ReportDigest, Taint
-from plumbob.controller.excepting import selector_matches
+from plumbob.controller.decisions.digests import JobDigest, NodeDigest, ReportDigest, Taint
+from plumbob.controller.decisions.excepting import selector_matches
 from plumbob.names import report_name
 
 ROLE_LABELS = {

@@ -7,7 +7,8 @@ Forbid`` and no backlog), never a burst.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -22,6 +23,9 @@ class ScheduleError(ValueError):
 class Cron:
     expression: str
     zone: ZoneInfo
+    # [tick, next tick] around the moment last asked about: every moment in between has the same
+    # previous and next tick, so the reconciler's passes between two ticks ask croniter nothing.
+    _window: list[datetime] = field(default_factory=list, compare=False, repr=False)
 
     def next_after(self, moment: datetime) -> datetime:
         """The first tick strictly after ``moment``, in UTC.
@@ -30,6 +34,9 @@ class Cron:
         the two identical wall-clock times only (as cron does); one with a wildcard hour fires
         every real hour.
         """
+        window = self._window
+        if window and window[0] <= moment < window[1]:
+            return window[1]
         local = moment.astimezone(self.zone)
         tick: datetime = croniter(self.expression, local).get_next(datetime)
         tick = tick.astimezone(UTC)
@@ -53,6 +60,9 @@ class Cron:
         Found by walking forward with :meth:`next_after` from a tick well before ``moment``, so
         the two always agree (croniter's backwards search is unreliable across a DST fall-back).
         """
+        window = self._window
+        if window and window[0] <= moment < window[1]:
+            return window[0]
         local = moment.astimezone(self.zone) + timedelta(seconds=1)
         tick: datetime = croniter(self.expression, local).get_prev(datetime).astimezone(UTC)
         if tick > moment or (self._fixed_hours and self._is_repeat(tick)):  # start from well before
@@ -61,10 +71,12 @@ class Cron:
         while True:
             following = self.next_after(tick)
             if following > moment:
+                self._window[:] = [tick, following]
                 return tick
             tick = following
 
 
+@functools.lru_cache(maxsize=256)  # parsed once per expression and zone, not at every pass
 def parse_cron(expression: str, time_zone: str | None) -> Cron:
     """Validate and build a :class:`Cron`; raise :class:`ScheduleError` naming the bad part."""
     zone_name = time_zone or "UTC"

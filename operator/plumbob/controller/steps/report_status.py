@@ -25,27 +25,12 @@ from datetime import datetime
 from pydantic import TypeAdapter, ValidationError
 
 from plumbob.api.common import Condition, ResultStatus, Summary
-from plumbob.controller import excepting
-from plumbob.controller.context import Context, conditions, ref, same, stalled
-from plumbob.controller.digests import ReportDigest
+from plumbob.api.reports import ComplianceReportStatus
+from plumbob.controller.context import Context, built_status, conditions, ref, same, stalled
+from plumbob.controller.decisions import excepting
+from plumbob.controller.decisions.digests import ReportDigest
 from plumbob.controller.store import Snapshot
 from plumbob.names import API_VERSION, report_name
-
-
-def exceptions_applied(
-    snap: Snapshot, report: ReportDigest, entries: list[excepting.Entry], now: datetime
-) -> excepting.Applied:
-    """The report's results with the entries applied that cover its profile, node and node labels now."""
-    node = snap.nodes.get(report.node or "")
-    return excepting.apply_to_node(
-        report.results,
-        entries,
-        profile=report.profile,
-        node=report.node or "",
-        node_labels=node.labels if node else {},
-        now=now,
-    )
-
 
 _CONDITIONS = TypeAdapter(list[Condition])
 
@@ -75,7 +60,7 @@ class ReportStatus:
         def settle(item: tuple[ReportDigest, tuple[object, ...]]) -> None:
             report, fingerprint = item
             with self.ctx.isolated("report", report.name):
-                if self._write(snap, report, exceptions_applied(snap, report, entries, now)):
+                if self._write(snap, report, excepting.exceptions_applied(report, snap.nodes, entries, now)):
                     self._settled[report.name] = fingerprint
 
         self.ctx.in_parallel(settle, pending)
@@ -102,7 +87,10 @@ class ReportStatus:
                 "compliancereports",
                 report.name,
                 report.status,
-                {"conditions": conditions(current, report.generation, now, wanted)},
+                built_status(
+                    ComplianceReportStatus,
+                    {"conditions": conditions(current, report.generation, now, wanted)},
+                ),
             )
             if (report.name, report.uid) in self._told:
                 continue
@@ -153,6 +141,7 @@ class ReportStatus:
         if not fresh:
             new.pop("baseline")
             new.pop("drift")
+        new = built_status(ComplianceReportStatus, new)
         if fresh or not same(status, new):
             old_excepted = {e["rule"] for e in status.get("exceptions") or []}
             newly = sorted(set(applied.excepted) - old_excepted)

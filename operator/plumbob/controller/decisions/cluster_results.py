@@ -1,5 +1,5 @@
 """A cluster-level finding as a report result: the shape both the profile's cluster report and the
-namespace reports (:mod:`~plumbob.controller.namespace_reports`) write, with the size caps."""
+namespace reports (:mod:`~plumbob.controller.steps.cluster.namespace_reports`) write, with the size caps."""
 
 from __future__ import annotations
 

@@ -1,18 +1,16 @@
-"""ComplianceScan: how a scan is created, how it progresses, and when it goes.
+"""ComplianceScan: how a scan progresses, and when it goes.
 
-It decides and writes:
+It decides and writes (a scan is created by :mod:`~plumbob.controller.launching`):
 
-- creation (:func:`create_scan`): a scan named after the profile and the trigger's moment, owned
-  by the profile, with the parallelism and node deadline of the schedule that covers the profile
-  (:func:`schedule_for`); a second trigger for the same moment hits the existing name and creates
-  nothing. A ``ScanCreated`` Event on the profile;
-- each running scan's status (:class:`ScanStatus`): every target node's verdict from its Node,
-  Job and report (:mod:`~plumbob.controller.scanning` decides), audit Jobs for pending nodes up to
-  ``maxParallelNodes`` (:mod:`~plumbob.controller.jobs` builds them), Jobs of vanished nodes
-  deleted, progress written at most every ``progress_interval`` unless a node newly failed;
-- completion: per-rule results aggregated across nodes with exceptions applied (:func:`aggregate`,
-  also used for the profile's status), drift against the previous completed scan, a
-  ``ScanComplete`` Event; ``Stalled`` and a ``ScanFailed`` Event when the profile cannot be
+- each running scan's status (:class:`ScanStatus`): the parallelism and node deadline that govern
+  it (:mod:`~plumbob.controller.decisions.scan_settings`), every target node's verdict from its
+  Node, Job and report (:mod:`~plumbob.controller.decisions.scanning` decides), audit Jobs for
+  pending nodes up to ``maxParallelNodes`` (:mod:`~plumbob.controller.decisions.jobs` builds
+  them), Jobs of vanished nodes deleted, progress written at most every ``progress_interval``
+  unless a node newly failed;
+- completion: per-rule results aggregated across nodes with exceptions applied
+  (:mod:`~plumbob.controller.decisions.aggregation`), drift against the previous completed scan,
+  a ``ScanComplete`` Event; ``Stalled`` and a ``ScanFailed`` Event when the profile cannot be
   resolved;
 - pruning (:func:`prune`): completed scans beyond the schedule's ``historyLimit`` are deleted.
 """
@@ -22,122 +20,26 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from plumbob.api import ComplianceProfile, ComplianceScan, ComplianceSchedule
-from plumbob.api.common import MAX_NODE_NAMES, MAX_NODE_PROBLEMS, ResultStatus, Summary, rule_order, scan_name
-from plumbob.api.scans import NodeState, ScanPhase, aggregate_status
+from plumbob.api import ComplianceScan
+from plumbob.api.common import MAX_NODE_PROBLEMS
+from plumbob.api.scans import ComplianceScanStatus, NodeState, ScanPhase
 from plumbob.api.schedules import (
     DEFAULT_HISTORY_LIMIT,
-    DEFAULT_MAX_PARALLEL_NODES,
-    DEFAULT_NODE_DEADLINE_SECONDS,
 )
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
-from plumbob.controller import excepting, scanning
-from plumbob.controller.context import Context, conditions, iso, ref, stalled
-from plumbob.controller.digests import ReportDigest
-from plumbob.controller.jobs import audit_job
-from plumbob.controller.report_status import exceptions_applied
+from plumbob.controller.context import Context, built_status, conditions, iso, ref, stalled
+from plumbob.controller.decisions import aggregation, excepting, scan_settings, scanning
+from plumbob.controller.decisions.digests import ReportDigest
+from plumbob.controller.decisions.jobs import audit_job
 from plumbob.controller.store import Snapshot
 from plumbob.kube import ConflictError, InvalidError, KubeError
 from plumbob.names import LABEL_SCAN
 
 log = logging.getLogger("plumbob.controller")
-
-
-def covered_profiles(sched: ComplianceSchedule, snap: Snapshot) -> list[str]:
-    """The profiles a schedule names, or those its ``profileSelector`` matches, sorted."""
-    if sched.spec.profiles is not None:
-        return sorted(sched.spec.profiles)
-    selector = sched.spec.profile_selector
-    if selector is None:
-        return []
-    return sorted(
-        name for name, p in snap.profiles.items() if excepting.selector_matches(selector, p.metadata.labels)
-    )
-
-
-def schedule_for(snap: Snapshot, profile: ComplianceProfile) -> ComplianceSchedule | None:
-    """The first schedule (by name) that covers the profile: its settings govern the profile's scans."""
-    for sched in sorted(snap.schedules.values(), key=lambda s: s.metadata.name):
-        if profile.metadata.name in covered_profiles(sched, snap):
-            return sched
-    return None
-
-
-def settings(snap: Snapshot, scan: ComplianceScan) -> ComplianceScan:
-    """The scan with the parallelism and node deadline that govern it now: those recorded in its
-    spec, else those of the schedule that covers its profile, else the defaults. So the order in
-    which a profile and its schedule arrive does not change how the scan runs."""
-    recorded = scan.spec.model_fields_set
-    if {"max_parallel_nodes", "node_deadline_seconds"} <= recorded:
-        return scan
-    profile = snap.profiles.get(scan.spec.profile)
-    sched = schedule_for(snap, profile) if profile is not None else None
-    update = {}
-    if "max_parallel_nodes" not in recorded:
-        update["max_parallel_nodes"] = sched.spec.max_parallel_nodes if sched else DEFAULT_MAX_PARALLEL_NODES
-    if "node_deadline_seconds" not in recorded:
-        update["node_deadline_seconds"] = (
-            sched.spec.node_deadline_seconds if sched else DEFAULT_NODE_DEADLINE_SECONDS
-        )
-    return scan.model_copy(update={"spec": scan.spec.model_copy(update=update)})
-
-
-def running_scan(snap: Snapshot, profile: str) -> str | None:
-    """The name of a scan of the profile that has not finished, if any."""
-    for name, scan in snap.scans.items():
-        phase = scan.status.phase if scan.status else None
-        if scan.spec.profile == profile and phase not in (ScanPhase.COMPLETE, ScanPhase.FAILED):
-            return name
-    return None
-
-
-def create_scan(
-    ctx: Context,
-    snap: Snapshot,
-    profile: ComplianceProfile,
-    *,
-    trigger: str,
-    started: datetime,
-    schedule: ComplianceSchedule | None = None,
-    labels: dict[str, str] | None = None,
-) -> str | None:
-    """Create a scan of the profile; its name, or None when it exists already or cannot be created."""
-    sched = schedule or schedule_for(snap, profile)
-    name = scan_name(profile.metadata.name, started)
-    spec: dict[str, Any] = {"profile": profile.metadata.name, "trigger": trigger}
-    if sched is not None:
-        # Without a schedule the settings stay open: a schedule applied together with the profile
-        # (a GitOps folder) may arrive a moment later, and then governs this scan (see settings()).
-        spec["maxParallelNodes"] = sched.spec.max_parallel_nodes
-        spec["nodeDeadlineSeconds"] = sched.spec.node_deadline_seconds
-    if profile.metadata.generation:
-        spec["profileGeneration"] = profile.metadata.generation
-    if trigger == "schedule" and sched is not None:
-        spec["schedule"] = sched.metadata.name
-    body = {
-        "apiVersion": profile.api_version,
-        "kind": "ComplianceScan",
-        "metadata": {
-            "name": name,
-            "labels": {"plumbob.dev/profile": profile.metadata.name, **(labels or {})},
-            "ownerReferences": [profile.owner_reference().to_dict()],
-        },
-        "spec": spec,
-    }
-    try:
-        created = ctx.kube.create_object("compliancescans", body)
-    except ConflictError:
-        return None  # this tick's scan exists already: the trigger was handled before
-    except KubeError as exc:
-        log.warning("could not create scan for %s: %s", profile.metadata.name, exc)
-        return None
-    ctx.store.upsert("compliancescans", created)
-    ctx.event(ref(profile), "Normal", "ScanCreated", f"scan {name} started ({trigger})")
-    return name
 
 
 class ScanStatus:
@@ -146,6 +48,11 @@ class ScanStatus:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._last_progress: dict[str, float] = {}
+        # scan -> node -> (the inputs of its verdict, the verdict): a pass at thousands of nodes
+        # decides again only the nodes whose Node, Job or report changed (see _verdict).
+        self._verdicts: dict[
+            str, dict[str, tuple[tuple[object, ...], scanning.NodeVerdict | None, scanning.NodeVerdict]]
+        ] = {}
 
     def reconcile(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> float:
         """Advance every unfinished scan, then prune; the seconds until a scan needs another look."""
@@ -156,12 +63,14 @@ class ScanStatus:
         reports_by_node: dict[tuple[str, str], ReportDigest] = {
             (r.profile, r.node): r for r in snap.reports.values() if r.node is not None
         }
+        running = set()
         for scan in snap.scans.values():
             phase = scan.status.phase if scan.status else None
             if phase in (ScanPhase.COMPLETE, ScanPhase.FAILED):
                 if by_scan.get(scan.metadata.name):
                     self._remove_jobs(scan.metadata.name)  # left over when the operator stopped
                 continue
+            running.add(scan.metadata.name)
             with self.ctx.isolated("scan", scan.metadata.name, ref(scan)):
                 wait = min(
                     wait,
@@ -169,6 +78,8 @@ class ScanStatus:
                         snap, scan, by_scan.get(scan.metadata.name, {}), reports_by_node, entries, now
                     ),
                 )
+        for gone in set(self._verdicts) - running:
+            del self._verdicts[gone]
         prune(self.ctx, snap)
         return wait
 
@@ -189,7 +100,7 @@ class ScanStatus:
         now: datetime,
     ) -> float:
         """Advance one unfinished scan: verdicts, Jobs, status; the seconds until it needs another look."""
-        scan = settings(snap, scan)
+        scan = scan_settings.settings(scan, snap.schedules.values(), snap.profiles)
         name, meta = scan.metadata.name, scan.metadata
         current = scan.status.to_dict() if scan.status else {}
         conds = list(scan.status.conditions) if scan.status else []
@@ -209,6 +120,7 @@ class ScanStatus:
                     conds, meta.generation, now, stalled("CannotResolve", str(exc), "the scan cannot run")
                 ),
             }
+            new = built_status(ComplianceScanStatus, new)
             if self.ctx.patch("compliancescans", name, current, new) and profile is not None:
                 self.ctx.event(ref(profile), "Warning", "ScanFailed", f"scan {name}: {exc}")
             return 30.0
@@ -230,22 +142,46 @@ class ScanStatus:
             for p in (scan.status.nodes.problems if scan.status and scan.status.nodes else [])
         }
         verdicts = {}
+        memo = self._verdicts.setdefault(name, {})
         for node_name in sorted(set(targets) | set(earlier)):
             report = reports_by_node.get((profile.metadata.name, node_name))
             if node_name in earlier and node_name not in snap.nodes and node_name not in jobs:
                 verdicts[node_name] = earlier[node_name]
                 continue
-            verdicts[node_name] = scanning.node_verdict(
+            node, job = snap.nodes.get(node_name), jobs.get(node_name)
+            # The store replaces a digest whenever its object changes, so the same digests (and the
+            # same profile and earlier verdict) give the same verdict, except while a finished
+            # Job's report is awaited: that one turns NoResults with time.
+            inputs = (profile, node, job, report)
+            held = memo.get(node_name)
+            if held is not None:
+                was = held[0]
+                if (
+                    was[0] is profile
+                    and was[1] is node
+                    and was[2] is job
+                    and was[3] is report
+                    and held[1] == earlier.get(node_name)
+                ):
+                    verdicts[node_name] = held[2]
+                    continue
+            verdict = scanning.node_verdict(
                 node_name,
                 earlier=earlier.get(node_name),
                 profile=profile.metadata.name,
-                node=snap.nodes.get(node_name),
-                job=jobs.get(node_name),
+                node=node,
+                job=job,
                 report=report,
                 scan=name,
                 tolerations=list(profile.spec.tolerations),
                 now=now,
             )
+            verdicts[node_name] = verdict
+            awaiting = job is not None and job.complete and (report is None or report.scan != name)
+            if not awaiting:
+                memo[node_name] = (inputs, earlier.get(node_name), verdict)
+            else:
+                memo.pop(node_name, None)
 
         def start_audit(node_name: str) -> scanning.NodeVerdict | None:
             """Create the node's audit Job; the node's verdict now, or None when it stays Pending."""
@@ -331,7 +267,7 @@ class ScanStatus:
                 if v.state is NodeState.DONE
                 and (r := reports_by_node.get((profile.metadata.name, n))) is not None
             ]
-            new |= aggregate(snap, done_reports, entries, now)
+            new |= aggregation.aggregate(done_reports, snap.nodes, entries, now)
             previous_scans = sorted(
                 (
                     s
@@ -359,6 +295,7 @@ class ScanStatus:
                 and not new_problem
             ):
                 return self.ctx.settings.progress_interval
+        new = built_status(ComplianceScanStatus, new)
         if self.ctx.patch("compliancescans", name, current, new):
             self._last_progress[name] = time.monotonic()
             if done:
@@ -377,64 +314,6 @@ class ScanStatus:
         return 1.0 if not done else 30.0
 
 
-def aggregate(
-    snap: Snapshot, reports: Iterable[ReportDigest], entries: list[excepting.Entry], now: datetime
-) -> dict[str, Any]:
-    """Per-rule results of the reports with exceptions applied, their summary, and their drift."""
-    per_rule: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    severities: dict[str, str] = {}
-    regressions: dict[str, list[str]] = defaultdict(list)
-    restorations: dict[str, list[str]] = defaultdict(list)
-    for report in reports:
-        applied = exceptions_applied(snap, report, entries, now)
-        for rule, status in applied.effective.items():
-            per_rule[rule][status].append(report.node or "")
-        severities.update(report.severities)
-        drift = report.status.get("drift") or {}
-        if drift.get("scan") == report.scan:
-            for rule in drift.get("regressions", []):
-                regressions[rule].append(report.node or "")
-            for rule in drift.get("restorations", []):
-                restorations[rule].append(report.node or "")
-    rules = []
-    statuses = []
-    for rule in sorted(per_rule, key=rule_order):
-        by_status = per_rule[rule]
-        agg = aggregate_status([ResultStatus(s) for s in by_status])
-        statuses.append(agg)
-        entry: dict[str, Any] = {
-            "id": rule,
-            "status": agg.value,
-            "passCount": len(by_status.get("pass", [])),
-            "failCount": len(by_status.get("fail", [])),
-            "errorCount": len(by_status.get("error", [])),
-            "exceptedCount": len(by_status.get("excepted", [])),
-            "manualCount": len(by_status.get("manual", [])),
-            "notApplicableCount": len(by_status.get("not-applicable", [])),
-            "failingNodes": sorted(by_status.get("fail", []))[:MAX_NODE_NAMES],
-        }
-        if severities.get(rule):
-            entry["severity"] = severities[rule]
-        rules.append(entry)
-
-    def entries_of(changes: dict[str, list[str]]) -> list[dict[str, Any]]:
-        return [
-            {"rule": r, "count": len(n), "nodes": sorted(n)[:MAX_NODE_NAMES]}
-            for r, n in sorted(changes.items(), key=lambda kv: rule_order(kv[0]))
-        ]
-
-    return {
-        "rules": rules,
-        "summary": Summary.of(statuses).to_dict(),
-        "drift": {
-            "regressionCount": sum(len(n) for n in regressions.values()),
-            "restorationCount": sum(len(n) for n in restorations.values()),
-            "regressions": entries_of(regressions),
-            "restorations": entries_of(restorations),
-        },
-    }
-
-
 def prune(ctx: Context, snap: Snapshot) -> None:
     """Delete the oldest finished scans of each profile beyond its schedule's ``historyLimit``."""
     by_profile: dict[str, list[ComplianceScan]] = defaultdict(list)
@@ -443,7 +322,9 @@ def prune(ctx: Context, snap: Snapshot) -> None:
             by_profile[scan.spec.profile].append(scan)
     for profile_name, scans in by_profile.items():
         profile = snap.profiles.get(profile_name)
-        sched = schedule_for(snap, profile) if profile else None
+        sched = (
+            scan_settings.schedule_for(snap.schedules.values(), snap.profiles, profile) if profile else None
+        )
         limit = sched.spec.history_limit if sched else DEFAULT_HISTORY_LIMIT
         scans.sort(key=lambda s: s.metadata.creation_timestamp or datetime.min.replace(tzinfo=UTC))
         for old in scans[:-limit] if len(scans) > limit else []:
