@@ -65,7 +65,7 @@ def test_a_node_audit_imports_no_operator_library(tmp_path: Path, fmt: str) -> N
         ["audit", "--host-root", str(tree.root), "--format", fmt], tmp_path / "modules.json", {}
     )
     assert done.returncode == 0, done.stderr
-    assert "plumbob.engine.evaluation" in modules  # the listing is of a process that audited
+    assert "plumbob.engine.node.evaluation" in modules  # the listing is of a process that audited
     assert heavy(modules, (*NEVER_IN_AN_AUDIT, "ssl", "http")) == []
 
 

@@ -49,7 +49,7 @@ from plumbob.benchmarks.rules import (
     Test,
     to_plain,
 )
-from plumbob.engine.values import as_number
+from plumbob.engine.node.values import as_number
 
 ROOT_UID = 0
 ETCD_UID = 990

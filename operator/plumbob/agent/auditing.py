@@ -13,8 +13,8 @@ from pathlib import Path
 from plumbob.agent.facts import gather_facts
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark, select_rules
 from plumbob.benchmarks.rules import Target
-from plumbob.engine.evaluation import evaluate, node_roles
 from plumbob.engine.findings import AuditResult
+from plumbob.engine.node.evaluation import evaluate, node_roles
 
 DEFAULT_BENCHMARK = "cis-1.12"
 

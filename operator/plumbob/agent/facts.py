@@ -1,4 +1,4 @@
-"""Gather :class:`~plumbob.engine.facts.NodeFacts` from a node, read-only, without subprocesses.
+"""Gather :class:`~plumbob.engine.node.facts.NodeFacts` from a node, read-only, without subprocesses.
 
 Order of work (each step reads only what the selected rules need, when that is cheap to know):
 
@@ -9,7 +9,7 @@ Order of work (each step reads only what the selected rules need, when that is c
 3. Each running component's config file, named by its own flag (kubelet/kube-proxy ``--config``,
    etcd ``--config-file``); when the path is not on the host (kube-proxy in a pod keeps it in its
    container), through ``<proc>/<pid>/root``. Kubeconfigs named by ``--kubeconfig``.
-4. Files the rules audit (:func:`plumbob.engine.evaluation.files_wanted`), with owners and groups
+4. Files the rules audit (:func:`plumbob.engine.node.evaluation.files_wanted`), with owners and groups
    named from the host's own ``/etc/passwd`` and ``/etc/group``.
 
 Nothing raises for bad node content: problems are recorded in the facts for the checks to report.
@@ -39,9 +39,9 @@ from plumbob.agent.parsing import (
     parse_names,
 )
 from plumbob.benchmarks.rules import Component, Rule
-from plumbob.engine.components import COMPONENTS, component_of_argv, embedding_of_argv
-from plumbob.engine.evaluation import components_with_settings, documents_wanted, files_wanted
-from plumbob.engine.facts import (
+from plumbob.engine.node.components import COMPONENTS, component_of_argv, embedding_of_argv
+from plumbob.engine.node.evaluation import components_with_settings, documents_wanted, files_wanted
+from plumbob.engine.node.facts import (
     ConfigFile,
     FileKind,
     FileStat,
@@ -51,7 +51,7 @@ from plumbob.engine.facts import (
     NodeFacts,
     Process,
 )
-from plumbob.engine.flags import flag_values
+from plumbob.engine.node.flags import flag_values
 
 _GLOB = frozenset("*?[")
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".manifest", ".json")

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from plumbob.engine.facts import JsonValue
+from plumbob.engine.node.facts import JsonValue
 
 MAX_DEPTH = 64
 MAX_NODES = 200_000  # YAML aliases can make a small file expand enormously

@@ -22,8 +22,8 @@ import pytest
 
 from plumbob.agent.auditing import run_audit
 from plumbob.agent.facts import merge_patch
-from plumbob.engine.facts import JsonValue
 from plumbob.engine.findings import AuditResult, Finding, Source, Status
+from plumbob.engine.node.facts import JsonValue
 from testbed.hosttrees import (
     AUTHZ_CONFIG,
     KUBELET_DROP_INS,

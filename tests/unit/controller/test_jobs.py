@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import plumbob.benchmarks
-import plumbob.engine.components
+import plumbob.engine.node.components
 from plumbob.api import ComplianceScan
 from plumbob.api.common import Toleration
 from plumbob.benchmarks.tailoring import Tailoring
@@ -140,7 +140,7 @@ def test_host_mounts_cover_the_files_the_benchmarks_name() -> None:
     (except the platforms' folders outside them, listed here, which no node Job mounts)."""
     data = Path(plumbob.benchmarks.__file__).parent / "data"
     texts = [p.read_text() for p in data.rglob("*.yaml")]
-    texts.append(Path(plumbob.engine.components.__file__).read_text())
+    texts.append(Path(plumbob.engine.node.components.__file__).read_text())
     named = {m for t in texts for m in re.findall(r"(?<![\w.])/(?:etc|var/lib|usr/lib|lib)/[\w./-]+", t)}
     mounted = {v["hostPath"]["path"] for v in pod_spec(build())["volumes"]}
     assert named and len(named) > 20, named

@@ -25,11 +25,11 @@ from plumbob.benchmarks.rules import Component, Op, Rule, Target
 from plumbob.benchmarks.rules import Test as RuleTest
 from plumbob.benchmarks.validation import validated
 from plumbob.engine import evaluate
-from plumbob.engine.components import component_of_argv
-from plumbob.engine.facts import ConfigFile, FileKind, FileStat, Manifest, NodeFacts, Process
 from plumbob.engine.findings import Source, Status
-from plumbob.engine.flags import flag_values
-from plumbob.engine.values import as_number, as_text, compare
+from plumbob.engine.node.components import component_of_argv
+from plumbob.engine.node.facts import ConfigFile, FileKind, FileStat, Manifest, NodeFacts, Process
+from plumbob.engine.node.flags import flag_values
+from plumbob.engine.node.values import as_number, as_text, compare
 
 CP = (Target.CONTROL_PLANE, Target.ETCD, Target.WORKER)
 

@@ -27,10 +27,10 @@ from pydantic import ValidationError
 from plumbob.benchmarks.catalog import load_benchmark
 from plumbob.benchmarks.rules import Component, Rule, SettingAudit
 from plumbob.benchmarks.validation import validated
-from plumbob.engine.checks import Context, Outcome, audit_outcome, combined_outcome
-from plumbob.engine.evaluation import evaluate_rule
-from plumbob.engine.facts import ConfigFile, NodeFacts, Process
 from plumbob.engine.findings import Evidence, Source, Status
+from plumbob.engine.node.checks import Context, Outcome, audit_outcome, combined_outcome
+from plumbob.engine.node.evaluation import evaluate_rule
+from plumbob.engine.node.facts import ConfigFile, NodeFacts, Process
 
 RULES = {r.id: r for r in load_benchmark("cis-1.12").rules}
 CONFIG_PATH = "/var/lib/kubelet/config.yaml"

@@ -9,7 +9,7 @@ For each rule, in order:
 2. a rule whose targets miss every role of this node → not-applicable, naming the roles
    (for etcd rules: etcd is not local to this node);
 3. a rule without an audit → manual, with its guidance;
-4. otherwise the audit is evaluated (:mod:`plumbob.engine.checks`); a manual (unscored) rule that
+4. otherwise the audit is evaluated (:mod:`plumbob.engine.node.checks`); a manual (unscored) rule that
    has an audit stays manual, its automated result given as a hint in the reason, unless the
    audit found the rule not applicable.
 """
@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from plumbob.benchmarks.rules import Audit, Component, Rule, SettingAudit, Target
-from plumbob.engine.checks import Context, Outcome, audit_outcome, wanted_paths
-from plumbob.engine.components import COMPONENTS
-from plumbob.engine.facts import NodeFacts
 from plumbob.engine.findings import PROVIDER_MANAGED_REASON, Evidence, Finding, Source, Status, finding_for
+from plumbob.engine.node.checks import Context, Outcome, audit_outcome, wanted_paths
+from plumbob.engine.node.components import COMPONENTS
+from plumbob.engine.node.facts import NodeFacts
 
 NODE_ROLES = (Target.CONTROL_PLANE, Target.ETCD, Target.WORKER)
 

@@ -16,7 +16,7 @@ import re
 from typing import NamedTuple
 
 from plumbob.benchmarks.rules import Op, Test
-from plumbob.engine.facts import JsonValue
+from plumbob.engine.node.facts import JsonValue
 
 
 def as_text(value: JsonValue) -> str | None:

@@ -1,4 +1,4 @@
-"""Checks: pure functions of :class:`~plumbob.engine.facts.NodeFacts`, one per kind of audit.
+"""Checks: pure functions of :class:`~plumbob.engine.node.facts.NodeFacts`, one per kind of audit.
 
 Each is named after what it finds and returns an :class:`Outcome` (status, evidence, reason):
 
@@ -34,11 +34,11 @@ from plumbob.benchmarks.rules import (
     SettingAudit,
     StructuredKey,
 )
-from plumbob.engine.components import COMPONENTS
-from plumbob.engine.facts import ConfigFile, FileStat, JsonValue, NodeFacts, Process
 from plumbob.engine.findings import Evidence, Source, Status
-from plumbob.engine.flags import flag_name, flag_values
-from plumbob.engine.values import as_text, compare
+from plumbob.engine.node.components import COMPONENTS
+from plumbob.engine.node.facts import ConfigFile, FileStat, JsonValue, NodeFacts, Process
+from plumbob.engine.node.flags import flag_name, flag_values
+from plumbob.engine.node.values import as_text, compare
 
 _GLOB_CHARS = frozenset("*?[")
 _EVIDENCE_CAP = 10  # passing files listed one by one up to this many, then summarised
