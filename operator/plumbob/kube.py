@@ -33,8 +33,6 @@ from plumbob.kubehttp import USER_AGENT, api_error, service_account
 from plumbob.names import GROUP, VERSION
 
 FIELD_MANAGER = "plumbob"
-Key = tuple[str | None, str]  # (namespace, name)
-_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 # The error tree is kubehttp's, shared with the agent's small client; named here for every caller.
 KubeError = kubehttp.KubeError
 ConflictError = kubehttp.ConflictError
@@ -273,36 +271,13 @@ class Kube:
                 return str(r["name"])
         return None
 
-    def list_api_versions(self, api_version: str, plural: str, page: int = 500) -> tuple[dict[Key, int], int]:
-        """``(namespace, name) → resourceVersion`` of every object of one resource, and the list's
-        resourceVersion: a LIST of metadata only (PartialObjectMetadataList), a fraction of a full
-        one to send and decode, to check what the watches delivered."""
-        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        out: dict[Key, int] = {}
-        token: str | None = None
-        version = ""
-        while True:
-            query: list[tuple[str, Any]] = [("limit", page)] + ([("continue", token)] if token else [])
-            body = self._get(f"{base}/{plural}", query, accept=_METADATA_ONLY)
-            for item in body.get("items") or []:
-                meta = item.get("metadata") or {}
-                rv = str(meta.get("resourceVersion") or "")
-                out[(meta.get("namespace") or None, str(meta.get("name")))] = int(rv) if rv.isdigit() else 0
-            meta = body.get("metadata") or {}
-            version = version or str(meta.get("resourceVersion") or "")
-            token = meta.get("continue") or None
-            if not token:
-                return out, int(version) if version.isdigit() else 0
-
-    def _get(
-        self, path: str, query: list[tuple[str, Any]], accept: str = "application/json"
-    ) -> dict[str, Any]:
+    def _get(self, path: str, query: list[tuple[str, Any]]) -> dict[str, Any]:
         """GET ``path`` and decode the JSON body; API failures become :class:`KubeError`."""
         method, url, headers, body, post = self.api.param_serialize(
             "GET",
             path,
             query_params=query,
-            header_params={"Accept": accept},
+            header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
         )
         try:

@@ -4,10 +4,9 @@ Every replica watches and keeps its store current; the reconciler runs only whil
 holds the leader Lease (:mod:`~plumbob.controller.leadership`). A new term starts a new
 :class:`Reconciler`, so nothing from an earlier term's memory leaks into it.
 
-Besides Plumbob's own kinds, Jobs, Nodes and Namespaces, the handlers watch the kinds that
-cluster-level rules read (Pods, workloads, RBAC, NetworkPolicies, admission configuration): those
-events are not stored, only counted, and wake the loop (see
-:mod:`~plumbob.controller.steps.cluster.cluster_status`).
+The handlers watch Plumbob's own kinds, its Jobs, Nodes and Namespaces. The kinds cluster-level
+rules read (Pods, workloads, RBAC…) are watched by the leader's cluster step itself, and only
+while a profile needs them (:mod:`~plumbob.controller.steps.cluster.watches`).
 
 Only ``on.event``, ``on.startup``, ``on.cleanup`` and ``on.probe`` handlers are registered: kopf
 then keeps no diff-base annotation, no progress annotations and adds no finalizers to anybody's
@@ -24,7 +23,7 @@ from typing import Any
 import kopf
 
 from plumbob.controller.decisions.digests import LABEL_MANAGED_BY, MANAGER
-from plumbob.controller.kinds import CLUSTER_RULE_KINDS, CORE, OWN_INPUTS, OWN_OUTPUTS
+from plumbob.controller.kinds import CORE, OWN_INPUTS, OWN_OUTPUTS
 from plumbob.controller.leadership import DEFAULT_LEASE_SECONDS, Elector, lead_while_elected
 from plumbob.controller.metrics import StoreMetrics
 from plumbob.controller.reconciler import Reconciler
@@ -61,21 +60,6 @@ for _plural in (*OWN_INPUTS, *OWN_OUTPUTS):
 kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGER})(_feeder("jobs"))
 for _plural in CORE:
     kopf.on.event("", "v1", _plural)(_feeder(_plural))
-
-
-def _cluster_watcher(plural: str) -> Any:
-    async def on_event(event: dict[str, Any], body: Any, **_: Any) -> None:
-        STORE.note_cluster_object(plural, dict(body), deleted=event.get("type") == "DELETED")
-
-    on_event.__name__ = f"watch_{plural}"
-    return on_event
-
-
-# The kinds cluster-level rules read: only counted (see Store.note_cluster_object), so that a
-# change is evaluated within seconds instead of at the next interval.
-for _api_version, _plural, _kind in CLUSTER_RULE_KINDS:
-    _group, _, _version = _api_version.rpartition("/")
-    kopf.on.event(_group, _version, _plural)(_cluster_watcher(_plural))
 
 
 class NoDiffBase(kopf.DiffBaseStorage):

@@ -201,20 +201,6 @@ class Store:
                     del self.cluster_objects[key]
                     self.cluster_prints.pop(key, None)
 
-    def check_cluster_objects(self, kind: str, listed: dict[Key, int], version: int) -> bool:
-        """A metadata LIST of ``kind`` at ``version`` (key → resourceVersion): drop the held objects
-        it lacks (a deletion whose watch event was lost), unless newer than the list. True when
-        one it lists is held at an older version, or not at all (an update or a creation missed):
-        then the kind needs a full LIST."""
-        with self.lock:
-            held = {k[1]: rv for k, (rv, _) in self.cluster_objects.items() if k[0] == kind}
-            for key, rv in held.items():
-                if key not in listed and (not version or rv <= version):
-                    del self.cluster_objects[(kind, key)]
-                    self.cluster_prints.pop((kind, key), None)
-                    self.cluster_changes += 1
-            return any(held.get(key, -1) < rv for key, rv in listed.items())
-
     def cluster_fingerprints(self) -> dict[tuple[str, Key], int]:
         """What each held object a rule may read looks like (a digest), by (kind, key): a copy."""
         with self.lock:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -174,15 +175,13 @@ class FakeKube:
     ) -> tuple[list[dict[str, Any]], int]:
         return self.list_api_objects(api_version, plural, kind), 0
 
-    def list_api_versions(
-        self, api_version: str, plural: str
-    ) -> tuple[dict[tuple[str | None, str], int], int]:
-        self.calls.append(Call("list_api_versions", (api_version, plural)))
-        return {
-            (ns, name): int(b.get("metadata", {}).get("resourceVersion") or 0)
-            for (p, ns, name), b in self.objects.items()
-            if p == plural
-        }, 0
+    def watch_api_collection(
+        self, api_version: str, plural: str, kind: str, version: int, timeout: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A watch on which nothing happens (the tests deliver events to the store themselves);
+        it ends after ``timeout`` seconds, as the API server's would."""
+        time.sleep(min(timeout, 1.0))
+        return iter(())
 
     def resource_plural(self, api_version: str, kind: str) -> str | None:
         self.calls.append(Call("resource_plural", (api_version, kind)))
@@ -1353,11 +1352,15 @@ def test_pod_security_standards_are_evaluated_beside_the_benchmark(world: World)
 
 def test_cluster_evaluation_runs_in_its_worker_without_holding_up_the_pass(world: World) -> None:
     w = world
-    w.reconciler.cluster.background = True  # as in the operator
+    w.reconciler.cluster.background = True  # as in the operator: watch threads, a worker thread
     w.kube.put("complianceprofiles", profile())
-    w.run()
-    w.reconciler.cluster.wait(timeout=30)
-    assert ("compliancereports", None, "cis") in w.kube.objects
+    add_pod(w, privileged_pod("p"))
+    deadline = time.monotonic() + 30
+    while ("compliancereports", None, "cis") not in w.kube.objects:  # the kinds' LISTs, then the worker
+        assert time.monotonic() < deadline, "no cluster report within 30 s"
+        w.run()
+        w.reconciler.cluster.wait(timeout=30)
+    assert cluster_result(w, "5.2.2", "p") == "fail", "the watches' LISTs fed the evaluation"
 
 
 # ---- cluster-level results: change-triggered evaluation, drift Events, exceptions, the profile ------
@@ -1661,32 +1664,22 @@ def test_the_watches_feed_the_evaluation_and_the_interval_lists_again(world: Wor
     assert len([c for c in w.kube.calls if c.method == "list_api_objects"]) == listed, "read from the watches"
 
 
-def test_the_interval_checks_versions_and_lists_a_kind_only_when_the_watches_missed_something(
-    world: World,
-) -> None:
+def test_the_rules_kinds_are_watched_and_held_only_while_a_profile_needs_them(world: World) -> None:
     w = world
-    w.kube.put("complianceprofiles", profile())
-    add_pod(w, privileged_pod("gone"))
-    add_pod(w, privileged_pod("kept"))
-    w.run()
-    assert cluster_result(w, "5.2.2", "gone") == "fail"
+    w.kube.objects[("pods", "team", "p")] = privileged_pod("p")
 
-    def full_lists() -> int:
-        return len([c for c in w.kube.calls if c.method == "list_api_objects" and c.args[1] == "pods"])
+    def listed(plural: str) -> int:
+        return len([c for c in w.kube.calls if c.method == "list_api_objects" and c.args[1] == plural])
 
-    lists = full_lists()
-    del w.kube.objects[("pods", "team", "gone")]  # deleted while the watch was down: no event
-    w.clock.now += timedelta(seconds=61)
-    w.run()
-    assert cluster_result(w, "5.2.2", "gone") is None, "the version check drops a missed deletion"
-    assert full_lists() == lists, "metadata only: nothing was missed but a deletion"
-    assert [c for c in w.kube.calls if c.method == "list_api_versions" and c.args[1] == "pods"]
-    w.kube.objects[("pods", "team", "missed")] = {**privileged_pod("missed"), "metadata": {
-        **privileged_pod("missed")["metadata"], "resourceVersion": "999"}}  # fmt: skip
-    w.clock.now += timedelta(seconds=61)
-    w.run()
-    assert full_lists() == lists + 1, "a creation the watches missed: the kind is listed again"
-    assert cluster_result(w, "5.2.2", "missed") == "fail"
+    w.kube.put("complianceprofiles", profile(rules={"include": ["4.*"]}))  # node rules only
+    w.run(2)
+    assert listed("pods") == 0 and not w.store.cluster_objects, "no cluster rule: nothing watched or held"
+    w.kube.put("complianceprofiles", profile(rules={"include": ["4.*", "5.2.2"]}))
+    w.run(2)
+    assert listed("pods") == 1 and cluster_result(w, "5.2.2", "p") == "fail"
+    w.kube.put("complianceprofiles", profile(rules={"include": ["4.*"]}))
+    w.run(2)
+    assert not w.store.cluster_objects, "the objects leave the store with the last profile that read them"
 
 
 def test_a_list_replaces_what_the_watches_held_but_not_newer_events() -> None:

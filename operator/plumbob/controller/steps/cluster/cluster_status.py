@@ -56,8 +56,8 @@ from plumbob.controller.decisions import excepting
 from plumbob.controller.decisions.cluster_results import MAX_EXPECTED, MAX_LISTED, check_result, clip
 from plumbob.controller.kinds import CLUSTER_RULE_KINDS as CLUSTER_KINDS
 from plumbob.controller.steps.cluster.cluster_drift import DriftEvents, Violation
-from plumbob.controller.steps.cluster.custom_watches import CustomWatches
 from plumbob.controller.steps.cluster.namespace_reports import NamespaceReports
+from plumbob.controller.steps.cluster.watches import ObjectWatches
 from plumbob.controller.store import Snapshot
 from plumbob.engine.cluster import ClusterSettings, Holders, Inventory, evaluate_cluster
 from plumbob.engine.cluster.custom import CustomRule, compile_rules, evaluate_custom, rule_finding
@@ -168,14 +168,13 @@ class ClusterStatus:
         self._pool: ThreadPoolExecutor | None = None
         self._running: Future[None] | None = None
         self._last_start = float("-inf")
-        self._listed_at: float | None = None  # when the objects were last LISTed (the clock's seconds)
-        self._unlisted: set[str] = set()  # kinds whose last LIST failed
         self._last_took = 0.0
         # the objects the rules read, parsed, kept between evaluations and brought up to date from
         # the store: only what changed is parsed and checked again (see Inventory)
         self._inventory = Inventory()
         self._held: dict[tuple[str, tuple[str | None, str]], int] = {}  # store key → digest put
-        self.watches = CustomWatches(ctx.kube, ctx.store)  # the kinds only custom rules read
+        self.watches = ObjectWatches(ctx.kube, ctx.store)  # the kinds the profiles' rules read
+        self._needs: dict[tuple[str, int | None], bool] = {}  # (profile, generation) → reads built-in kinds
 
     def _due(self, profile: ComplianceProfile, clock: float, changes: tuple[int, int]) -> float:
         """Seconds until ``profile`` is due (0: now): its spec changed, an object the cluster rules
@@ -195,16 +194,18 @@ class ClusterStatus:
         """Write each cluster report's status (exceptions applied) and start the evaluation of the
         profiles that are due; the seconds until the next one is."""
         self._settle_reports(snap, entries, now)
-        self.watches.ensure(
-            {
-                (r.match.api_version, r.match.kind)
-                for p in snap.profiles.values()
-                for r in p.spec.custom_rules
-                if (r.match.api_version, r.match.kind) not in _PLURAL
-            }
-        )
+        wanted: dict[tuple[str, str], str | None] = {}
+        if any(self._reads_builtin_kinds(p) for p in snap.profiles.values()):
+            wanted.update(_PLURAL)
+        for p in snap.profiles.values():
+            for r in p.spec.custom_rules:
+                wanted.setdefault((r.match.api_version, r.match.kind), None)
+        self.watches.threads = self.background
+        self.watches.ensure(wanted)
         if self._running is not None and not self._running.done():
             return 0.2  # an evaluation is under way: look again soon
+        if not self.watches.settled(set(wanted)):
+            return 0.2  # a kind's first LIST is under way
         clock = now.timestamp()
         # a watched object or an exception entry changed (entries decide the namespace reports)
         changes = (self.ctx.store.cluster_changes, hash(repr(entries)))
@@ -222,6 +223,24 @@ class ClusterStatus:
             self.namespaces.forget(p.metadata.name or "" for p in snap.profiles.values())
         waits = [self._due(p, clock, changes) for p in snap.profiles.values()]
         return min(waits, default=self.interval) or 0.05
+
+    def _reads_builtin_kinds(self, profile: ComplianceProfile) -> bool:
+        """Whether the profile selects a cluster-level rule of its benchmark or the Pod Security
+        Standards: then the built-in rules' kinds are watched (a profile of node rules alone, or
+        of custom rules alone, needs none of them)."""
+        key = (profile.metadata.name or "", profile.metadata.generation)
+        if key not in self._needs:
+            if len(self._needs) > 10_000:
+                self._needs.clear()
+            try:
+                tailoring = self.ctx.resolve(profile)
+                bench = load_benchmark(tailoring.benchmark, tailoring.variables or None)
+            except (CatalogError, KubeError):
+                return False  # not decided yet: asked again at the next pass
+            self._needs[key] = profile.spec.pod_security is not None or any(
+                r.targets == [Target.CLUSTER] and tailoring.selects(r.id) for r in bench.rules
+            )
+        return self._needs[key]
 
     def _settle_reports(self, snap: Snapshot, entries: list[excepting.Entry], now: datetime) -> None:
         """Each profile's cluster report's status: summary per rule and the excepted results."""
@@ -269,9 +288,9 @@ class ClusterStatus:
         started = time.monotonic()
         # a term's first evaluation, or a profile's, parses or checks everything once: it does not
         # count in the duty cycle (a 15 s first evaluation would hold the next change back 30 s)
-        first = self._listed_at is None or any(p.metadata.name not in self._failing for p in due)
+        first = not self._held or any(p.metadata.name not in self._failing for p in due)
         try:
-            read_errors = self._read(now.timestamp())
+            read_errors = self._read()
             for profile in due:
                 with self.ctx.isolated("profile", profile.metadata.name, ref(profile)):
                     self._evaluate(profile, read_errors=read_errors, entries=entries, now=now)
@@ -281,40 +300,11 @@ class ClusterStatus:
             self._last_took = 0.0 if first else time.monotonic() - started
             self.ctx.store.wake.set()  # the pass writes the new reports' status
 
-    def _read(self, now: float) -> list[str]:
-        """Bring the kept inventory up to date with the store (kept current by the watches); for a
-        term's first evaluation, first LIST each kind into the store; every ``interval``, LIST each
-        kind's metadata only, which drops what the store holds but the API no longer has (a
-        watch that was down may have missed a deletion), and LIST the whole kind only when the
-        watches missed an update; a kind that could not be LISTed is LISTed again at each
-        evaluation until it can. A kind the API server does not
-        serve (an admission policy on an older cluster) has no objects. The LIST errors."""
-        full = self._listed_at is None or now - self._listed_at >= self.interval
-        errors: list[str] = []
-        failed: set[str] = set()
-        first = self._listed_at is None
-        for api_version, plural, kind in CLUSTER_KINDS:
-            if not full and plural not in self._unlisted:
-                continue
-            try:
-                if not first and plural not in self._unlisted:
-                    # the periodic check: metadata only, and the whole kind only if the watches missed
-                    # an update (a deletion they missed is dropped from the store right here)
-                    versions, version = self.ctx.kube.list_api_versions(api_version, plural)
-                    if not self.ctx.store.check_cluster_objects(plural, versions, version):
-                        continue
-                items, version = self.ctx.kube.list_api_collection(api_version, plural, kind)
-            except NotFoundError:
-                items, version = [], 0  # not served here: there are none
-            except KubeError as exc:
-                errors.append(f"cannot list {plural} ({api_version}): {exc}")
-                failed.add(plural)
-                continue
-            self.ctx.store.replace_cluster_objects(plural, items, version)
-            del items
-        if full:
-            self._listed_at = now
-        self._unlisted = failed
+    def _read(self) -> list[str]:
+        """Bring the kept inventory up to date with the store (kept current by the watches, see
+        :mod:`~plumbob.controller.steps.cluster.watches`); why a kind the rules read could not be
+        LISTed, if one could not."""
+        errors = [e for key in _PLURAL if (e := self.watches.error(key))]
         self._sync()
         return errors
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from plumbob.controller.steps.cluster.custom_watches import CustomWatches, store_kind
+from plumbob.controller.steps.cluster.watches import ObjectWatches, store_kind
 from plumbob.controller.store import Store
 from plumbob.kube import KubeError
 
@@ -76,9 +76,9 @@ def names(store: Store) -> dict[str, Any]:
 
 def test_a_custom_kind_is_listed_then_watched_then_forgotten() -> None:
     api, store = FakeApi(), Store()
-    watches = CustomWatches(api, store, pause=0.01)  # type: ignore[arg-type]  # a fake Kube
+    watches = ObjectWatches(api, store, pause=0.01)  # type: ignore[arg-type]  # a fake Kube
     try:
-        watches.ensure({GADGET})
+        watches.ensure({GADGET: None})
         wait_for(lambda: watches.objects(GADGET) == "gadgets.example.com", "the first LIST")
         assert names(store) == {"a": {"size": 1}}
         changes = store.cluster_changes
@@ -99,7 +99,7 @@ def test_a_custom_kind_is_listed_then_watched_then_forgotten() -> None:
         api.events.put(KubeError(410, "too old resource version"))
         wait_for(lambda: names(store) == {"c": {"size": 4}}, "the relist")
         assert api.lists == 2
-        watches.ensure(set())
+        watches.ensure({})
         assert watches.objects(GADGET) is None and names(store) == {}, "a kind no profile names is forgotten"
     finally:
         watches.stop_all()
@@ -108,9 +108,9 @@ def test_a_custom_kind_is_listed_then_watched_then_forgotten() -> None:
 
 def test_a_kind_the_api_does_not_serve_is_never_ready() -> None:
     api, store = FakeApi(), Store()
-    watches = CustomWatches(api, store, pause=0.01)  # type: ignore[arg-type]
+    watches = ObjectWatches(api, store, pause=0.01)  # type: ignore[arg-type]
     try:
-        watches.ensure({("example.com/v1", "Nosuch")})
+        watches.ensure({("example.com/v1", "Nosuch"): None})
         wait_for(lambda: api.discoveries >= 2, "discovery asked again after a pause")
         assert watches.objects(("example.com/v1", "Nosuch")) is None and api.lists == 0
     finally:
