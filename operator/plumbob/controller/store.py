@@ -182,7 +182,9 @@ class Store:
     def replace_cluster_objects(self, kind: str, items: list[dict[str, Any]], version: int) -> None:
         """A LIST of ``kind`` at ``version``: it replaces what the watches delivered, except events
         newer than the list, and drops what the list no longer has (a deletion whose watch event was
-        lost while a watch was down). An object held at the listed resourceVersion is kept as it is."""
+        lost while a watch was down). An object held at the listed resourceVersion is kept as it is.
+        A difference a rule could read counts as a change (see :meth:`note_cluster_object`)."""
+        changed = False
         with self.lock:
             listed = set()
             for body in items:
@@ -195,11 +197,18 @@ class Store:
                     continue  # the same version: nothing to encode again
                 if held is None or not rv or held[0] <= rv:
                     self.cluster_objects[key] = (rv, _compact(body))
-                    self.cluster_prints[key] = _fingerprint(body)
+                    print_ = _fingerprint(body)
+                    changed = changed or self.cluster_prints.get(key) != print_
+                    self.cluster_prints[key] = print_
             for key in [k for k in self.cluster_objects if k[0] == kind and k not in listed]:
                 if not version or self.cluster_objects[key][0] <= version:
                     del self.cluster_objects[key]
                     self.cluster_prints.pop(key, None)
+                    changed = True
+            if changed:
+                self.cluster_changes += 1
+        if changed:
+            self.wake.set()
 
     def cluster_fingerprints(self) -> dict[tuple[str, Key], int]:
         """What each held object a rule may read looks like (a digest), by (kind, key): a copy."""

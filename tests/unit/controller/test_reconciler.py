@@ -1695,7 +1695,12 @@ def test_a_list_replaces_what_the_watches_held_but_not_newer_events() -> None:
     store.note_cluster_object("pods", pod("gone", 5), deleted=False)  # its DELETED event was missed
     store.note_cluster_object("pods", pod("kept", 9), deleted=False)  # newer than the list below
     store.note_cluster_object("pods", pod("born", 12), deleted=False)  # created after the list
+    changes = store.cluster_changes
     store.replace_cluster_objects("pods", [pod("kept", 8), pod("other", 7)], version=10)
+    assert store.cluster_changes > changes, "what a LIST finds different is evaluated like a watch event"
+    changes = store.cluster_changes
+    store.replace_cluster_objects("pods", [pod("kept", 9), pod("other", 7), pod("born", 12)], version=12)
+    assert store.cluster_changes == changes, "the same objects again: no change"
     held = {
         b["metadata"]["name"]: b["metadata"]["resourceVersion"] for b in store.cluster_object_bodies("pods")
     }

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -127,21 +128,21 @@ class ObjectWatches:
             self.store.replace_cluster_objects(w.held_as, [], 0)
 
     def _run(self, w: _Watch) -> None:
+        delay, failed_at = self.pause, float("-inf")
         while not w.stopped.is_set():
             try:
                 self._list_and_watch(w)
                 continue  # stopped, or a kind not served that is asked about again
-            except KubeError as exc:
-                w.error = f"cannot list {w.plural or w.kind} ({w.api_version}): {exc}"
-                log.info(
-                    "watch of %s (%s): %s; listing again in %g s", w.kind, w.api_version, exc, self.pause
-                )
+            except KubeError as exc:  # a LIST refused (not ready: see _list), or a watch ended (410)
+                log.info("watch of %s (%s): %s; listing again after a pause", w.kind, w.api_version, exc)
             except Exception:  # a lost connection, a malformed event: start over
-                log.exception(
-                    "watch of %s (%s) failed; listing again in %g s", w.kind, w.api_version, self.pause
-                )
-            w.ready = False
-            w.stopped.wait(self.pause)
+                log.exception("watch of %s (%s) failed; listing again after a pause", w.kind, w.api_version)
+            # what the store holds stays in use meanwhile: the next LIST replaces it whole. Failing
+            # again within a minute (a watch refused, say) doubles the pause, up to a minute.
+            now = time.monotonic()
+            delay = min(delay * 2, 60.0) if now - failed_at < 60 else self.pause
+            failed_at = now
+            w.stopped.wait(delay)
 
     def _list_and_watch(self, w: _Watch) -> None:
         version = self._list(w)
