@@ -185,10 +185,11 @@ class Kube:
         return self.list_api_collection(api_version, plural, kind, page)[0]
 
     def list_api_collection(
-        self, api_version: str, plural: str, kind: str, page: int = 500
+        self, api_version: str, plural: str, kind: str, page: int = 500, fields: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
-        """Every object of one resource, cluster-wide, in pages of ``page``; ``managedFields`` dropped;
-        and the list's resourceVersion (0 when it is not a number).
+        """Every object of one resource, cluster-wide (those ``fields``, a field selector, selects),
+        in pages of ``page``; ``managedFields`` dropped; and the list's resourceVersion (0 when it
+        is not a number).
 
         Items of a LIST carry no ``apiVersion`` and ``kind``: they are set here, so each object
         stands on its own.
@@ -199,6 +200,7 @@ class Kube:
         version = ""
         while True:
             query: list[tuple[str, Any]] = [("limit", page)] + ([("continue", token)] if token else [])
+            query += [("fieldSelector", fields)] if fields else []
             body = self._get(f"{base}/{plural}", query)
             for item in body.get("items") or []:
                 item["apiVersion"], item["kind"] = api_version, kind
@@ -211,7 +213,14 @@ class Kube:
                 return out, int(version) if version.isdigit() else 0
 
     def watch_api_collection(
-        self, api_version: str, plural: str, kind: str, resource_version: int, timeout: int = 300
+        self,
+        api_version: str,
+        plural: str,
+        kind: str,
+        resource_version: int,
+        *,
+        timeout: int = 300,
+        fields: str | None = None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Watch one resource cluster-wide from ``resource_version``: ``(type, object)`` per event
         (ADDED, MODIFIED, DELETED, BOOKMARK), objects as :meth:`list_api_collection` gives them.
@@ -228,6 +237,7 @@ class Kube:
                 ("resourceVersion", str(resource_version)),
                 ("allowWatchBookmarks", "true"),
                 ("timeoutSeconds", timeout),
+                *([("fieldSelector", fields)] if fields else []),
             ],
             header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],

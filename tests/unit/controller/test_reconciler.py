@@ -171,12 +171,23 @@ class FakeKube:
         ]
 
     def list_api_collection(
-        self, api_version: str, plural: str, kind: str
+        self, api_version: str, plural: str, kind: str, fields: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
-        return self.list_api_objects(api_version, plural, kind), 0
+        items = self.list_api_objects(api_version, plural, kind)
+        if fields:  # the one field selector the operator sends: metadata.namespace!=NS
+            outside = fields.removeprefix("metadata.namespace!=")
+            items = [o for o in items if o.get("metadata", {}).get("namespace") != outside]
+        return items, 0
 
     def watch_api_collection(
-        self, api_version: str, plural: str, kind: str, version: int, timeout: int
+        self,
+        api_version: str,
+        plural: str,
+        kind: str,
+        version: int,
+        *,
+        timeout: int,
+        fields: str | None = None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """A watch on which nothing happens (the tests deliver events to the store themselves);
         it ends after ``timeout`` seconds, as the API server's would."""
@@ -1405,12 +1416,14 @@ def test_a_kind_that_cannot_be_listed_errors_every_rule_and_an_unserved_kind_has
     listed = w.kube.list_api_collection
     refused = {"networkpolicies"}
 
-    def list_api_collection(api_version: str, plural: str, kind: str) -> tuple[list[dict[str, Any]], int]:
+    def list_api_collection(
+        api_version: str, plural: str, kind: str, fields: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
         if plural == "validatingadmissionpolicies":
             raise NotFoundError(404, "the server could not find the requested resource")  # an older cluster
         if plural in refused:
             raise KubeError(403, "networkpolicies is forbidden")
-        return listed(api_version, plural, kind)
+        return listed(api_version, plural, kind, fields)
 
     monkeypatch.setattr(w.kube, "list_api_collection", list_api_collection)
     w.kube.put("complianceprofiles", profile())
@@ -1602,18 +1615,33 @@ def test_drift_is_decided_on_every_failing_object_not_the_reports_capped_list(wo
     assert len([e for e in w.kube.events_of("ComplianceDrift") if e["involved"]["kind"] == "Pod"]) == 1
 
 
-def test_plumbobs_own_audit_pods_are_expected_holders_in_every_profile(world: World) -> None:
+def test_plumbobs_own_pods_are_not_read_and_its_service_accounts_are_expected(world: World) -> None:
+    """Plumbob's namespace's Pods and Jobs (its audit Jobs come and go with every scan) are not
+    watched: any of them would be an expected holder. Its service accounts are, in every profile."""
     w = world
+    ns = w.reconciler.settings.namespace
     w.kube.put("complianceprofiles", profile(expectedHolders=[]))  # even when the profile expects nothing
-    add_pod(w, privileged_pod("audit-x", w.reconciler.settings.namespace))
-    add_pod(w, privileged_pod("p", "team"))
+    w.kube.objects[("pods", ns, "audit-x")] = privileged_pod("audit-x", ns)
+    w.kube.objects[("pods", "team", "p")] = privileged_pod("p", "team")
+    w.kube.objects[("clusterrolebindings", None, "agent")] = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "agent"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "ServiceAccount", "name": "plumbob-agent", "namespace": ns}],
+    }
     w.run()
     report = w.kube.objects[("compliancereports", None, "cis")]
-    audit = [r for r in report["spec"]["results"] if (r.get("resource") or {}).get("name") == "audit-x"]
-    assert audit and all(
-        r["status"] == "pass" and r["reason"].startswith("expected: Plumbob's own") for r in audit
+    named = {(r.get("resource") or {}).get("name") for r in report["spec"]["results"]}
+    assert "audit-x" not in named and cluster_result(w, "5.2.2", "p") == "fail"
+    (agent,) = [
+        r
+        for r in report["spec"]["results"]
+        if r["id"] == "5.1.1" and r.get("resource", {}).get("name") == "agent"
+    ]
+    assert agent["status"] == "pass" and agent["reason"].startswith(
+        "expected: Plumbob's own service accounts"
     )
-    assert cluster_result(w, "5.2.2", "p") == "fail"
 
 
 def nsreport(w: World, namespace: str) -> dict[str, Any] | None:

@@ -41,13 +41,20 @@ class FakeApi:
         return "gadgets" if (api_version, kind) == GADGET else None
 
     def list_api_collection(
-        self, api_version: str, plural: str, kind: str
+        self, api_version: str, plural: str, kind: str, fields: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         self.lists += 1
         return [dict(o) for o in self.listed], 10 * self.lists
 
     def watch_api_collection(
-        self, api_version: str, plural: str, kind: str, version: int, timeout: int
+        self,
+        api_version: str,
+        plural: str,
+        kind: str,
+        version: int,
+        *,
+        timeout: int,
+        fields: str | None = None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         self.watched_from.append(version)
         while True:

@@ -91,12 +91,15 @@ def custom_rules(profile: ComplianceProfile) -> list[CustomRule]:
 
 
 def own_holders(namespace: str) -> list[ExpectedHolder]:
-    """Plumbob itself: its audit Pods and Jobs need host access to read the node (hostPID, hostPath,
-    a capability), and its service accounts the permissions the chart grants. Listed as expected
-    with this reason in every profile, whatever its own list says; never hidden."""
+    """Plumbob itself: the objects of its namespace (the operator's Pods, its Roles) and its service
+    accounts, which hold the permissions the chart grants. Listed as expected with this reason in
+    every profile, whatever its own list says; never hidden. Its namespace's Pods and Jobs are not
+    read at all (see :mod:`~plumbob.controller.steps.cluster.watches`): its audit Jobs, which need
+    host access to read the nodes (hostPID, read-only hostPath, one capability), come and go with
+    every scan, and listing them as expected made each scan rewrite the reports."""
     why = "Plumbob's own {}: it audits the nodes and reads the API (namespace " + namespace + ")"
     return [
-        ExpectedHolder(rules=["*"], namespace=namespace, reason=why.format("audit Pods and Jobs")),
+        ExpectedHolder(rules=["*"], namespace=namespace, reason=why.format("objects")),
         ExpectedHolder(
             rules=["*"],
             subject_kind="ServiceAccount",
@@ -201,7 +204,10 @@ class ClusterStatus:
             for r in p.spec.custom_rules:
                 wanted.setdefault((r.match.api_version, r.match.kind), None)
         self.watches.threads = self.background
-        self.watches.ensure(wanted)
+        # Plumbob's own namespace's Pods and Jobs (its audit Jobs come and go with every scan) are
+        # not read: every one of them is an expected holder anyway (own_holders)
+        outside = f"metadata.namespace!={self.ctx.settings.namespace}"
+        self.watches.ensure(wanted, {("v1", "Pod"): outside, ("batch/v1", "Job"): outside})
         if self._running is not None and not self._running.done():
             return 0.2  # an evaluation is under way: look again soon
         if not self.watches.settled(set(wanted)):

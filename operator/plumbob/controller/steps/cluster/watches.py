@@ -12,6 +12,10 @@ Each watched kind has a thread of its own that:
    server ends the stream; an error (410 Gone, a refused watch, a lost connection) LISTs again
    after a pause, which also drops what the store holds but the API no longer has.
 
+The Pods and Jobs of Plumbob's own namespace are left out by a field selector: Plumbob's audit
+Jobs and their Pods come and go with every scan (a thousand nodes, a thousand of each), and every
+object in that namespace is an expected holder anyway.
+
 Each event counts as a change in the store, so a change is evaluated within seconds. A kind no
 profile needs any more is stopped and its objects leave the store, so a cluster whose profiles
 only audit nodes holds no Pod in memory.
@@ -46,6 +50,7 @@ class _Watch:
     plural: str | None  # known for the built-in kinds; found by discovery for the others
     builtin: bool
     stopped: threading.Event = field(default_factory=threading.Event)
+    fields: str | None = None  # a field selector: which of the kind's objects are watched
     ready: bool = False  # LISTed into the store, and the watch is running
     error: str | None = None  # why the last LIST failed, until one succeeds
 
@@ -71,13 +76,15 @@ class ObjectWatches:
         self._watches: dict[Key, _Watch] = {}
         self._lock = threading.Lock()
 
-    def ensure(self, wanted: Mapping[Key, str | None]) -> None:
+    def ensure(self, wanted: Mapping[Key, str | None], fields: Mapping[Key, str] | None = None) -> None:
         """Watch exactly the kinds in ``wanted`` (each with its plural when it is a built-in kind,
-        None for a kind only custom rules read): start the new ones, stop the others."""
+        None for a kind only custom rules read), those of ``fields`` only the objects its field
+        selector selects: start the new ones, stop the others."""
         with self._lock:
             for key in wanted.keys() - self._watches.keys():
                 plural = wanted[key]
-                w = self._watches[key] = _Watch(*key, plural=plural, builtin=plural is not None)
+                w = _Watch(*key, plural=plural, builtin=plural is not None, fields=(fields or {}).get(key))
+                self._watches[key] = w
                 if self.threads:
                     name = f"plumbob-watch-{key[1]}"
                     threading.Thread(target=self._run, args=(w,), name=name, daemon=True).start()
@@ -151,7 +158,9 @@ class ObjectWatches:
         held_as = w.held_as
         assert held_as is not None and w.plural is not None  # known once listed
         while not w.stopped.is_set():
-            events = self.kube.watch_api_collection(w.api_version, w.plural, w.kind, version, self.timeout)
+            events = self.kube.watch_api_collection(
+                w.api_version, w.plural, w.kind, version, timeout=self.timeout, fields=w.fields
+            )
             w.ready = True
             for type_, obj in events:
                 if w.stopped.is_set():
@@ -170,7 +179,7 @@ class ObjectWatches:
                 w.plural = self.kube.resource_plural(w.api_version, w.kind)
                 if w.plural is None:
                     raise KubeError(404, f"the API server serves no kind {w.kind} in {w.api_version}")
-            items, version = self.kube.list_api_collection(w.api_version, w.plural, w.kind)
+            items, version = self.kube.list_api_collection(w.api_version, w.plural, w.kind, fields=w.fields)
         except NotFoundError:
             if not w.builtin:
                 w.error, w.ready = f"the API server serves no kind {w.kind} in {w.api_version}", False
