@@ -165,17 +165,9 @@ class Kube:
     ) -> dict[str, Any]:
         """Merge-patch ``status`` through the status subresource."""
         self._count(f"status {plural}")
-        body = {"status": status}
-        try:
-            if namespace is None:
-                res = self.custom.patch_cluster_custom_object_status(GROUP, VERSION, plural, name, body)
-            else:
-                res = self.custom.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, plural, name, body
-                )
-        except ApiException as exc:
-            raise _error(exc) from exc
-        return _as_dict(res)
+        where = f"/namespaces/{namespace}" if namespace else ""
+        path = f"/apis/{GROUP}/{VERSION}{where}/{plural}/{name}/status"
+        return self._send("PATCH", path, {"status": status}, "application/merge-patch+json")
 
     # ---- any API object, read-only (cluster-level rules) -------------------------------------
     def list_api_objects(
@@ -280,6 +272,26 @@ class Kube:
             if r.get("kind") == kind and "/" not in str(r.get("name")) and "list" in (r.get("verbs") or []):
                 return str(r["name"])
         return None
+
+    def _send(self, method: str, path: str, body: dict[str, Any], content_type: str) -> dict[str, Any]:
+        """``method`` ``body`` (encoded as JSON as it is) to ``path``; the decoded answer. The two
+        writes a node scan makes a thousand times each (an audit Job, a report's status) go this
+        way: the client's typed methods validate the dict and rebuild it as models first, which
+        cost a sixth of the operator's CPU in a scan of 1,000 nodes."""
+        method, url, headers, _body, post = self.api.param_serialize(
+            method,
+            path,
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            # the REST client encodes a dict body as JSON (for a JSON content type) as it is
+            response = self.api.call_api(method, url, header_params=headers, body=body, post_params=post)
+            response.read()  # type: ignore[no-untyped-call]  # RESTResponse.read is not annotated
+            data = self.api.response_deserialize(response, {"200": "object", "201": "object"}).data
+        except ApiException as exc:
+            raise _error(exc) from exc
+        return _as_dict(data)
 
     def _get(self, path: str, query: list[tuple[str, Any]]) -> dict[str, Any]:
         """GET ``path`` and decode the JSON body; API failures become :class:`KubeError`."""
@@ -441,10 +453,7 @@ class Kube:
 
     def create_job(self, namespace: str, body: dict[str, Any]) -> None:
         self._count("create jobs")
-        try:
-            self.batch.create_namespaced_job(namespace, body)  # type: ignore[arg-type]  # validate_call coerces the dict
-        except ApiException as exc:
-            raise _error(exc) from exc
+        self._send("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body, "application/json")
 
     def delete_job(self, namespace: str, name: str) -> None:
         self._count("delete jobs")
