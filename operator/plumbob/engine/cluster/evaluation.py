@@ -196,19 +196,9 @@ def violations(
 def evaluate_cluster_rule(
     rule: Rule, inventory: Inventory, resolver: RbacResolver, settings: ClusterSettings
 ) -> list[Finding]:
-    def finding(
-        status: Status,
-        reason: str | None,
-        evidence: Iterable[Evidence] = (),
-        *,
-        resource: ObjectRef | None = None,
-        expected: str | None = None,
-    ) -> Finding:
-        return finding_for(rule, status, reason, evidence, resource=resource, expected=expected)
-
     audit = rule.cluster_audit
     if audit is None:
-        return [finding(Status.MANUAL, rule.guidance)]
+        return [finding_for(rule, Status.MANUAL, rule.guidance)]
     reads = _reads(audit)
     if reads is not None:  # decided from whole groups of kinds: kept while none of them changes
         key = ("findings", rule.id, repr(audit), repr(settings))
@@ -231,16 +221,7 @@ def _reads(audit: object) -> tuple[str, ...] | None:
 def _decide(
     rule: Rule, inventory: Inventory, resolver: RbacResolver, settings: ClusterSettings
 ) -> list[Finding]:
-    def finding(
-        status: Status,
-        reason: str | None,
-        evidence: Iterable[Evidence] = (),
-        *,
-        resource: ObjectRef | None = None,
-        expected: str | None = None,
-    ) -> Finding:
-        return finding_for(rule, status, reason, evidence, resource=resource, expected=expected)
-
+    finding = partial(finding_for, rule)
     audit = rule.cluster_audit
     if isinstance(audit, EvidenceAudit):
         gathered = COLLECTORS[audit.collect](inventory) or [

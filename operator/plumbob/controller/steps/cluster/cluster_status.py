@@ -1,12 +1,11 @@
 """ComplianceReport of a profile's cluster-level rules: keep the objects, evaluate, write.
 
-The operator's watches keep the API objects the cluster rules read in the store (compact JSON);
-kinds that only custom rules name are watched by :mod:`~plumbob.controller.steps.cluster.custom_watches`. This
-step keeps one parsed :class:`~plumbob.engine.cluster.Inventory` for the term and, before each
-evaluation, puts into it only the objects whose digest changed (and removes the gone ones), so
-that the evaluation checks only what changed. A profile is evaluated when its ``spec`` changes,
-0.25 s after a watched object changes, and every ``interval`` (60 s), when each kind is also
-LISTed again, which resets the store's copy (a watch that was down may have missed a deletion).
+:mod:`~plumbob.controller.steps.cluster.watches` keeps the API objects the cluster rules read in
+the store (compact JSON), only while a profile needs them. This step keeps one parsed
+:class:`~plumbob.engine.cluster.Inventory` for the term and, before each evaluation, puts into it
+only the objects whose digest changed (and removes the gone ones), so that the evaluation checks
+only what changed. A profile is evaluated when its ``spec`` changes, 0.25 s after a watched
+object changes, and every ``interval`` (60 s).
 It evaluates the selected cluster-level rules of the profile's benchmark
 (:mod:`plumbob.engine.cluster`), its Pod Security Standards and its ``customRules`` (CEL), writes
 the cluster-level ``ComplianceReport`` named after the profile (no ``spec.nodeName``; ``spec``
@@ -20,7 +19,7 @@ What the report promises:
   the reason: a rule never passes on objects it could not see;
 - a custom rule that does not compile is one ``error`` result naming the rule and the compiler's
   message (and the profile is ``Stalled``, reason ``InvalidCustomRule``, with one Event: see
-  :mod:`~plumbob.controller.profile_status`); the other rules still run;
+  :mod:`~plumbob.controller.steps.profile_status`); the other rules still run;
 - a custom rule on a kind the API server does not serve (or that cannot be listed) is ``error``,
   with one ``CustomRuleUnreadable`` Event per profile generation;
 - with ``spec.podSecurity``, the Pod Security Standards of that level are evaluated too (rule
