@@ -174,12 +174,19 @@ class Kube:
         self, api_version: str, plural: str, kind: str, page: int = 500
     ) -> list[dict[str, Any]]:
         """Every object of one resource, cluster-wide (see :meth:`list_api_collection`)."""
-        return self.list_api_collection(api_version, plural, kind, page)[0]
+        return self.list_api_collection(api_version, plural, kind, page=page)[0]
 
     def list_api_collection(
-        self, api_version: str, plural: str, kind: str, page: int = 500, fields: str | None = None
+        self,
+        api_version: str,
+        plural: str,
+        kind: str,
+        *,
+        page: int = 500,
+        fields: str | None = None,
+        labels: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Every object of one resource, cluster-wide (those ``fields``, a field selector, selects),
+        """Every object of one resource, cluster-wide (those the selectors ``fields`` and ``labels`` select),
         in pages of ``page``; ``managedFields`` dropped; and the list's resourceVersion (0 when it
         is not a number).
 
@@ -193,6 +200,7 @@ class Kube:
         while True:
             query: list[tuple[str, Any]] = [("limit", page)] + ([("continue", token)] if token else [])
             query += [("fieldSelector", fields)] if fields else []
+            query += [("labelSelector", labels)] if labels else []
             body = self._get(f"{base}/{plural}", query)
             for item in body.get("items") or []:
                 item["apiVersion"], item["kind"] = api_version, kind
@@ -213,6 +221,7 @@ class Kube:
         *,
         timeout: int = 300,
         fields: str | None = None,
+        labels: str | None = None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """Watch one resource cluster-wide from ``resource_version``: ``(type, object)`` per event
         (ADDED, MODIFIED, DELETED, BOOKMARK), objects as :meth:`list_api_collection` gives them.
@@ -230,6 +239,7 @@ class Kube:
                 ("allowWatchBookmarks", "true"),
                 ("timeoutSeconds", timeout),
                 *([("fieldSelector", fields)] if fields else []),
+                *([("labelSelector", labels)] if labels else []),
             ],
             header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],

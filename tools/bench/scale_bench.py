@@ -33,7 +33,7 @@ Measured:
   as admin after the settle period, size of each item's compact JSON;
 - **operator CPU per node per scan**: utime + stime of the operator process (all its threads,
   ``/proc/<pid>/stat``) from the trigger to completion, divided by N (issue 8's goal: under 20 ms
-  at 1,000 nodes). It includes everything the operator does meanwhile: kopf's watch handling of
+  at 1,000 nodes). It includes everything the operator does meanwhile: its watches' handling of
   every event (Nodes, Jobs, reports, the Pods cluster rules read), the reconcile passes, the
   cluster step's evaluations.
 
@@ -330,7 +330,7 @@ def request_counts(cp: ControlPlane) -> tuple[Counter[str], Counter[str], Counte
 def profile_reconcile(cp: ControlPlane, passes: int = 3) -> str:
     """cProfile ``Reconciler.reconcile`` in this process against the same testbed, after the scan.
 
-    The store is fed from lists (as kopf's watches would feed it), then ``passes`` reconciles run
+    The store is fed from lists (as the operator's feeds fill it), then ``passes`` reconciles run
     under cProfile. A pass after completion does the same per-report work a pass during the scan
     does (report statuses, exception matching, profile aggregation), without the Job creations.
     """

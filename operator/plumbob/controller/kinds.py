@@ -3,7 +3,7 @@ on each.
 
 - Plumbob's own inputs (people's objects, whose status the operator writes) and outputs (scans
   and reports it creates), and Jobs (only the audit Jobs, by label), Nodes and Namespaces (names):
-  the handlers register a kopf watch for each, store priming lists them, parsed into the store;
+  every replica follows each (``feeds``: LIST, then watch), parsed into the store (:data:`FED`);
 - the kinds cluster-level rules read (``engine.cluster.inventory.API_KINDS``): watched by the
   cluster step while a profile needs them (``steps.cluster.watches``), held in the store as
   compact JSON.
@@ -11,7 +11,11 @@ on each.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+from plumbob.controller.decisions.digests import LABEL_MANAGED_BY, MANAGER
 from plumbob.engine.cluster.inventory import API_KINDS
+from plumbob.names import GROUP, VERSION
 
 OWN_INPUTS = (
     "complianceprofiles",
@@ -22,3 +26,26 @@ OWN_INPUTS = (
 OWN_OUTPUTS = ("compliancescans", "compliancereports")
 CORE = ("nodes", "namespaces")  # core/v1, cluster-wide
 CLUSTER_RULE_KINDS = API_KINDS  # (apiVersion, plural, kind)
+
+
+class Fed(NamedTuple):
+    """A kind the store is fed, under ``plural``; ``labels`` selects which of its objects."""
+
+    api_version: str
+    plural: str
+    kind: str
+    labels: str | None = None
+
+
+FED = (
+    Fed(f"{GROUP}/{VERSION}", "complianceprofiles", "ComplianceProfile"),
+    Fed(f"{GROUP}/{VERSION}", "complianceschedules", "ComplianceSchedule"),
+    Fed(f"{GROUP}/{VERSION}", "complianceexceptions", "ComplianceException"),
+    Fed(f"{GROUP}/{VERSION}", "clustercomplianceexceptions", "ClusterComplianceException"),
+    Fed(f"{GROUP}/{VERSION}", "compliancescans", "ComplianceScan"),
+    Fed(f"{GROUP}/{VERSION}", "compliancereports", "ComplianceReport"),
+    Fed("batch/v1", "jobs", "Job", f"{LABEL_MANAGED_BY}={MANAGER}"),
+    Fed("v1", "nodes", "Node"),
+    Fed("v1", "namespaces", "Namespace"),
+)
+assert {f.plural for f in FED} == {*OWN_INPUTS, *OWN_OUTPUTS, "jobs", *CORE}

@@ -1,6 +1,7 @@
 """The controller's in-memory view of the cluster, fed by watch events, read by the reconciler.
 
-Watch handlers call :meth:`Store.upsert` / :meth:`Store.remove` with raw bodies; the store parses
+The feeds (:mod:`~plumbob.controller.feeds`) call :meth:`Store.replace` with each LIST and
+:meth:`Store.upsert` / :meth:`Store.remove` with each watch event's raw body; the store parses
 each body once (models for Plumbob's own kinds, compact digests for nodes, Jobs and reports) and
 wakes the reconciler when something it cares about changed. An object whose body does not parse
 is kept aside with the error so the reconciler can report it (``Stalled``) instead of crashing.
@@ -50,6 +51,9 @@ _MODELS: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 
 EXCEPTION_KINDS = ("complianceexceptions", "clustercomplianceexceptions")
+# Kinds kept as digests of what the controller reads: an event that leaves the digest as it was
+# does not wake the reconciler (most of a Job's and a Node's events).
+_DIGESTED = ("nodes", "jobs", "compliancereports")
 
 
 def describe(exc: Exception) -> str:
@@ -264,15 +268,31 @@ class Store:
                 return
             old = self.objects[kind].get(key)
             self.objects[kind][key] = parsed
-            if kind in ("nodes",) and old == parsed:
-                return  # heartbeats and other noise: nothing the controller reads changed
+            if kind in _DIGESTED and old == parsed:
+                return  # heartbeats, a Job's Pod starting…: nothing the controller reads changed
             if kind == "nodes":
                 self.node_changes += 1
             self.wake.set()
 
+    def replace(self, kind: str, items: list[dict[str, Any]], version: int) -> None:
+        """A LIST of ``kind`` at ``version``: each item as a watch event, and what the store holds
+        but the list no longer has (deleted while no watch ran) removed, unless it is newer."""
+        with self.lock:
+            listed = set()
+            for body in items:
+                meta = body.get("metadata", {})
+                listed.add((meta.get("namespace"), meta["name"]))
+                self.upsert(kind, body)
+            held = {k for k in self.objects[kind]} | {k for (p, k) in self.invalid if p == kind}
+            for key in held - listed:
+                if not version or self.versions.get((kind, key), 0) <= version:
+                    self._drop(kind, key)
+
     def remove(self, kind: str, body: dict[str, Any]) -> None:
         meta = body.get("metadata", {})
-        key: Key = (meta.get("namespace"), meta["name"])
+        self._drop(kind, (meta.get("namespace"), meta["name"]))
+
+    def _drop(self, kind: str, key: Key) -> None:
         with self.lock:
             if self.objects[kind].pop(key, None) is not None and kind == "nodes":
                 self.node_changes += 1

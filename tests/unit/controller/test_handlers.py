@@ -1,9 +1,8 @@
-"""What the kopf registration relies on.
+"""What the kopf registration relies on: kopf runs the process and watches nothing itself.
 
-Cases:
-- only watching (``on.event``) resource handlers are registered: no change handlers, daemons,
-  timers or indexers, which are what kopf needs a diff base for (so ``NoDiffBase`` loses nothing);
-- ``NoDiffBase`` gives kopf an empty essence and no stored base, so every event diffs as empty.
+No resource handler of any sort is registered (the feeds follow the kinds: see test_feeds), so
+kopf keeps no diff base, no progress annotations and no finalizers on anybody's objects; the
+start-up, clean-up and probe activities are there.
 """
 
 from __future__ import annotations
@@ -13,16 +12,9 @@ import kopf
 from plumbob.controller import handlers
 
 
-def test_only_watching_handlers_are_registered() -> None:
+def test_kopf_watches_nothing() -> None:
     registry = kopf.get_default_registry()
-    assert registry._watching.get_all_handlers()  # the feeders are there
-    assert not registry._changing.get_all_handlers()
-    assert not registry._spawning.get_all_handlers()
-    assert not registry._indexing.get_all_handlers()
-
-
-def test_no_diff_base_is_empty() -> None:
-    storage = handlers.NoDiffBase()
-    body = kopf.Body({"metadata": {"name": "n", "labels": {"a": "b"}}, "spec": {"x": 1}})
-    assert storage.build(body=body) == {}
-    assert storage.fetch(body=body) is None
+    assert handlers.start and handlers.stop  # imported: the activities registered
+    assert registry._activities.get_all_handlers(), "start-up, clean-up, probes"
+    for kind in ("_watching", "_changing", "_spawning", "_indexing", "_webhooks"):
+        assert not getattr(registry, kind).get_all_handlers(), kind

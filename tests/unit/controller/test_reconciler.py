@@ -171,7 +171,7 @@ class FakeKube:
         ]
 
     def list_api_collection(
-        self, api_version: str, plural: str, kind: str, fields: str | None = None
+        self, api_version: str, plural: str, kind: str, *, fields: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         items = self.list_api_objects(api_version, plural, kind)
         if fields:  # the one field selector the operator sends: metadata.namespace!=NS
@@ -188,6 +188,7 @@ class FakeKube:
         *,
         timeout: int,
         fields: str | None = None,
+        labels: str | None = None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """A watch on which nothing happens (the tests deliver events to the store themselves);
         it ends after ``timeout`` seconds, as the API server's would."""
@@ -1417,13 +1418,13 @@ def test_a_kind_that_cannot_be_listed_errors_every_rule_and_an_unserved_kind_has
     refused = {"networkpolicies"}
 
     def list_api_collection(
-        api_version: str, plural: str, kind: str, fields: str | None = None
+        api_version: str, plural: str, kind: str, *, fields: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         if plural == "validatingadmissionpolicies":
             raise NotFoundError(404, "the server could not find the requested resource")  # an older cluster
         if plural in refused:
             raise KubeError(403, "networkpolicies is forbidden")
-        return listed(api_version, plural, kind, fields)
+        return listed(api_version, plural, kind, fields=fields)
 
     monkeypatch.setattr(w.kube, "list_api_collection", list_api_collection)
     w.kube.put("complianceprofiles", profile())

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from plumbob.controller.decisions.digests import ANNOTATION_NODE
 from plumbob.controller.store import Store
+from plumbob.names import LABEL_SCAN
 
 
 def schedule(rv: str, cron: str = "0 3 * * *", **spec: Any) -> dict[str, Any]:
@@ -124,3 +126,44 @@ def test_remove_forgets_object_version_and_invalid() -> None:
     assert "nightly" in store.snapshot().schedules
     store.remove("complianceschedules", schedule("3"))
     assert "nightly" not in store.snapshot().schedules
+
+
+def audit_job(rv: str, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "scan-1-worker-1",
+            "namespace": "plumbob-system",
+            "resourceVersion": rv,
+            "labels": {LABEL_SCAN: "scan-1"},
+            "annotations": {ANNOTATION_NODE: "worker-1"},
+        },
+        "status": status,
+    }
+
+
+def test_a_job_event_that_changes_nothing_read_does_not_wake() -> None:
+    store = Store()
+    store.upsert("jobs", audit_job("1", active=1))
+    assert store.snapshot().jobs["scan-1-worker-1"].active == 1
+    store.wake.clear()
+    store.upsert("jobs", audit_job("2", active=1, ready=1))  # its Pod became ready: not read
+    assert not store.wake.is_set()
+    store.upsert("jobs", audit_job("3", succeeded=1, conditions=[{"type": "Complete", "status": "True"}]))
+    assert store.wake.is_set() and store.snapshot().jobs["scan-1-worker-1"].complete
+
+
+def test_a_list_replaces_what_the_store_holds_of_its_kind() -> None:
+    store = Store()
+    store.upsert("complianceschedules", schedule("5"))
+    store.upsert(
+        "complianceschedules",
+        {**schedule("6", "61 * * * *"), "metadata": {"name": "bad", "resourceVersion": "6"}},
+    )
+    store.upsert("nodes", node("7"))
+    assert store.snapshot().invalid, "the bad schedule is held aside"
+    store.replace("complianceschedules", [], 9)  # both deleted while no watch ran
+    snap = store.snapshot()
+    assert snap.schedules == {} and snap.invalid == [] and set(snap.nodes) == {"worker-1"}
+    store.upsert("complianceschedules", schedule("12"))  # newer than the next (late) list: kept
+    store.replace("complianceschedules", [], 10)
+    assert set(store.snapshot().schedules) == {"nightly"}

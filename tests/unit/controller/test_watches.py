@@ -41,7 +41,7 @@ class FakeApi:
         return "gadgets" if (api_version, kind) == GADGET else None
 
     def list_api_collection(
-        self, api_version: str, plural: str, kind: str, fields: str | None = None
+        self, api_version: str, plural: str, kind: str, *, fields: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
         self.lists += 1
         return [dict(o) for o in self.listed], 10 * self.lists
@@ -55,6 +55,7 @@ class FakeApi:
         *,
         timeout: int,
         fields: str | None = None,
+        labels: str | None = None,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         self.watched_from.append(version)
         while True:

@@ -26,11 +26,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from plumbob.controller.store import Store
+from plumbob.controller.watching import keep_following, watch_from
 from plumbob.kube import Kube, KubeError, NotFoundError
 
 log = logging.getLogger("plumbob.controller")
@@ -135,21 +136,7 @@ class ObjectWatches:
             self.store.replace_cluster_objects(w.held_as, [], 0)
 
     def _run(self, w: _Watch) -> None:
-        delay, failed_at = self.pause, float("-inf")
-        while not w.stopped.is_set():
-            try:
-                self._list_and_watch(w)
-                continue  # stopped, or a kind not served that is asked about again
-            except KubeError as exc:  # a LIST refused (not ready: see _list), or a watch ended (410)
-                log.info("watch of %s (%s): %s; listing again after a pause", w.kind, w.api_version, exc)
-            except Exception:  # a lost connection, a malformed event: start over
-                log.exception("watch of %s (%s) failed; listing again after a pause", w.kind, w.api_version)
-            # what the store holds stays in use meanwhile: the next LIST replaces it whole. Failing
-            # again within a minute (a watch refused, say) doubles the pause, up to a minute.
-            now = time.monotonic()
-            delay = min(delay * 2, 60.0) if now - failed_at < 60 else self.pause
-            failed_at = now
-            w.stopped.wait(delay)
+        keep_following(f"{w.kind} ({w.api_version})", lambda: self._list_and_watch(w), w.stopped, self.pause)
 
     def _list_and_watch(self, w: _Watch) -> None:
         version = self._list(w)
@@ -157,18 +144,25 @@ class ObjectWatches:
             return
         held_as = w.held_as
         assert held_as is not None and w.plural is not None  # known once listed
-        while not w.stopped.is_set():
-            events = self.kube.watch_api_collection(
-                w.api_version, w.plural, w.kind, version, timeout=self.timeout, fields=w.fields
-            )
+
+        def deliver(type_: str, obj: dict[str, Any]) -> None:
+            self.store.note_cluster_object(held_as, obj, deleted=type_ == "DELETED")
+
+        def opened() -> None:
             w.ready = True
-            for type_, obj in events:
-                if w.stopped.is_set():
-                    return
-                rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-                version = int(rv) if rv.isdigit() else version
-                if type_ != "BOOKMARK":
-                    self.store.note_cluster_object(held_as, obj, deleted=type_ == "DELETED")
+
+        watch_from(
+            self.kube,
+            w.api_version,
+            w.plural,
+            w.kind,
+            version,
+            stopped=w.stopped,
+            deliver=deliver,
+            timeout=self.timeout,
+            fields=w.fields,
+            opened=opened,
+        )
 
     def _list(self, w: _Watch) -> int | None:
         """LIST ``w``'s kind into the store; the list's resourceVersion, or None when there is
