@@ -121,8 +121,12 @@ class Invalid:
 _VOLATILE_META = ("resourceVersion", "managedFields", "generation")
 
 
-def _compact(body: dict[str, Any]) -> bytes:
-    """The object as compact JSON, without what no rule reads and what makes it large."""
+def _compact(body: dict[str, Any], *, lean: bool) -> bytes:
+    """The object as compact JSON, without what no rule reads and what makes it large: its
+    ``managedFields`` and last-applied annotation, and when ``lean`` its ``status`` (which no
+    built-in rule reads: a Pod's is about half of it)."""
+    if lean:
+        body = {k: v for k, v in body.items() if k != "status"}
     meta = dict(body.get("metadata") or {})
     meta.pop("managedFields", None)
     annotations = meta.get("annotations")
@@ -162,8 +166,11 @@ class Store:
     cluster_changes: int = 0
     cluster_prints: dict[tuple[str, Key], int] = field(default_factory=dict)
 
-    def note_cluster_object(self, kind: str, body: dict[str, Any], *, deleted: bool) -> None:
-        """A watch event of an object cluster-level rules read; wakes the loop when it matters."""
+    def note_cluster_object(
+        self, kind: str, body: dict[str, Any], *, deleted: bool, lean: bool = False
+    ) -> None:
+        """A watch event of an object cluster-level rules read; wakes the loop when it matters.
+        ``lean``: kept without its status (see :func:`_compact`)."""
         meta = body.get("metadata") or {}
         key = (kind, (meta.get("namespace"), str(meta.get("name"))))
         rv = _rv(body)
@@ -175,7 +182,7 @@ class Store:
                 self.cluster_objects.pop(key, None)
                 self.cluster_prints.pop(key, None)
             else:
-                self.cluster_objects[key] = (rv, _compact(body))
+                self.cluster_objects[key] = (rv, _compact(body, lean=lean))
                 print_ = _fingerprint(body)
                 if self.cluster_prints.get(key) == print_:
                     return
@@ -183,7 +190,9 @@ class Store:
             self.cluster_changes += 1
         self.wake.set()
 
-    def replace_cluster_objects(self, kind: str, items: list[dict[str, Any]], version: int) -> None:
+    def replace_cluster_objects(
+        self, kind: str, items: list[dict[str, Any]], version: int, *, lean: bool = False
+    ) -> None:
         """A LIST of ``kind`` at ``version``: it replaces what the watches delivered, except events
         newer than the list, and drops what the list no longer has (a deletion whose watch event was
         lost while a watch was down). An object held at the listed resourceVersion is kept as it is.
@@ -200,7 +209,7 @@ class Store:
                 if held is not None and rv and held[0] == rv:
                     continue  # the same version: nothing to encode again
                 if held is None or not rv or held[0] <= rv:
-                    self.cluster_objects[key] = (rv, _compact(body))
+                    self.cluster_objects[key] = (rv, _compact(body, lean=lean))
                     print_ = _fingerprint(body)
                     changed = changed or self.cluster_prints.get(key) != print_
                     self.cluster_prints[key] = print_

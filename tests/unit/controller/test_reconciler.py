@@ -1287,6 +1287,32 @@ def test_cluster_rules_and_custom_rules_land_in_the_cluster_report(world: World)
     assert w.kube.writes()[before:] == []
 
 
+def test_status_is_kept_only_for_the_kinds_a_custom_rule_reads(world: World) -> None:
+    w = world
+    pod = {
+        "metadata": {"name": "p", "namespace": "team"},
+        "spec": {"containers": [{"name": "c"}]},
+        "status": {"phase": "Failed"},
+    }
+    w.kube.objects[("pods", "team", "p")] = pod
+    w.kube.put("complianceprofiles", profile())
+    w.run()
+    assert [b.get("status") for b in w.store.cluster_object_bodies("pods")] == [None], (
+        "no rule on: a Pod is held without its status"
+    )
+    running = {
+        "id": "custom.running",
+        "title": "pods run",
+        "match": {"apiVersion": "v1", "kind": "Pod"},
+        "expression": "object.status.phase == 'Running'",
+    }
+    w.kube.put("complianceprofiles", profile(customRules=[running]))
+    w.clock.now += timedelta(seconds=2)
+    w.run(2)
+    assert [b.get("status") for b in w.store.cluster_object_bodies("pods")] == [{"phase": "Failed"}]
+    assert cluster_result(w, "custom.running", "p") == "fail", "the rule read the status"
+
+
 def test_a_custom_rule_that_does_not_compile_stalls_the_profile_and_the_rest_still_runs(world: World) -> None:
     w = world
     good = {

@@ -123,3 +123,27 @@ def test_a_kind_the_api_does_not_serve_is_never_ready() -> None:
         assert watches.objects(("example.com/v1", "Nosuch")) is None and api.lists == 0
     finally:
         watches.stop_all()
+
+
+def test_a_lean_kind_is_kept_without_status_until_a_rule_reads_it() -> None:
+    api, store = FakeApi(), Store()
+    api.listed = [{**gadget("a", 1, size=1), "status": {"phase": "Running"}}]
+    watches = ObjectWatches(api, store, pause=0.01)  # type: ignore[arg-type]
+
+    def held() -> list[dict[str, Any]]:
+        return store.cluster_object_bodies("gadgets")
+
+    try:
+        watches.ensure({GADGET: "gadgets"}, lean={GADGET})  # a built-in kind no custom rule names
+        wait_for(lambda: watches.objects(GADGET) == "gadgets", "the first LIST")
+        assert [o.get("status") for o in held()] == [None] and held()[0]["spec"] == {"size": 1}
+        api.events.put(("MODIFIED", {**gadget("a", 11, size=2), "status": {"phase": "Failed"}}))
+        wait_for(lambda: held()[0]["spec"] == {"size": 2}, "the watch event")
+        assert "status" not in held()[0]
+        api.events.put(END)
+        watches.ensure({GADGET: "gadgets"})  # a custom rule names it now: watched anew, with status
+        wait_for(lambda: [o.get("status") for o in held()] == [{"phase": "Running"}], "the new LIST")
+        assert api.lists == 2
+    finally:
+        watches.stop_all()
+        api.events.put(END)

@@ -199,14 +199,17 @@ class ClusterStatus:
         wanted: dict[tuple[str, str], str | None] = {}
         if any(self._reads_builtin_kinds(p) for p in snap.profiles.values()):
             wanted.update(_PLURAL)
+        # the built-in rules read no status: kept without, unless a custom rule names the kind
+        lean = set(wanted)
         for p in snap.profiles.values():
             for r in p.spec.custom_rules:
                 wanted.setdefault((r.match.api_version, r.match.kind), None)
+                lean.discard((r.match.api_version, r.match.kind))
         self.watches.threads = self.background
         # Plumbob's own namespace's Pods and Jobs (its audit Jobs come and go with every scan) are
         # not read: every one of them is an expected holder anyway (own_holders)
         outside = f"metadata.namespace!={self.ctx.settings.namespace}"
-        self.watches.ensure(wanted, {("v1", "Pod"): outside, ("batch/v1", "Job"): outside})
+        self.watches.ensure(wanted, {("v1", "Pod"): outside, ("batch/v1", "Job"): outside}, lean)
         if self._running is not None and not self._running.done():
             return 0.2  # an evaluation is under way: look again soon
         if not self.watches.settled(set(wanted)):

@@ -7,7 +7,9 @@ Each watched kind has a thread of its own that:
 
 1. finds the kind's plural (discovery), for a kind only custom rules read;
 2. LISTs it into the store, as compact JSON: a built-in kind under its plural, another under
-   ``<plural>.<group>`` (``configmaps.core``), so that the two never mix;
+   ``<plural>.<group>`` (``configmaps.core``), so that the two never mix; a built-in kind that
+   no custom rule names is kept without its ``status``, which no built-in rule reads (half of a
+   Pod); when a custom rule comes to name it, or stops, it is watched anew;
 3. watches it from the list's resourceVersion, resuming from the last version seen when the
    server ends the stream; an error (410 Gone, a refused watch, a lost connection) LISTs again
    after a pause, which also drops what the store holds but the API no longer has.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,7 @@ class _Watch:
     builtin: bool
     stopped: threading.Event = field(default_factory=threading.Event)
     fields: str | None = None  # a field selector: which of the kind's objects are watched
+    lean: bool = False  # its objects are kept without their status (no rule that reads it is on)
     ready: bool = False  # LISTed into the store, and the watch is running
     error: str | None = None  # why the last LIST failed, until one succeeds
 
@@ -77,14 +80,28 @@ class ObjectWatches:
         self._watches: dict[Key, _Watch] = {}
         self._lock = threading.Lock()
 
-    def ensure(self, wanted: Mapping[Key, str | None], fields: Mapping[Key, str] | None = None) -> None:
+    def ensure(
+        self,
+        wanted: Mapping[Key, str | None],
+        fields: Mapping[Key, str] | None = None,
+        lean: Collection[Key] = (),
+    ) -> None:
         """Watch exactly the kinds in ``wanted`` (each with its plural when it is a built-in kind,
         None for a kind only custom rules read), those of ``fields`` only the objects its field
-        selector selects: start the new ones, stop the others."""
+        selector selects, those in ``lean`` kept without their status: start the new ones, stop
+        the others. A kind that becomes lean or stops being so is watched anew (LISTed again)."""
         with self._lock:
+            for key in [k for k, w in self._watches.items() if w.lean != (k in lean)]:
+                self._stop(self._watches.pop(key))
             for key in wanted.keys() - self._watches.keys():
                 plural = wanted[key]
-                w = _Watch(*key, plural=plural, builtin=plural is not None, fields=(fields or {}).get(key))
+                w = _Watch(
+                    *key,
+                    plural=plural,
+                    builtin=plural is not None,
+                    fields=(fields or {}).get(key),
+                    lean=key in lean,
+                )
                 self._watches[key] = w
                 if self.threads:
                     name = f"plumbob-watch-{key[1]}"
@@ -146,7 +163,7 @@ class ObjectWatches:
         assert held_as is not None and w.plural is not None  # known once listed
 
         def deliver(type_: str, obj: dict[str, Any]) -> None:
-            self.store.note_cluster_object(held_as, obj, deleted=type_ == "DELETED")
+            self.store.note_cluster_object(held_as, obj, deleted=type_ == "DELETED", lean=w.lean)
 
         def opened() -> None:
             w.ready = True
@@ -191,7 +208,7 @@ class ObjectWatches:
         assert held_as is not None  # the plural is known
         if w.stopped.is_set():
             return None
-        self.store.replace_cluster_objects(held_as, items, version)
+        self.store.replace_cluster_objects(held_as, items, version, lean=w.lean)
         del items
         w.error = None
         if not self.threads:
