@@ -126,12 +126,17 @@ def unknown_keys(given: Any, kept: Any, path: str = "status", *, empty_too: bool
 def built_status(model: type[Model], fields: Mapping[str, Any]) -> dict[str, Any]:
     """A status to write, built through its kind's status ``model`` from wire-named ``fields``.
 
-    Only the fields given are written (a ``None`` removes one, as in a merge patch). A field the
-    model does not know, at any depth, raises ``ValueError`` naming it: a misspelt key fails the
-    step and its tests, instead of being dropped without a word by the API server.
+    Only the fields given are written. A top-level ``None`` removes a field, as in a merge patch,
+    whatever the field's type (an exception list's ``entries`` too); it is not validated, but its
+    name is checked. A field the model does not know, at any depth, raises ``ValueError`` naming
+    it: a misspelt key fails the step and its tests, instead of being dropped without a word by
+    the API server.
     """
-    built = model.model_validate(fields)
+    removed = [key for key, value in fields.items() if value is None]
+    built = model.model_validate({key: value for key, value in fields.items() if value is not None})
     wire = built.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    known = {info.alias or name for name, info in model.model_fields.items()}
+    wire |= dict.fromkeys(key for key in removed if key in known)
     unknown = unknown_keys(fields, wire)
     if unknown:
         raise ValueError(f"{model.__name__} has no field {', '.join(unknown)}")

@@ -2,7 +2,8 @@
 checks): each version of such an object is reported once per process, with an ``InvalidSpec``
 (``InvalidSchedule`` for a schedule, ``InvalidReport`` for a report) Warning Event, and a status
 that kstatus and the documented Argo CD check read as failed: ``observedGeneration`` current,
-``Stalled=True`` and ``Ready=False`` with the problems named by field, ``Reconciling=False``.
+``Stalled=True`` and ``Ready=False`` with the problems named by field, ``Reconciling=False``,
+built through the status model of the object's kind (:data:`STATUS_MODELS`).
 Derived fields that would claim the object works (a schedule's ``nextScheduleTime``, an
 exception list's entry states) are cleared; the rest of the last good status (a profile's last
 scan and summary) is kept.
@@ -14,9 +15,16 @@ bad edit (a new generation, or a new message) is reported again.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
-from plumbob.controller.context import Context, conditions
+from plumbob.api.common import Model
+from plumbob.api.exceptions import ExceptionStatus
+from plumbob.api.profiles import ComplianceProfileStatus
+from plumbob.api.reports import ComplianceReportStatus
+from plumbob.api.scans import ComplianceScanStatus
+from plumbob.api.schedules import ComplianceScheduleStatus
+from plumbob.controller.context import Context, built_status, conditions
 from plumbob.controller.store import Invalid, Snapshot
 from plumbob.kube import KubeError
 
@@ -29,6 +37,15 @@ KINDS = {
     "clustercomplianceexceptions": "ClusterComplianceException",
     "compliancescans": "ComplianceScan",
     "compliancereports": "ComplianceReport",
+}
+# The model each kind's status is built through (a misspelt field raises instead of being pruned).
+STATUS_MODELS: dict[str, type[Model]] = {
+    "complianceprofiles": ComplianceProfileStatus,
+    "complianceschedules": ComplianceScheduleStatus,
+    "complianceexceptions": ExceptionStatus,
+    "clustercomplianceexceptions": ExceptionStatus,
+    "compliancescans": ComplianceScanStatus,
+    "compliancereports": ComplianceReportStatus,
 }
 # Status fields that describe a working object; an unusable one must not keep showing them.
 CLAIMS = {
@@ -43,6 +60,27 @@ def _reason(plural: str) -> str:
     return {"complianceschedules": "InvalidSchedule", "compliancereports": "InvalidReport"}.get(
         plural, "InvalidSpec"
     )
+
+
+def failed_status(bad: Invalid, now: datetime) -> dict[str, Any]:
+    """The status of an object that cannot be used, built through its kind's status model: failed
+    for kstatus, with the claims of a working object (:data:`CLAIMS`) removed."""
+    reason = _reason(bad.kind)
+    status: dict[str, Any] = {
+        "observedGeneration": bad.generation,
+        "conditions": conditions(
+            [],
+            bad.generation,
+            now,
+            {
+                "Ready": (False, reason, "the spec cannot be used; see Stalled"),
+                "Stalled": (True, reason, bad.message[:1000]),
+                "Reconciling": (False, reason, "nothing to do until the spec is fixed"),
+            },
+        ),
+    }
+    status |= dict.fromkeys(CLAIMS.get(bad.kind, ()))
+    return built_status(STATUS_MODELS[bad.kind], status)
 
 
 class InvalidObjects:
@@ -71,22 +109,8 @@ class InvalidObjects:
                 "uid": bad.uid,
                 "namespace": bad.namespace or "",
             }
+            status = failed_status(bad, self.ctx.clock())
             self.ctx.event(involved, "Warning", reason, bad.message)
-            now = self.ctx.clock()
-            status: dict[str, Any] = {
-                "observedGeneration": bad.generation,
-                "conditions": conditions(
-                    [],
-                    bad.generation,
-                    now,
-                    {
-                        "Ready": (False, reason, "the spec cannot be used; see Stalled"),
-                        "Stalled": (True, reason, bad.message[:1000]),
-                        "Reconciling": (False, reason, "nothing to do until the spec is fixed"),
-                    },
-                ),
-            }
-            status |= dict.fromkeys(CLAIMS.get(bad.kind, ()))
             try:
                 self.ctx.kube.patch_status(bad.kind, bad.name, status, bad.namespace)
             except KubeError as exc:

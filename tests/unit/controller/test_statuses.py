@@ -2,7 +2,8 @@
 
 Cases:
 - the wire dict holds exactly the fields given, with the model's wire form of each value;
-- a ``None`` field stays in the dict (a merge patch removes it from the stored status);
+- a ``None`` field stays in the dict (a merge patch removes it from the stored status), also for a
+  field whose type has no ``None`` (an exception list's ``entries``); a misspelt one raises;
 - a misspelt field, at the top or nested (in a condition), raises ``ValueError`` naming it;
 - a value the model refuses raises pydantic's ``ValidationError``.
 """
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from plumbob.api.exceptions import ExceptionStatus
 from plumbob.api.profiles import ComplianceProfileStatus
 from plumbob.api.schedules import ComplianceScheduleStatus
 from plumbob.controller.context import built_status, conditions, iso
@@ -33,6 +35,16 @@ def test_exactly_the_fields_given_in_wire_form() -> None:
 
 def test_none_is_kept_to_remove_a_field() -> None:
     assert built_status(ComplianceScheduleStatus, {"nextScheduleTime": None}) == {"nextScheduleTime": None}
+
+
+def test_none_removes_a_field_of_any_type() -> None:
+    fields = {"observedGeneration": 2, "entries": None, "summary": None, "nextExpiry": None}
+    assert built_status(ExceptionStatus, fields) == fields
+
+
+def test_misspelt_field_to_remove_raises() -> None:
+    with pytest.raises(ValueError, match=r"ExceptionStatus has no field status\.entires"):
+        built_status(ExceptionStatus, {"entires": None})
 
 
 def test_misspelt_top_level_field_raises() -> None:

@@ -14,6 +14,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
+# Where parse_cron starts looking for a first tick. A five-field expression (all the spec allows)
+# that fires at all fires at least every eight years (29 February skips 2100), well within the
+# 50 years croniter searches, so the answer is the same from any starting moment: a fixed one
+# keeps this module free of the clock.
+_REFERENCE = datetime(2000, 1, 1, tzinfo=UTC)
+
 
 class ScheduleError(ValueError):
     """The cron expression or time zone cannot be used; the message names the problem."""
@@ -90,7 +96,7 @@ def parse_cron(expression: str, time_zone: str | None) -> Cron:
             "(five fields: minute hour day-of-month month day-of-week, or @hourly/@daily/@weekly)"
         )
     try:
-        croniter(expression, datetime.now(zone)).get_next(datetime)
+        croniter(expression, _REFERENCE.astimezone(zone)).get_next(datetime)
     except (CroniterBadCronError, CroniterBadDateError) as exc:
         raise ScheduleError(f"spec.schedule {expression!r} never fires: {exc}") from exc
     return Cron(expression, zone)

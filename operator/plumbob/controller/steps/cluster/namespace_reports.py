@@ -5,9 +5,10 @@ profile, with every finding (not the cluster report's capped list). For each nam
 object a rule found at fault or listed as expected, the report named after the profile is created
 when missing and its status rewritten when what it says changed (the evaluation time aside); a
 report of a namespace with no finding left is deleted. A namespace whose findings and exceptions are
-the same as at the last evaluation is skipped without building its status. What was last written is
-remembered per term; a new term starts from one LIST of the profile's reports, so a restart rewrites
-nothing that is current.
+the same as at the last evaluation is skipped without building its status; a status is built through
+``NamespaceComplianceReportStatus`` (a misspelt key raises) only when it is written. What was last
+written is remembered per term; a new term starts from one LIST of the profile's reports, so a
+restart rewrites nothing that is current.
 
 Exceptions are applied here as in the cluster report: a namespaced ``ComplianceException`` covers
 findings in its own namespace, a ``ClusterComplianceException`` per its ``namespaces`` and
@@ -25,11 +26,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from plumbob.api.common import ResultStatus, Summary
-from plumbob.api.namespace_reports import MAX_LISTED_PER_RULE, NamespaceComplianceReport
+from plumbob.api.namespace_reports import (
+    MAX_LISTED_PER_RULE,
+    NamespaceComplianceReport,
+    NamespaceComplianceReportStatus,
+)
 from plumbob.api.profiles import ComplianceProfile
 from plumbob.api.scans import aggregate_status
 from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.controller.context import Context
+from plumbob.controller.context import Context, built_status
 from plumbob.controller.decisions import excepting
 from plumbob.controller.decisions.cluster_results import check_result
 from plumbob.controller.decisions.digests import LABEL_MANAGED_BY, MANAGER, ObjectResult
@@ -211,6 +216,10 @@ class NamespaceReports:
                 inputs.pop(namespace, None)
 
     def _put(self, profile: ComplianceProfile, namespace: str, status: dict[str, Any]) -> None:
+        """Create the namespace's report if missing and write ``status``, built through the model
+        here (only a status that is written: an evaluation at scale builds hundreds, most of them
+        skipped by their inputs or fingerprint)."""
+        status = built_status(NamespaceComplianceReportStatus, status)
         name = profile.metadata.name or ""
         body = {
             "apiVersion": API_VERSION,

@@ -10,16 +10,20 @@ Cases:
 - ``due_tick``: nothing before the schedule was created (including a tick at the creation
   instant of a fired schedule), the tick at creation fires for a new schedule, one catch-up tick
   (the most recent) after downtime, never a burst, never the same tick twice;
-- ``parse_cron`` errors name ``spec.schedule`` / ``spec.timeZone``; macros and the UTC default.
+- ``parse_cron`` errors name ``spec.schedule`` / ``spec.timeZone``; macros and the UTC default;
+- whether an expression ever fires is decided without the clock: ``0 0 31 2 *`` is refused with
+  the same message, a leap day (``0 0 29 2 *``, every four years) is accepted.
 """
 
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Self
 
 import pytest
 
+from plumbob.controller.decisions import schedules
 from plumbob.controller.decisions.schedules import Cron, ScheduleError, due_tick, parse_cron
 
 BERLIN = "Europe/Berlin"
@@ -202,6 +206,20 @@ def test_bad_cron_names_spec_schedule(expression: str) -> None:
 def test_cron_that_never_fires_names_spec_schedule() -> None:
     with pytest.raises(ScheduleError, match=r"^spec\.schedule '0 0 31 2 \*' never fires"):
         parse_cron("0 0 31 2 *", BERLIN)
+
+
+def test_whether_a_cron_ever_fires_is_decided_without_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoClock(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Self:
+            raise AssertionError("a decision read the clock")
+
+    monkeypatch.setattr(schedules, "datetime", NoClock)
+    parse_cron.cache_clear()  # parsed afresh, not taken from an earlier test's call
+    with pytest.raises(ScheduleError) as refused:
+        parse_cron("0 0 31 2 *", BERLIN)
+    assert str(refused.value) == "spec.schedule '0 0 31 2 *' never fires: failed to find next date"
+    assert parse_cron("0 0 29 2 *", BERLIN).expression == "0 0 29 2 *"
 
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus", "Europe/Berlinn", "../etc/passwd"])
