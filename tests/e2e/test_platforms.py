@@ -9,6 +9,10 @@ Cases:
 - hosted workers (EKS, GKE, AKS): the control-plane rules are not applicable, "managed by the
   provider", with the provider's statement linked; the profile's coverage counts them apart from
   the tested and manual rules;
+- GKE: the kubelet's config file, /home/kubernetes/kubelet-config.yaml, outside the directories
+  every audit Pod mounts, is read (its mode and owner rules pass naming it, its settings pass):
+  the Job mounts the platform's directory on a node that shows GKE, and the agent reads only
+  what the Pod's mounts hold (``PLUMBOB_HOST_PATHS``), as it would in a real Pod;
 - an explicit ``platform: generic`` wins over detection.
 """
 
@@ -108,6 +112,10 @@ def test_platforms_are_detected_and_audited(plumbob: Plumbob, make_cluster: Make
             assert results["4.2.1"]["status"] == "pass"
         else:
             assert coverage["providerManaged"] == 0 and coverage["tested"] > 40, coverage
+        if platform == "gke":
+            for rule_id in ("4.1.9", "4.1.10"):
+                assert results[rule_id]["status"] == "pass", results[rule_id]
+                assert "/home/kubernetes/kubelet-config.yaml" in str(results[rule_id]["evidence"])
         if platform == "k3s":
             assert results["1.1.1"]["status"] == "not-applicable"
             assert "no static pod manifest" in results["1.1.1"]["reason"]

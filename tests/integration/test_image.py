@@ -11,7 +11,9 @@ Cases:
   test needs root, as CI has): imports, and an audit of this machine;
 - the operator runs from the image as uid 65532 with the root file system mounted read-only (a
   private mount namespace), under the chart's service account, against the real control plane:
-  a scan over two simulated nodes completes, and the operator is still running afterwards.
+  a scan over two simulated nodes completes, and the operator is still running afterwards; it
+  listens on loopback ports of this test's own (another suite may run on the machine), where its
+  liveness probe answers, its metrics carry the profile's score and its dashboard shows it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
 import time
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,11 +193,40 @@ def _wait_for_complete_scan(cp: ControlPlane, profile: str, timeout: float) -> d
     raise AssertionError(f"no complete scan of {profile} within {timeout:.0f}s")
 
 
+@dataclass(frozen=True)
+class ImageOperator:
+    process: subprocess.Popen[bytes]
+    log: Path
+    liveness: str  # its liveness probe's URL
+
+    def url(self, what: str, timeout: float = 60) -> str:
+        """The base URL the operator logged for ``what`` ("metrics" or "dashboard")."""
+        pattern = re.compile(rf"{what} on (http://127\.0\.0\.1:[0-9]+)/")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = pattern.search(self.log.read_text(errors="replace"))
+            if found:
+                return found.group(1)
+            time.sleep(0.2)
+        raise AssertionError(f"the operator logged no {what} address on loopback")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=30) as res:
+        return int(res.status), res.read().decode()
+
+
 @pytest.fixture
-def image_operator(
-    rootfs: Path, crds_installed: ControlPlane, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``plumbob operator`` from the image: uid 65532, read-only root, only a kubeconfig mounted."""
+def image_operator(rootfs: Path, crds_installed: ControlPlane, tmp_path: Path) -> Iterator[ImageOperator]:
+    """``plumbob operator`` from the image: uid 65532, read-only root, only a kubeconfig mounted;
+    metrics and dashboard on free loopback ports (logged), liveness on one chosen here (kopf's
+    endpoint takes no port 0), never the defaults that another suite's operator may hold."""
     cp = crds_installed
     install(cp)
     home = tmp_path / "home"
@@ -207,23 +242,27 @@ def image_operator(
         os.chown(path, 65532, 65532)
     script = (
         'mount --bind "$1" "$1" && mount --bind "$2" "$1/home/nonroot" && mount -o remount,bind,ro "$1" && '
-        'exec chroot --userspec=65532:65532 "$1" /usr/bin/python3 -m plumbob operator'
+        'exec chroot --userspec=65532:65532 "$1" /usr/bin/python3 -m plumbob operator --liveness "$3"'
     )
     env = {
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "KUBECONFIG": "/home/nonroot/kubeconfig",
         "PLUMBOB_NAMESPACE": NAMESPACE,
         "PLUMBOB_POD_NAME": "operator-image",
+        "PLUMBOB_METRICS_ADDRESS": "127.0.0.1:0",
+        "PLUMBOB_DASHBOARD_ADDRESS": "127.0.0.1:0",
         "HOME": "/home/nonroot",
     }
+    liveness = f"http://127.0.0.1:{_free_port()}/healthz"
     log = (tmp_path / "operator.log").open("wb")
     process = subprocess.Popen(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(rootfs), str(home)],
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(rootfs), str(home),
+         liveness],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
-    )
-    yield process
+    )  # fmt: skip
+    yield ImageOperator(process, tmp_path / "operator.log", liveness)
     process.terminate()
     try:
         process.wait(15)
@@ -235,9 +274,10 @@ def image_operator(
 
 
 def test_operator_runs_from_the_image_read_only_as_nonroot(
-    image_operator: subprocess.Popen[bytes], crds_installed: ControlPlane, tmp_path: Path
+    image_operator: ImageOperator, crds_installed: ControlPlane, tmp_path: Path
 ) -> None:
     cp = crds_installed
+    process = image_operator.process
     nodes = []
     for name in ("img-w1", "img-w2"):
         root = tmp_path / "hosts" / name
@@ -260,10 +300,19 @@ def test_operator_runs_from_the_image_read_only_as_nonroot(
         cp.kubectl("apply", "-f", "-", input=json.dumps(profile))
         scan = _wait_for_complete_scan(cp, "image", timeout=180)
         assert scan["status"]["nodes"]["done"] == 2, json.dumps(scan["status"]["nodes"])
-        assert image_operator.poll() is None, "the operator from the image exited"
-        status = Path(f"/proc/{image_operator.pid}/status").read_text()
+        assert process.poll() is None, "the operator from the image exited"
+        status = Path(f"/proc/{process.pid}/status").read_text()
         uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
         assert set(uids) == {"65532"}, status
+        assert _get(image_operator.liveness)[0] == 200
+        metrics_url = image_operator.url("metrics") + "/metrics"
+        score = re.compile(r'^plumbob_profile_score_ratio\{[^}]*profile="image"', re.M)
+        deadline = time.monotonic() + 60  # the profile's score is written a pass after the scan
+        while not score.search(metrics := _get(metrics_url)[1]) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert score.search(metrics), metrics[-2000:]
+        code, page = _get(image_operator.url("dashboard") + "/")
+        assert code == 200 and 'data-profile="image"' in page, page[:2000]
     finally:
         cluster.stop()
         cp.kubectl("delete", "complianceprofile", "image", "--wait=false", check=False)

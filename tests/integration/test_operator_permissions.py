@@ -23,7 +23,15 @@ pytestmark = pytest.mark.integration
 
 
 def _operator(kubeconfig: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PLUMBOB_NAMESPACE": NAMESPACE}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "PLUMBOB_NAMESPACE": NAMESPACE,
+        # it should exit before it listens; if not, on a loopback port of its own, never the
+        # defaults (0.0.0.0:8081 and 8082) that another suite's operator on this machine may hold
+        "PLUMBOB_METRICS_ADDRESS": "127.0.0.1:0",
+        "PLUMBOB_DASHBOARD_ADDRESS": "127.0.0.1:0",
+    }
     return subprocess.run(
         [sys.executable, "-m", "plumbob", "operator"],
         env=env,

@@ -30,7 +30,8 @@ supported):
 - ``PLUMBOB_HOST_ROOT``: the node's host tree. A real audit Pod mounts the host read-only under
   ``/host`` and sets ``PLUMBOB_HOST_ROOT=/host``; the simulated kubelet cannot bind-mount, so it
   overrides the variable with the node's ``host_root`` (a fixture tree, or ``/`` for the node that
-  hosts the real control-plane processes).
+  hosts the real control-plane processes). The Pod's ``PLUMBOB_HOST_PATHS`` (the host directories
+  its volumes mount) is passed as it is, so the agent reads only what the real Pod would see.
 - ``PLUMBOB_SERVICEACCOUNT_DIR``: a per-pod directory holding ``token``, ``ca.crt`` and ``namespace``,
   i.e. what a real Pod finds in ``/var/run/secrets/kubernetes.io/serviceaccount``. The token comes
   from the TokenRequest API bound to the Pod (boundObjectRef kind Pod, name and uid; default

@@ -32,7 +32,10 @@ def run_audit(
     overrides: Mapping[str, str] | None = None,
     proc_dir: str | Path | None = None,
     benchmark_dir: Path | None = None,
+    mounted: Sequence[str] | None = None,
 ) -> AuditResult:
+    """Audit the node under ``host_root``; ``mounted``: the host directories an audit Pod mounts
+    there (a path outside them is reported as not mounted, never as absent), None for all."""
     if not Path(host_root).is_dir():
         raise AuditError(f"host root {host_root} is not a directory")
     try:
@@ -40,7 +43,7 @@ def run_audit(
     except CatalogError as exc:
         raise AuditError(str(exc)) from exc
     rules = select_rules(benchmark.rules, rule_patterns)
-    facts = gather_facts(rules, host_root, proc_dir)
+    facts = gather_facts(rules, host_root, proc_dir, mounted)
     role_set = frozenset(roles) if roles is not None else node_roles(facts)
     findings = evaluate(rules, facts, role_set)
     return AuditResult(

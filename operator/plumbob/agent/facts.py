@@ -28,8 +28,9 @@ import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
-from plumbob.agent.hostfs import HostRoot
+from plumbob.agent.hostfs import HostRoot, NotMountedError
 from plumbob.agent.parsing import (
     ParseError,
     parse_cmdline,
@@ -56,6 +57,14 @@ from plumbob.engine.node.flags import flag_values
 _GLOB = frozenset("*?[")
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".manifest", ".json")
 MAX_CMDLINE = 256 * 1024
+
+
+class _Files(NamedTuple):
+    files: dict[str, FileStat]
+    missing: frozenset[str]
+    listings: dict[str, tuple[str, ...]]
+    errors: dict[str, str]
+    unmounted: frozenset[str]
 
 
 def _why(exc: BaseException) -> str:
@@ -144,11 +153,11 @@ class _Gatherer:
         on the host (a component in a container keeps it there), through ``<proc>/<pid>/root``."""
         try:
             return self.root.read_bytes(path), "", None
-        except FileNotFoundError:
+        except (FileNotFoundError, NotMountedError) as exc:
             try:
                 raw = HostRoot(self.proc_dir / str(proc.pid) / "root").read_bytes(path)
             except OSError:
-                return None, "", "not found on the host"
+                return None, "", _why(exc) if isinstance(exc, NotMountedError) else "not found on the host"
             return raw, " (inside its container)", None
         except OSError as exc:
             return None, "", _why(exc)
@@ -260,13 +269,12 @@ class _Gatherer:
             group=groups.get(st.st_gid),
         )
 
-    def files(
-        self, wanted: Iterable[tuple[str, bool]]
-    ) -> tuple[dict[str, FileStat], set[str], dict[str, tuple[str, ...]], dict[str, str]]:
+    def files(self, wanted: Iterable[tuple[str, bool]]) -> _Files:
         files: dict[str, FileStat] = {}
         missing: set[str] = set()
         listings: dict[str, tuple[str, ...]] = {}
         errors: dict[str, str] = {}
+        unmounted: set[str] = set()
 
         def one(path: str) -> None:
             if path in files or path in missing or path in errors:
@@ -275,12 +283,20 @@ class _Gatherer:
                 files[path] = self.stat(path)
             except (FileNotFoundError, NotADirectoryError):
                 missing.add(path)
+            except NotMountedError as exc:
+                errors[path] = _why(exc)
+                unmounted.add(path)
             except (OSError, ValueError) as exc:
                 errors[path] = _why(exc)
 
         for pattern, recursive in wanted:
             if not _GLOB.isdisjoint(pattern):
-                matches = tuple(self.root.glob(pattern))
+                try:
+                    matches = tuple(self.root.glob(pattern))
+                except NotMountedError as exc:
+                    errors[pattern] = _why(exc)
+                    unmounted.add(pattern)
+                    continue
                 listings[pattern] = matches
                 if not matches:
                     missing.add(pattern)
@@ -293,7 +309,7 @@ class _Gatherer:
                     listings[path] = below
                     for sub in below:
                         one(sub)
-        return files, missing, listings, errors
+        return _Files(files, frozenset(missing), listings, errors, frozenset(unmounted))
 
 
 def _embedded_args(values: JsonValue) -> list[str]:
@@ -356,10 +372,16 @@ def merge_patch(target: JsonValue, patch: JsonValue) -> JsonValue:
 
 
 def gather_facts(
-    rules: Sequence[Rule], host_root: str | Path = "/", proc_dir: str | Path | None = None
+    rules: Sequence[Rule],
+    host_root: str | Path = "/",
+    proc_dir: str | Path | None = None,
+    mounted: Sequence[str] | None = None,
 ) -> NodeFacts:
-    """Read the node for ``rules`` through ``host_root``; never raises for what it finds there."""
-    root = HostRoot(Path(host_root))
+    """Read the node for ``rules`` through ``host_root``; never raises for what it finds there.
+
+    ``mounted``: the host directories mounted under ``host_root`` (an audit Pod's); None: all of them.
+    """
+    root = HostRoot(Path(host_root), tuple(mounted) if mounted is not None else None)
     procs = Path(proc_dir) if proc_dir is not None else Path(root.prefix) / "proc"
     g = _Gatherer(root, procs)
     standalone, embedded = scan_processes(procs)
@@ -385,7 +407,7 @@ def gather_facts(
     partial = NodeFacts(
         processes=tuple(processes), manifests=tuple(manifests), configs=tuple(configs), documents=documents
     )
-    files, missing, listings, errors = g.files(files_wanted(rules, partial))
+    found = g.files(files_wanted(rules, partial))
     hostname = None
     with contextlib.suppress(OSError):
         hostname = root.read_bytes("/etc/hostname", 256).decode("utf-8", "replace").strip() or None
@@ -393,8 +415,9 @@ def gather_facts(
         partial,
         hostname=hostname,
         kubeconfigs=tuple(kubeconfigs),
-        files=files,
-        missing=frozenset(missing),
-        listings=listings,
-        errors=errors,
+        files=found.files,
+        missing=found.missing,
+        listings=found.listings,
+        errors=found.errors,
+        unmounted=found.unmounted,
     )

@@ -6,10 +6,16 @@ from a rule, a known location or a component's flag; :class:`HostRoot` maps it u
 absolute link target is re-rooted, ``..`` stops at the root, and a path can never lead outside
 it. Nothing here writes, and nothing runs a subprocess.
 
+In an audit Pod only some host directories are mounted under the prefix (``mounted``: ``/etc``,
+``/var/lib``…, from ``PLUMBOB_HOST_PATHS``). A path outside them, symlinks resolved, cannot be
+seen, which is not the same as absent: it raises :class:`NotMountedError`, so a file a component
+names there is reported as unreadable rather than missing.
+
 Errors::
 
     OSError                 the usual: absent, unreadable, not a directory…
-     └── EscapeError        a path that would leave the root (too many links, odd names)
+     ├── EscapeError        a path that would leave the root (too many links, odd names)
+     └── NotMountedError    a path outside the host directories mounted under the prefix
 """
 
 # Host paths are POSIX strings of the node, re-rooted under a prefix: os/posixpath on strings
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import itertools
 import os
 import posixpath
 import stat
@@ -37,12 +44,31 @@ class EscapeError(OSError):
     """A path that cannot be resolved inside the host root."""
 
 
+class NotMountedError(OSError):
+    """A path outside the host directories mounted under the root: it may exist, but cannot be
+    seen (deliberately not a :class:`FileNotFoundError`, which means absent)."""
+
+
+def within(host_path: str, directories: tuple[str, ...]) -> bool:
+    """Whether a host path is one of ``directories`` or lies below one."""
+    return any(host_path == d or host_path.startswith(d.rstrip("/") + "/") for d in directories)
+
+
 @dataclass(frozen=True)
 class HostRoot:
     prefix: Path
+    # the host directories mounted under the prefix; None: all of the host is there (a node's own /)
+    mounted: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prefix", Path(os.path.abspath(self.prefix)))
+
+    def _not_mounted(self, host_path: str, resolved: str) -> NotMountedError | None:
+        if self.mounted is None or within(resolved, self.mounted):
+            return None
+        link = f"resolves to {resolved}, " if resolved != posixpath.normpath("/" + host_path) else ""
+        where = f"outside the host directories mounted in the audit Pod ({', '.join(self.mounted)})"
+        return NotMountedError(errno.ENOENT, link + where, host_path)
 
     def _real(self, host_path: str) -> str:
         return str(self.prefix) + host_path if str(self.prefix) != "/" else host_path
@@ -87,8 +113,13 @@ class HostRoot:
         return "/" + "/".join(done)
 
     def real_path(self, host_path: str) -> str:
-        """Where a host path lives under the prefix, symlinks resolved inside the root."""
-        return self._real(self.resolve(host_path))
+        """Where a host path lives under the prefix, symlinks resolved inside the root; raises
+        :class:`NotMountedError` when it lies outside the mounted directories."""
+        resolved = self.resolve(host_path)
+        error = self._not_mounted(host_path, resolved)
+        if error is not None:
+            raise error
+        return self._real(resolved)
 
     def lstat(self, host_path: str) -> os.stat_result:
         return os.lstat(self.real_path(host_path))
@@ -118,8 +149,13 @@ class HostRoot:
         return out
 
     def glob(self, pattern: str) -> list[str]:
-        """Host paths matching a glob (``*``, ``?``, ``[]`` per path component), sorted."""
+        """Host paths matching a glob (``*``, ``?``, ``[]`` per path component), sorted; raises
+        :class:`NotMountedError` when the part before the first wildcard is not mounted."""
         parts = [p for p in posixpath.normpath("/" + pattern).split("/") if p]
+        literal = "/" + "/".join(itertools.takewhile(lambda p: not any(c in p for c in "*?["), parts))
+        error = self._not_mounted(literal, self.resolve(literal))
+        if error is not None:
+            raise error
         found = ["/"]
         for part in parts:
             nxt: list[str] = []
@@ -146,6 +182,8 @@ class HostRoot:
         """Host paths below a directory (not following symlinked directories), at most MAX_WALK."""
         count = 0
         stack = [self.resolve(host_dir)]
+        if self.mounted is not None and not within(stack[0], self.mounted):
+            return
         while stack:
             base = stack.pop()
             try:

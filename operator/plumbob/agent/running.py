@@ -9,6 +9,8 @@ Runs in the audit Pod that the operator creates on each node. Input is the envir
 ``PLUMBOB_PROFILE_UID``     uid of the profile: the report is owned by it (deleted with it)
 ``PLUMBOB_TAILORING``       JSON :class:`~plumbob.benchmarks.tailoring.Tailoring`
 ``PLUMBOB_HOST_ROOT``       where the host's file system is mounted (``/host``)
+``PLUMBOB_HOST_PATHS``      the host directories mounted there, separated by ``:``; a path outside
+                            them is reported as not mounted, not as absent (unset: all of them)
 ==========================  =====================================================================
 
 The agent writes exactly one object, the node's ``ComplianceReport`` named ``<profile>.<node>``
@@ -131,11 +133,13 @@ def audit_node(env: Mapping[str, str]) -> dict[str, Any]:
     rules = tailoring.node_rules(benchmark.rules)
     if not rules:
         raise AuditError(f"the tailoring selects no node rule of {tailoring.benchmark}: nothing to audit")
+    mounted = env.get("PLUMBOB_HOST_PATHS")
     result = run_audit(
         env.get("PLUMBOB_HOST_ROOT") or "/",
         benchmark_id=tailoring.benchmark,
         rule_patterns=[r.id for r in rules],
         overrides=tailoring.variables or None,
+        mounted=[p for p in mounted.split(":") if p] if mounted is not None else None,
     )
     return report_body(
         profile=env["PLUMBOB_PROFILE"],

@@ -261,6 +261,7 @@ def _benchmark(plain: Mapping[str, Any], overrides: Mapping[str, str]) -> Benchm
         platform=plain.get("platform", "generic"),
         base=plain.get("base"),
         responsibility=plain.get("responsibility"),
+        host_directories=list(plain.get("host_directories", [])),
     )
 
 

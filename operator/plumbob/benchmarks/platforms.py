@@ -12,6 +12,11 @@ is compiled, so the audit pays nothing) copies the base's rules and applies, in 
     settings the distribution applies itself (component → flag → value): they become the
     documented default of every setting audit of that flag, so an unset flag is judged by what
     the distribution really runs with, and an explicit flag still wins.
+``host_directories``
+    directories outside the ones every audit Pod mounts (``/etc``, ``/var/lib``, ``/usr/lib``,
+    ``/lib``) where every node of the platform keeps files its rules read, named by the rules or
+    by the components' own flags (GKE: ``/home/kubernetes``). The operator mounts them, read-only,
+    in the audit Pods of the nodes that show this platform themselves.
 ``rules``
     per-rule deltas, each for a list of rule globs: ``not_applicable`` (the reason the control
     cannot apply here, e.g. no static pod manifests in k3s), or ``provider_managed`` (a hosted
@@ -26,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from plumbob.benchmarks.rules import Component
+from plumbob.benchmarks.rules import Component, check_host_directories
 
 _STRICT: Any = {"extra": "forbid"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
@@ -64,12 +69,14 @@ class PlatformVariant:
     responsibility: str | None = None
     paths: dict[str, str] = field(default_factory=dict)
     defaults: dict[Component, dict[str, str]] = field(default_factory=dict)
+    host_directories: list[str] = field(default_factory=list)
     rules: list[RuleDelta] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for value, what in ((self.id, "id"), (self.platform, "platform"), (self.base, "base")):
             if not _ID.match(value):
                 raise ValueError(f"{what} {value!r} is not a lower-case identifier")
+        check_host_directories(self.host_directories)
         for flags in self.defaults.values():
             for flag in flags:
                 if not flag.startswith("--"):
@@ -141,4 +148,6 @@ def derive(base: dict[str, Any], variant: PlatformVariant) -> dict[str, Any]:
     out["platform"], out["base"] = variant.platform, variant.base
     if variant.responsibility is not None:
         out["responsibility"] = variant.responsibility
+    if variant.host_directories:
+        out["host_directories"] = list(variant.host_directories)
     return out

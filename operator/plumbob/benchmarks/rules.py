@@ -39,6 +39,9 @@ _RULE_ID = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 _TOP_SECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _MODE = re.compile(r"^[0-7]{3,4}$")
+# a host directory an audit Pod mounts: absolute, no "." or ".." part, and short and plain enough
+# to name a Pod volume after it ("host-home-kubernetes", at most 63 characters)
+_HOST_DIRECTORY = re.compile(r"^(/[a-z0-9][a-z0-9.-]*)+$")
 
 
 def rule_matches(rule_id: str, pattern: str) -> bool:
@@ -493,12 +496,31 @@ class Benchmark:
     platform: str = "generic"
     base: str | None = None  # the benchmark a platform variant derives from
     responsibility: str | None = None  # hosted: the provider's shared-responsibility statement
+    # host directories, outside the ones every audit Pod mounts, where every node of ``platform``
+    # keeps files the rules read (GKE: /home/kubernetes); mounted on the nodes that show it
+    host_directories: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         scheme = re.compile(self.rule_ids)
         bad = [r.id for r in self.rules if not scheme.fullmatch(r.id)]
         if bad:
             raise ValueError(f"rule ids {', '.join(bad)} do not match {self.rule_ids}")
+        check_host_directories(self.host_directories)
+
+
+# never a platform's host directory: kernel interfaces, devices, the runtimes' sockets
+_NOT_HOST_DIRECTORIES = ("/proc", "/sys", "/dev", "/run", "/var/run")
+
+
+def check_host_directories(directories: list[str]) -> None:
+    for directory in directories:
+        if not _HOST_DIRECTORY.match(directory) or len(directory) > 58:
+            raise ValueError(
+                f"host directory {directory!r}: an absolute path of lower-case letters, digits, '.' "
+                "and '-', no '.' or '..' part, at most 58 characters"
+            )
+        if any(directory == d or directory.startswith(d + "/") for d in _NOT_HOST_DIRECTORIES):
+            raise ValueError(f"host directory {directory!r}: never mounted in an audit Pod")
 
 
 # ---- building models from data that was validated before (the compiled catalog) ------------------

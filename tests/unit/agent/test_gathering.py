@@ -15,7 +15,12 @@ Cases:
 - the kubelet's two defaults on a whole tree: without ``--config`` the flag defaults make 4.2.1,
   4.2.2 and 4.2.4 fail; with ``--config`` and the keys omitted the config-file defaults pass;
   a key set in the file gives one evidence item and one reason sentence;
-- every named misconfiguration of the tree builder changes some finding.
+- every named misconfiguration of the tree builder changes some finding;
+- only some host directories mounted (an audit Pod's): a file the kubelet names outside them (a
+  GKE worker's /home/kubernetes/kubelet-config.yaml) is an error saying so, for its mode, owner
+  and settings, and read once its directory is mounted; a symlink into an unmounted directory
+  likewise; a rule's known location outside them is skipped and named in the reason, never an
+  error of its own; a glob under an unmounted directory is not listed.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from plumbob.agent.hostfs import HostRoot
 from plumbob.benchmarks.catalog import load_benchmark
 from plumbob.benchmarks.rules import Component, Target
 from plumbob.engine.findings import AuditResult, Finding, Status
-from testbed.hosttrees import MISCONFIGURATIONS, build_tree, control_plane_spec
+from testbed.hosttrees import MISCONFIGURATIONS, PLATFORM_SPECS, build_tree, control_plane_spec
 
 RULES = load_benchmark("cis-1.12").rules
 
@@ -219,3 +224,57 @@ def test_named_misconfigurations_change_findings(name: str, tmp_path: Path) -> N
     dirty = run_audit(build_tree(tmp_path / "dirty", kind, [name]).root)
     changed = [a.rule_id for a, b in zip(clean.findings, dirty.findings, strict=True) if a != b]
     assert changed, f"{name} changed nothing"
+
+
+POD_MOUNTS = ("/proc", "/etc", "/var/lib", "/usr/lib", "/lib")  # what every audit Job mounts
+
+
+def test_a_named_file_outside_the_mounts_is_an_error_saying_so(tmp_path: Path) -> None:
+    root = PLATFORM_SPECS["gke"]().write(tmp_path / "gke").root
+    config = "/home/kubernetes/kubelet-config.yaml"
+    rules = ["4.1.9", "4.1.10", "4.2.1"]
+    unmounted = run_audit(root, benchmark_id="gke-cis-1.12", rule_patterns=rules, mounted=POD_MOUNTS)
+    for rule_id in rules:
+        f = finding(unmounted, rule_id)
+        assert f.status is Status.ERROR, f
+        assert config in (f.reason or "")
+        assert "outside the host directories mounted in the audit Pod (/proc, /etc," in (f.reason or "")
+    mounted = run_audit(
+        root, benchmark_id="gke-cis-1.12", rule_patterns=rules, mounted=(*POD_MOUNTS, "/home/kubernetes")
+    )
+    for rule_id in rules:
+        assert finding(mounted, rule_id).status is Status.PASS, finding(mounted, rule_id)
+    assert config in str(finding(mounted, "4.1.9").evidence)
+
+
+def test_a_symlink_into_an_unmounted_directory_is_an_error(tmp_path: Path) -> None:
+    tree = build_tree(tmp_path, "worker")
+    kubeconfig = tree.root / "etc/kubernetes/kubelet.conf"
+    (tree.root / "opt").mkdir()
+    kubeconfig.rename(tree.root / "opt/kubelet.conf")
+    kubeconfig.symlink_to("/opt/kubelet.conf")
+    f = finding(run_audit(tree.root, rule_patterns=["4.1.5"], mounted=POD_MOUNTS), "4.1.5")
+    assert f.status is Status.ERROR
+    assert "resolves to /opt/kubelet.conf, outside the host directories mounted" in (f.reason or "")
+    assert finding(run_audit(tree.root, rule_patterns=["4.1.5"]), "4.1.5").status is Status.PASS
+
+
+def test_a_known_location_outside_the_mounts_is_skipped_and_named(tmp_path: Path) -> None:
+    root = build_tree(tmp_path, "worker", ["no-kube-proxy"]).root
+    f = finding(run_audit(root, rule_patterns=["4.1.3"], mounted=POD_MOUNTS), "4.1.3")
+    assert f.status is Status.NOT_APPLICABLE, f
+    snap = "/var/snap/microk8s/current/credentials/proxy.config"
+    assert f"(not looked at, not mounted in the audit Pod: {snap})" in (f.reason or "")
+    whole = finding(run_audit(root, rule_patterns=["4.1.3"]), "4.1.3")
+    assert whole.status is Status.NOT_APPLICABLE and "not looked at" not in (whole.reason or "")
+
+
+def test_a_glob_under_an_unmounted_directory_lists_nothing(tmp_path: Path) -> None:
+    (tmp_path / "home/kubernetes").mkdir(parents=True)
+    (tmp_path / "home/kubernetes/a.key").write_text("k")
+    root = HostRoot(tmp_path, POD_MOUNTS)
+    with pytest.raises(OSError, match="outside the host directories mounted") as caught:
+        root.glob("/home/kubernetes/*.key")
+    assert not isinstance(caught.value, FileNotFoundError)
+    assert list(root.walk("/home/kubernetes")) == []
+    assert HostRoot(tmp_path).glob("/home/kubernetes/*.key") == ["/home/kubernetes/a.key"]

@@ -9,7 +9,8 @@ Cases:
 - report_body: name ``<profile>.<node>``, labels profile/scan/node, no node label for a node name
   longer than a label value, spec fields, validates as a ComplianceReport;
 - audit_node on a host tree: results only for node rules (no section 5), tailoring honoured
-  (include/exclude, manual), a misconfiguration fails its rule; missing environment, unknown
+  (include/exclude, manual), a misconfiguration fails its rule, ``PLUMBOB_HOST_PATHS`` limits
+  what is read (a file outside it is an error, not absent); missing environment, unknown
   benchmark and a missing host root raise AuditError.
 """
 
@@ -206,6 +207,20 @@ def test_audit_node_finds_a_misconfiguration(tmp_path: Path) -> None:
     failing = [i for i, r in results.items() if r["status"] == "fail"]
     assert failing == ["4.2.1"]
     assert results["4.2.1"]["evidence"]
+
+
+def test_audit_node_reads_only_the_mounted_host_paths(tmp_path: Path) -> None:
+    tree = build_tree(tmp_path, "worker")
+    only_etc = {
+        r["id"]: r for r in audit_node(env(tree.root, PLUMBOB_HOST_PATHS="/proc:/etc"))["spec"]["results"]
+    }
+    assert only_etc["4.1.9"]["status"] == "error"  # /var/lib/kubelet/config.yaml
+    assert (
+        "outside the host directories mounted in the audit Pod (/proc, /etc)" in only_etc["4.1.9"]["reason"]
+    )
+    assert only_etc["4.1.1"]["status"] == "pass"  # /etc/systemd/system/kubelet.service.d/10-kubeadm.conf
+    everything = {r["id"]: r for r in audit_node(env(tree.root))["spec"]["results"]}
+    assert everything["4.1.9"]["status"] == "pass"
 
 
 def test_audit_node_honours_the_tailoring(tmp_path: Path) -> None:

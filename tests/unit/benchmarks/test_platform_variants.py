@@ -7,6 +7,9 @@ Cases:
   hosted platforms hand sections 1-3 to the provider with the responsibility statement's link;
 - a variant whose rule glob matches nothing, or with an unknown field, fails to load; editing the
   base makes the variant's compiled file stale;
+- ``host_directories`` (GKE's /home/kubernetes) is carried into the benchmark; one that is not
+  a plain absolute directory (relative, ``..``, ``/``, upper case, too long for a volume name)
+  or one of the kernel's or the runtimes' (``/var/run``…) fails to load;
 - detection: k3s/rke2/eks/gke version suffixes, provider labels, a bare cloud provider id is not
   enough, the API server's version wins, the majority of nodes otherwise; on a node, the marks
   its platform leaves;
@@ -19,6 +22,7 @@ Cases:
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -27,6 +31,8 @@ import pytest
 from plumbob.benchmarks import catalog
 from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.benchmarks.detection import NodeSignals, detect_platform, host_platform, node_platform
+from plumbob.benchmarks.platforms import PlatformVariant
+from plumbob.benchmarks.validation import ValidationError, validated
 from plumbob.benchmarks.versions import has_platform_benchmark, newest_for_platform
 from plumbob.cli import main
 from testbed.hosttrees import K3S_CONFIG, PLATFORM_SPECS, build_tree, k3s_server_spec
@@ -70,6 +76,29 @@ def test_bad_variants_fail(tmp_path: Path) -> None:
     variant.write_text(text.replace("paths:", "pathz:"))
     with pytest.raises(CatalogError, match=r"platform\.yaml"):
         load_benchmark("k3s-cis-1.12", directory=data / "k3s-cis-1.12")
+
+
+def test_host_directories(tmp_path: Path) -> None:
+    assert load_benchmark("gke-cis-1.12").host_directories == ["/home/kubernetes"]
+    assert load_benchmark("cis-1.12").host_directories == []
+    data = _copy(tmp_path, "cis-1.12", "gke-cis-1.12")
+    variant = data / "gke-cis-1.12" / "platform.yaml"
+    variant.write_text(variant.read_text().replace("  - /home/kubernetes", "  - /home/../etc"))
+    with pytest.raises(CatalogError, match=re.escape("host directory '/home/../etc'")):
+        load_benchmark("gke-cis-1.12", directory=data / "gke-cis-1.12")
+    raw = {"id": "gke-x", "platform": "gke", "base": "cis-1.12", "title": "t"}
+    assert validated(PlatformVariant, {**raw, "host_directories": ["/home/kubernetes"]}).host_directories
+    bad_ones = (
+        "home/kubernetes",
+        "/",
+        "/Home/kubernetes",
+        "/home/./kubernetes",
+        "/" + "x" * 60,
+        "/var/run/x",
+    )
+    for bad in bad_ones:
+        with pytest.raises(ValidationError, match="host directory"):
+            validated(PlatformVariant, {**raw, "host_directories": [bad]})
 
 
 def test_editing_the_base_makes_the_variant_stale(tmp_path: Path) -> None:

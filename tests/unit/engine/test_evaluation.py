@@ -10,6 +10,8 @@ Cases:
   targets another role, etcd not local, cluster-level rule, file absent where allowed;
 - file absent where the rule requires it → fail; unreadable config → error; unreadable manifest
   when the manifest's flag is the only way to the file → error;
+- a known location outside the audit Pod's mounts is skipped and named (not applicable when the
+  file may be absent, error when the rule requires it); the same path named by a flag → error;
 - file modes (extra bits), owners (names resolved, unknown uid), globs with all_matches, recursion;
 - all/any combinations, manual rules (guidance; automated hint kept as manual);
 - component recognition from argv (plain, full path, hyperkube).
@@ -17,6 +19,7 @@ Cases:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -287,6 +290,27 @@ def test_file_absent_allowed_or_required() -> None:
         rule({"type": "file-mode", "file": {"paths": ["/a"]}, "max_mode": "600"}, missing_file="fail"), facts
     )
     assert f.status is Status.FAIL
+
+
+def test_known_location_outside_the_mounts() -> None:
+    unseen = NodeFacts(
+        missing=frozenset({"/a"}), errors={"/b": "outside the mounts"}, unmounted=frozenset({"/b"})
+    )
+    allowed = one(mode_rule(paths=["/a", "/b"]), unseen)
+    assert allowed.status is Status.NOT_APPLICABLE
+    assert allowed.reason == (
+        "/a: not found on this node (allowed by the rule) (not looked at, not mounted in the audit Pod: /b)"
+    )
+    required = one(
+        rule({"type": "file-mode", "file": {"paths": ["/a", "/b"]}, "max_mode": "600"}, missing_file="fail"),
+        unseen,
+    )
+    assert required.status is Status.ERROR and "not mounted in the audit Pod: /b" in (required.reason or "")
+    named = one(
+        mode_rule(component="apiserver", flag="--audit-policy-file", paths=["/a"]),
+        replace(unseen, processes=(apiserver("--audit-policy-file=/b"),)),
+    )
+    assert named.status is Status.ERROR and named.reason == "cannot read /b: outside the mounts"
 
 
 def test_file_named_by_flag_is_authoritative() -> None:

@@ -16,6 +16,13 @@
   testbed's real node). A ``Directory`` mount is checked by the kubelet and never created.
   The mounts are read-only recursively: the testbed's real node showed a plain read-only mount of
   ``/var/lib`` leaving ``/var/lib/kubelet`` (a mount of its own, made by the kubelet) writable.
+- A platform whose nodes keep files outside those directories names them in its benchmark
+  (``host_directories``: GKE's ``/home/kubernetes``, where the kubelet's ``--config`` file is);
+  they are mounted the same way, but only on a node that shows that platform itself (its labels
+  or kubelet version, :func:`platform_host_paths`): a ``Directory`` mount that is absent keeps
+  the Pod from ever starting, so a platform pinned in the profile or detected from the other
+  nodes must not put one on a node that may lack it. Unmounted, such a file is reported by the
+  agent as not mounted (``PLUMBOB_HOST_PATHS`` tells it what is), an error the scan completes with.
 - It runs as uid 0 because the files it must read are root-owned with mode 600, but with every
   capability dropped except ``DAC_READ_SEARCH`` (read any file, write none), a read-only root file
   system, no privilege escalation and the runtime's default seccomp profile.
@@ -29,8 +36,10 @@ from typing import Any
 
 from plumbob.api import ComplianceScan
 from plumbob.api.common import Toleration
+from plumbob.benchmarks.detection import NodeSignals, node_platform
+from plumbob.benchmarks.rules import Benchmark
 from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.controller.decisions.digests import ANNOTATION_NODE, LABEL_MANAGED_BY, MANAGER
+from plumbob.controller.decisions.digests import ANNOTATION_NODE, LABEL_MANAGED_BY, MANAGER, NodeDigest
 from plumbob.controller.decisions.scanning import DEFAULT_TOLERATIONS, job_name
 from plumbob.names import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN
 
@@ -75,6 +84,16 @@ def _volume_name(path: str) -> str:
     return "host" + path.replace("/", "-").replace(".", "-").lower()
 
 
+def platform_host_paths(benchmark: Benchmark, node: NodeDigest | None) -> tuple[str, ...]:
+    """The benchmark's platform directories to mount on ``node`` besides :data:`HOST_PATHS`: all
+    of them when the node itself shows the benchmark's platform, else none (see the module)."""
+    if not benchmark.host_directories or node is None:
+        return ()
+    signals = NodeSignals(node.name, node.labels, node.provider_id, node.kubelet_version)
+    platform, _ = node_platform(signals)
+    return tuple(benchmark.host_directories) if platform == benchmark.platform else ()
+
+
 def audit_job(
     *,
     scan: ComplianceScan,
@@ -86,7 +105,11 @@ def audit_job(
     backoff_limit: int = 1,
     resources: Mapping[str, Any] | None = None,
     image_pull_secrets: Sequence[str] = (),
+    platform_paths: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """The Job; ``platform_paths``: host directories mounted besides :data:`HOST_PATHS`
+    (:func:`platform_host_paths`)."""
+    host_paths = tuple(dict.fromkeys((*HOST_PATHS, *platform_paths)))
     name = job_name(scan.metadata.name, node)
     labels = {
         LABEL_SCAN: scan.metadata.name,
@@ -104,9 +127,11 @@ def audit_job(
         {"name": "PLUMBOB_PROFILE_UID", "value": _profile_uid(scan)},
         {"name": "PLUMBOB_TAILORING", "value": agent_tailoring(tailoring)},
         {"name": "PLUMBOB_HOST_ROOT", "value": HOST_ROOT},
+        # what is mounted there: the agent reports a path outside it as not mounted, not as absent
+        {"name": "PLUMBOB_HOST_PATHS", "value": ":".join(host_paths)},
     ]
     # type Directory: checked by the kubelet, never created (a runtime creates a missing source)
-    volumes = [{"name": _volume_name(p), "hostPath": {"path": p, "type": "Directory"}} for p in HOST_PATHS]
+    volumes = [{"name": _volume_name(p), "hostPath": {"path": p, "type": "Directory"}} for p in host_paths]
     # recursiveReadOnly: the mounts below a host directory (the kubelet bind-mounts /var/lib/kubelet
     # on itself; /var/lib/etcd or a runtime's folder is often a disk of its own) are read-only too.
     # "Enabled", not "IfPossible": a runtime that cannot do it fails the Pod with a clear event
@@ -118,7 +143,7 @@ def audit_job(
             "readOnly": True,
             "recursiveReadOnly": "Enabled",
         }
-        for p in HOST_PATHS
+        for p in host_paths
     ]
     all_tolerations = [t.to_dict() for t in (*DEFAULT_TOLERATIONS, *tolerations)]
     return {

@@ -34,7 +34,7 @@ from plumbob.benchmarks.catalog import CatalogError, load_benchmark
 from plumbob.controller.context import Context, built_status, conditions, iso, ref, stalled
 from plumbob.controller.decisions import aggregation, excepting, scan_settings, scanning
 from plumbob.controller.decisions.digests import ReportDigest
-from plumbob.controller.decisions.jobs import audit_job
+from plumbob.controller.decisions.jobs import audit_job, platform_host_paths
 from plumbob.controller.store import Snapshot
 from plumbob.kube import ConflictError, InvalidError, KubeError
 from plumbob.names import LABEL_SCAN
@@ -125,9 +125,8 @@ class ScanStatus:
                 self.ctx.event(ref(profile), "Warning", "ScanFailed", f"scan {name}: {exc}")
             return 30.0
         # a profile of cluster-level rules only audits no node: its scan completes at once
-        node_rules = tailoring.node_rules(
-            load_benchmark(tailoring.benchmark, tailoring.variables or None).rules
-        )
+        benchmark = load_benchmark(tailoring.benchmark, tailoring.variables or None)
+        node_rules = tailoring.node_rules(benchmark.rules)
         targets = scanning.target_nodes(
             snap.nodes.values() if node_rules else (),
             selector=profile.spec.node_selector,
@@ -194,6 +193,7 @@ class ScanStatus:
                 image=self.ctx.settings.image,
                 resources=self.ctx.settings.agent_resources,
                 image_pull_secrets=self.ctx.settings.image_pull_secrets,
+                platform_paths=platform_host_paths(benchmark, snap.nodes.get(node_name)),
             )
             try:
                 self.ctx.kube.create_job(self.ctx.settings.namespace, body)

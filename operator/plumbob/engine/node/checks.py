@@ -279,6 +279,8 @@ class Located(NamedTuple):
     how: str = ""
     problem: str | None = None
     looked_for: tuple[str, ...] = ()
+    # known locations outside the audit Pod's host mounts, not looked at (they may not exist here)
+    unseen: tuple[str, ...] = ()
 
 
 def _expand(path: str, recursive: bool, facts: NodeFacts) -> list[str]:
@@ -294,7 +296,11 @@ def locate_files(ref: FileRef, facts: NodeFacts) -> Located:
     candidates = [named.path] if named.path is not None else list(ref.paths)
     how = named.how or "known path"
     chosen: list[str] = []
+    unseen: list[str] = []
     for path in candidates:
+        if named.path is None and path in facts.unmounted:
+            unseen.append(path)  # a path the component named there is an error, below
+            continue
         if path in facts.errors:
             return Located(how=how, problem=f"cannot read {path}: {facts.errors[path]}", looked_for=(path,))
         found = _expand(path, ref.recursive, facts)
@@ -304,7 +310,8 @@ def locate_files(ref: FileRef, facts: NodeFacts) -> Located:
                 break
     problem = named.problem if not chosen else None
     stats = tuple(facts.files[p] for p in dict.fromkeys(chosen))
-    return Located(stats=stats, how=how, problem=problem, looked_for=tuple(candidates))
+    looked = tuple(p for p in candidates if p not in unseen)
+    return Located(stats=stats, how=how, problem=problem, looked_for=looked, unseen=tuple(unseen))
 
 
 def _file_outcome(
@@ -326,10 +333,17 @@ def _file_outcome(
     if not located.stats:
         looked = ", ".join(located.looked_for) or "(no path)"
         ev = Evidence(subject=looked, source=Source.FILE, location=located.how, found="absent")
+        unseen = (
+            f" (not looked at, not mounted in the audit Pod: {', '.join(located.unseen)})"
+            if located.unseen
+            else ""
+        )
         if ctx.missing_file == "fail":
+            if unseen:  # the file may be where the audit cannot look: no verdict
+                return Outcome(Status.ERROR, (ev,), f"{looked}: not found on this node{unseen}")
             return Outcome(Status.FAIL, (ev,), f"{looked}: not found on this node, and the rule requires it")
         return Outcome(
-            Status.NOT_APPLICABLE, (ev,), f"{looked}: not found on this node (allowed by the rule)"
+            Status.NOT_APPLICABLE, (ev,), f"{looked}: not found on this node (allowed by the rule){unseen}"
         )
     bad = [(st, why) for st in located.stats if (why := judge(st)) is not None]
     if bad:

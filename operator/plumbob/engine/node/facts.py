@@ -87,6 +87,9 @@ class NodeFacts:
     # glob pattern or directory (recursive) → matching paths, sorted
     listings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # host path → why it could not be read
+    # paths (or globs) outside the host directories mounted in the audit Pod: in ``errors`` too,
+    # but a rule's known location there is skipped rather than an error (it may not exist)
+    unmounted: frozenset[str] = frozenset()
     # structured configuration files named by a flag (``--authorization-config``…), by host path
     documents: dict[str, ConfigFile] = field(default_factory=dict)
 

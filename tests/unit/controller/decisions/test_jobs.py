@@ -7,30 +7,41 @@ Cases:
   no ``ttlSecondsAfterFinished`` (the operator deletes a scan's Jobs once the scan is finished);
 - Pod security: only hostPath volumes, every one mounted read-only under ``/host`` (no other
   mounts), each of type ``Directory`` (never created by the runtime) and one that every Linux node
-  has, together covering every host file the benchmarks name, read-only recursively (a mount
-  below one, such as the kubelet's own bind mount of /var/lib/kubelet, is read-only too);
+  has, read-only recursively (a mount below one, such as the kubelet's own bind mount of
+  /var/lib/kubelet, is read-only too);
+- every host file a benchmark names lies under those mounts or its platform's own directories
+  (GKE: /home/kubernetes), except known locations of other platforms' nodes (skipped by the agent
+  where not mounted); a platform directory is mounted the same way (read-only, recursively,
+  ``Directory``), but only on a node whose own labels or kubelet version show that platform: not
+  on another platform's node, a node showing none, or with the generic benchmark;
   ``hostPID``, non-privileged, read-only root file system, no privilege escalation,
   capabilities drop ALL and add only DAC_READ_SEARCH, seccomp RuntimeDefault, no host network/IPC;
 - tolerations: the default control-plane ones plus the profile's;
-- the environment carries node (from the downward API), profile, scan, host root and the
-  tailoring as JSON that parses back to the same :class:`Tailoring`;
+- the environment carries node (from the downward API), profile, scan, host root, the host
+  directories mounted there (exactly the volumes) and the tailoring as JSON that parses back to
+  the same :class:`Tailoring`;
 - a node name longer than a label value gets no node label but keeps the annotation.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 import plumbob.benchmarks
-import plumbob.engine.node.components
 from plumbob.api import ComplianceScan
 from plumbob.api.common import Toleration
+from plumbob.benchmarks import catalog
+from plumbob.benchmarks.catalog import load_benchmark
+from plumbob.benchmarks.rules import AllOf, AnyOf, FileModeAudit, FileOwnerAudit
 from plumbob.benchmarks.tailoring import Tailoring
-from plumbob.controller.decisions.digests import ANNOTATION_NODE, job_digest
-from plumbob.controller.decisions.jobs import HOST_ROOT, TAILORING_BUDGET, audit_job
+from plumbob.controller.decisions.digests import ANNOTATION_NODE, NodeDigest, job_digest
+from plumbob.controller.decisions.jobs import HOST_ROOT, TAILORING_BUDGET, audit_job, platform_host_paths
 from plumbob.controller.decisions.scanning import job_name
+from plumbob.engine.node.components import COMPONENTS, EMBEDDINGS
 from plumbob.names import LABEL_NODE, LABEL_PROFILE, LABEL_SCAN
 
 SCAN = ComplianceScan.model_validate(
@@ -135,17 +146,88 @@ def test_only_read_only_host_path_mounts() -> None:
     assert not any(p.startswith(("/var/run", "/run")) for p in paths), "no runtime sockets"
 
 
+# Known locations in the generic data for nodes of a platform without a benchmark of its own: the
+# agent skips them where they are not mounted, and says so in the finding's reason.
+UNMOUNTED_KNOWN_LOCATIONS = ("/var/snap/microk8s",)
+DATA = Path(plumbob.benchmarks.__file__).parent / "data"
+
+
+def _under(path: str, directories: Iterable[str]) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in directories)
+
+
+def _file_paths(audit: object) -> Iterable[str]:
+    """The host paths a node audit names (known locations of its files), nested audits included."""
+    if isinstance(audit, AllOf | AnyOf):
+        for part in audit.audits:
+            yield from _file_paths(part)
+    elif isinstance(audit, FileModeAudit | FileOwnerAudit):
+        yield from audit.file.paths
+
+
 def test_host_mounts_cover_the_files_the_benchmarks_name() -> None:
-    """Every absolute host path in the rule data and the component table lies under one mount
-    (except the platforms' folders outside them, listed here, which no node Job mounts)."""
-    data = Path(plumbob.benchmarks.__file__).parent / "data"
-    texts = [p.read_text() for p in data.rglob("*.yaml")]
-    texts.append(Path(plumbob.engine.node.components.__file__).read_text())
-    named = {m for t in texts for m in re.findall(r"(?<![\w.])/(?:etc|var/lib|usr/lib|lib)/[\w./-]+", t)}
-    mounted = {v["hostPath"]["path"] for v in pod_spec(build())["volumes"]}
-    assert named and len(named) > 20, named
-    uncovered = sorted(p for p in named if not any(p == m or p.startswith(m + "/") for m in mounted))
-    assert uncovered == [], uncovered
+    """Every file location a benchmark names (and the component table's) lies under the default
+    mounts or the benchmark's own platform directories; the generic data's locations for other
+    platforms' nodes lie under those platforms' directories, or are listed above."""
+    table = [p for info in COMPONENTS.values() for p in info.manifests]
+    table += [e.config_file for e in EMBEDDINGS.values()]
+    platform_directories = {d for b in catalog.available() for d in load_benchmark(b).host_directories}
+    assert platform_directories == {"/home/kubernetes"}
+    defaults = [v["hostPath"]["path"] for v in pod_spec(build())["volumes"]]
+    for benchmark_id in catalog.available():
+        benchmark = load_benchmark(benchmark_id)
+        named = {p for r in benchmark.rules for p in _file_paths(r.audit)} | set(table)
+        assert len(named) > 20 or not any(r.audit for r in benchmark.rules), named
+        own = [*defaults, *benchmark.host_directories]
+        assert not set(benchmark.host_directories) & set(defaults), "mounted already"
+        uncovered = sorted(p for p in named if not _under(p, own))
+        others = [*platform_directories, *UNMOUNTED_KNOWN_LOCATIONS]
+        assert [p for p in uncovered if not _under(p, others)] == [], benchmark_id
+        if benchmark.platform != "generic":  # where the platform moved the base's files: readable
+            raw = yaml.safe_load((DATA / benchmark_id / "platform.yaml").read_text())
+            moved = [p.rstrip("/") for p in raw["paths"].values()]
+            assert [p for p in moved if not _under(p, own)] == [], benchmark_id
+    gke = load_benchmark("gke-cis-1.12")
+    kubelet_config = next(r for r in gke.rules if r.id == "4.1.9")
+    assert next(iter(_file_paths(kubelet_config.audit))) == "/home/kubernetes/kubelet-config.yaml"
+
+
+def node(name: str, labels: dict[str, str] | None = None, kubelet_version: str = "v1.36.3") -> NodeDigest:
+    return NodeDigest(name, "uid", labels or {}, (), True, None, kubelet_version=kubelet_version)
+
+
+def test_a_platform_directory_is_mounted_like_the_others() -> None:
+    body = build_with(TAILORING, platform_paths=("/home/kubernetes",))
+    [volume] = [v for v in pod_spec(body)["volumes"] if v["hostPath"]["path"] == "/home/kubernetes"]
+    assert volume == {
+        "name": "host-home-kubernetes",
+        "hostPath": {"path": "/home/kubernetes", "type": "Directory"},
+    }
+    [mount] = [m for m in container(body)["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount == {
+        "name": "host-home-kubernetes",
+        "mountPath": HOST_ROOT + "/home/kubernetes",
+        "readOnly": True,
+        "recursiveReadOnly": "Enabled",
+    }
+    env = {e["name"]: e.get("value") for e in container(body)["env"]}
+    assert env["PLUMBOB_HOST_PATHS"] == "/proc:/etc:/var/lib:/usr/lib:/lib:/home/kubernetes"
+
+
+def test_a_platform_directory_only_on_nodes_that_show_the_platform() -> None:
+    gke = load_benchmark("gke-cis-1.12")
+    by_label = node("n1", {"cloud.google.com/gke-nodepool": "default-pool"})
+    by_version = node("n2", kubelet_version="v1.36.3-gke.1200000")
+    assert platform_host_paths(gke, by_label) == ("/home/kubernetes",)
+    assert platform_host_paths(gke, by_version) == ("/home/kubernetes",)
+    # a profile pinned to gke, or detected from the other nodes: this node may lack the directory,
+    # and a missing Directory mount would keep its Pod from ever starting
+    assert platform_host_paths(gke, node("kubeadm")) == ()
+    assert platform_host_paths(gke, node("eks", {"eks.amazonaws.com/nodegroup": "ng-1"})) == ()
+    assert platform_host_paths(gke, None) == ()
+    assert platform_host_paths(load_benchmark("cis-1.12"), by_label) == ()
+    for platform in ("k3s", "rke2", "eks", "aks"):
+        assert load_benchmark(f"{platform}-cis-1.12").host_directories == []
 
 
 def test_pod_security() -> None:
@@ -182,6 +264,8 @@ def test_env_carries_the_tailoring() -> None:
     assert env["PLUMBOB_PROFILE"]["value"] == "cis"
     assert env["PLUMBOB_SCAN"]["value"] == SCAN.metadata.name
     assert env["PLUMBOB_HOST_ROOT"]["value"] == HOST_ROOT
+    volumes = [v["hostPath"]["path"] for v in pod_spec(build())["volumes"]]
+    assert env["PLUMBOB_HOST_PATHS"]["value"].split(":") == volumes
     assert Tailoring.from_json(env["PLUMBOB_TAILORING"]["value"]) == TAILORING
     assert container(build())["command"] == ["python", "-m", "plumbob", "agent"]
 
@@ -221,7 +305,7 @@ def test_short_rationales_are_passed_whole() -> None:
     assert Tailoring.from_json(env["PLUMBOB_TAILORING"]) == TAILORING
 
 
-def build_with(tailoring: Tailoring) -> dict[str, Any]:
+def build_with(tailoring: Tailoring, platform_paths: tuple[str, ...] = ()) -> dict[str, Any]:
     return audit_job(
         scan=SCAN,
         node="worker-1",
@@ -229,6 +313,7 @@ def build_with(tailoring: Tailoring) -> dict[str, Any]:
         tolerations=[],
         namespace="plumbob-system",
         image="registry.example/plumbob:1",
+        platform_paths=platform_paths,
     )
 
 
