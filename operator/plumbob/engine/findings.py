@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, is_dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -70,7 +71,14 @@ class ObjectRef:
     def api_group(self) -> str:
         return self.api_version.rpartition("/")[0]
 
-    @property
+    def __hash__(self) -> int:  # dataclass keeps an explicit one: kept, as a reference is a key everywhere
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        return hash((self.api_version, self.kind, self.namespace, self.name))
+
+    @cached_property
     def order(self) -> tuple[str, str, str]:
         """The order findings about objects are listed in: namespace, kind, name."""
         return (self.namespace or "", self.kind, self.name)

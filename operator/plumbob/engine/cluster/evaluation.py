@@ -103,9 +103,9 @@ def rbac_violations(audit: RbacAudit, resolver: RbacResolver) -> list[Violation]
 def _per_workload(
     inventory: Inventory, key: Hashable, check: Callable[[Workload], list[Evidence]]
 ) -> Iterable[Violation | _Failed]:
-    """``check`` on every workload; kept in ``inventory`` (as ``key``) for the workloads unchanged."""
-    outcomes: dict[ObjectRef, Violation | _Failed] = inventory.results(key, partial(_outcome, check))
-    return sorted(outcomes.values(), key=lambda o: o.resource.order)
+    """``check`` on every workload, in reference order; kept in ``inventory`` (as ``key``) for the
+    workloads unchanged (the same list while none changed)."""
+    return inventory.ordered_results(key, partial(_outcome, check))
 
 
 def _outcome(check: Callable[[Workload], list[Evidence]], w: Workload) -> Violation | _Failed | None:
@@ -223,29 +223,58 @@ def _decide(
 ) -> list[Finding]:
     finding = partial(finding_for, rule)
     audit = rule.cluster_audit
+    reads = _reads(audit)  # None: decided workload by workload
     if isinstance(audit, EvidenceAudit):
         gathered = COLLECTORS[audit.collect](inventory) or [
             Evidence(subject=audit.collect.value, source=Source.API, found="nothing found")
         ]
         return [finding(Status.MANUAL, rule.guidance, capped(gathered))]
+    found = violations(rule, inventory, resolver, settings)
+    if reads is not None:  # kept whole by evaluate_cluster_rule while the kinds it reads are unchanged
+        return _findings(rule, settings, found, {})
+    # Decided workload by workload: the same list of violations (no workload's outcome changed)
+    # gives the same findings, and a violation kept for an unchanged workload, the same object,
+    # keeps its finding (an expected-holder match, a capped evidence list).
+    memory = inventory.kept(("decided", rule.id, repr(audit), repr(settings)))
+    last = memory.get("list")
+    if last is not None and last[0] is found:
+        return last[1]  # type: ignore[no-any-return]
+    each: dict[ObjectRef, tuple[Violation | _Failed, Finding]] = memory.setdefault("each", {})
+    out = _findings(rule, settings, found, each)
+    memory["list"] = (found, out)
+    return out
+
+
+def _findings(
+    rule: Rule,
+    settings: ClusterSettings,
+    found: Iterable[Violation | _Failed],
+    each: dict[ObjectRef, tuple[Violation | _Failed, Finding]],
+) -> list[Finding]:
+    """The findings of ``rule`` from what its audit found; ``each`` is kept, by object, from the
+    last time (a finding whose violation is the same object is taken from it), and updated."""
+    finding = partial(finding_for, rule)
     out: list[Finding] = []
-    failed = expected = 0
-    for v in violations(rule, inventory, resolver, settings):
+    for v in found:
+        hit = each.get(v.resource)
+        if hit is not None and hit[0] is v:
+            out.append(hit[1])
+            continue
         if isinstance(v, _Failed):
             out.append(finding(Status.ERROR, v.message, resource=v.resource))
-            continue
-        reason = settings.holders.expected(rule.id, v)
-        if reason is None:
-            failed += 1
-            out.append(finding(Status.FAIL, v.message, capped(list(v.evidence)), resource=v.resource))
         else:
-            expected += 1
-            out.append(
-                finding(
-                    Status.PASS, v.message, capped(list(v.evidence)), resource=v.resource, expected=reason
-                )
-            )
-    if not failed and not any(f.status is Status.ERROR for f in out):
+            reason = settings.holders.expected(rule.id, v)
+            evidence = capped(list(v.evidence))
+            status = Status.FAIL if reason is None else Status.PASS
+            out.append(finding(status, v.message, evidence, resource=v.resource, expected=reason))
+        each[v.resource] = (v, out[-1])
+    if len(each) > len(out):  # workloads whose violation went
+        for gone in each.keys() - {f.resource for f in out}:
+            del each[gone]
+    failed = sum(1 for f in out if f.status is Status.FAIL)
+    errors = sum(1 for f in out if f.status is Status.ERROR)
+    if not failed and not errors:
+        expected = sum(1 for f in out if f.expected is not None)
         listed = f"; {expected} expected holder(s) listed" if expected else ""
         out.insert(0, finding(Status.PASS, f"no violation found{listed}"))
     return out

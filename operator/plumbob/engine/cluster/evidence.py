@@ -56,7 +56,7 @@ def mounted_tokens(inv: Inventory) -> list[Evidence]:
             str(w.meta.ref), "spec.automountServiceAccountToken", f"token of {sa_name} mounted ({why})"
         )
 
-    return _in_order(inv.results(("mounted-token",), mounted))
+    return inv.ordered_results(("mounted-token",), mounted)
 
 
 def system_masters(inv: Inventory) -> list[Evidence]:
@@ -118,12 +118,7 @@ def admission_webhooks(inv: Inventory) -> list[Evidence]:
 
 
 def security_contexts(inv: Inventory) -> list[Evidence]:
-    return _in_order(inv.results(("no-security-context",), _no_security_context))
-
-
-def _in_order(found: dict[ObjectRef, Evidence]) -> list[Evidence]:
-    """Evidence about workloads, by namespace, kind and name (the same whatever order things came in)."""
-    return [e for _, e in sorted(found.items(), key=lambda kv: kv[0].order)]
+    return inv.ordered_results(("no-security-context",), _no_security_context)
 
 
 def _no_security_context(w: Workload) -> Evidence | None:

@@ -294,6 +294,7 @@ _WEBHOOK_KINDS = frozenset(k for k, g in GROUPS.items() if g == "webhooks")
 class _Results:
     outcomes: dict[ObjectRef, Any] = field(default_factory=dict)  # only the outcomes that are not None
     dirty: set[ObjectRef] | None = None  # workloads to compute again; None: every one
+    ordered: list[Any] | None = None  # the outcomes in reference order, until one changes
 
 
 @dataclass
@@ -465,16 +466,38 @@ class Inventory:
         table = self._results.get(key)
         if table is None:
             table = self._results[key] = _Results()
-        todo = list(index) if table.dirty is None else table.dirty
+        # the first time in the order results are listed in, which later sorts then find almost kept
+        todo = sorted(index, key=lambda r: r.order) if table.dirty is None else table.dirty
         for ref in todo:
             w = index.get(ref)
             value = None if w is None else compute(w)
             if value is None:
-                table.outcomes.pop(ref, None)
-            else:
+                if table.outcomes.pop(ref, None) is not None:
+                    table.ordered = None
+            elif table.outcomes.get(ref) is not value:
                 table.outcomes[ref] = value
+                table.ordered = None
         table.dirty = set()
         return table.outcomes
+
+    def ordered_results(self, key: Hashable, compute: Callable[[Workload], T | None]) -> list[T]:
+        """:meth:`results` as a list in reference order (:attr:`ObjectRef.order`); the same list
+        object while no outcome changed, so that what is made from it can be kept too."""
+        outcomes = self.results(key, compute)
+        table = self._results[key]
+        if table.ordered is None:
+            table.ordered = [v for _, v in sorted(outcomes.items(), key=lambda kv: kv[0].order)]
+        return table.ordered
+
+    def kept(self, key: Hashable) -> dict[Any, Any]:
+        """A dict kept under ``key`` for the caller's own memory between evaluations (bounded
+        with :meth:`memo_groups`' memory: keys name settings that may change)."""
+        hit = self._whole.get(("kept", key))
+        if hit is None:
+            if len(self._whole) >= 5000:
+                self._whole.clear()
+            hit = self._whole[("kept", key)] = ((), {})
+        return hit[1]
 
     def memo_groups(self, key: Hashable, groups: tuple[str, ...], compute: Callable[[], T]) -> T:
         """``compute()``, kept while none of ``groups`` (see :data:`GROUPS`) changed."""
