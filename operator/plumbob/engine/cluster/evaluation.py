@@ -46,7 +46,7 @@ from plumbob.engine.cluster.pss import (
     parse_version,
     pss_violations,
 )
-from plumbob.engine.cluster.rbac import Grant, RbacResolver
+from plumbob.engine.cluster.rbac import Grant, Question, RbacResolver
 from plumbob.engine.findings import Evidence, Finding, ObjectRef, Source, Status, finding_for
 
 
@@ -177,9 +177,8 @@ def violations(
     changes."""
     audit = rule.cluster_audit
     if isinstance(audit, RbacAudit):
-        return inventory.memo_groups(
-            ("rbac", repr(audit)), ("rbac",), lambda: rbac_violations(audit, resolver)
-        )
+        stamp = resolver.stamp(_questions(audit))
+        return inventory.memo(("rbac", repr(audit)), stamp, lambda: rbac_violations(audit, resolver))
     if isinstance(audit, PodAudit):
         return _per_workload(inventory, ("pod", audit.check), POD_CHECKS[audit.check])
     if isinstance(audit, PssAudit):
@@ -199,11 +198,19 @@ def evaluate_cluster_rule(
     audit = rule.cluster_audit
     if audit is None:
         return [finding_for(rule, Status.MANUAL, rule.guidance)]
+    key = ("findings", rule.id, repr(audit), repr(settings))
+    if isinstance(audit, RbacAudit):  # kept while the grants of its permissions are the same
+        stamp = resolver.stamp(_questions(audit))
+        return inventory.memo(key, stamp, lambda: _decide(rule, inventory, resolver, settings))
     reads = _reads(audit)
     if reads is not None:  # decided from whole groups of kinds: kept while none of them changes
-        key = ("findings", rule.id, repr(audit), repr(settings))
         return inventory.memo_groups(key, reads, lambda: _decide(rule, inventory, resolver, settings))
     return _decide(rule, inventory, resolver, settings)
+
+
+def _questions(audit: RbacAudit) -> list[Question]:
+    """What an RBAC audit asks the resolver."""
+    return [*audit.any_of, *audit.all_of] or [audit.bound_cluster_role or ""]
 
 
 def _reads(audit: object) -> tuple[str, ...] | None:
@@ -284,7 +291,7 @@ def evaluate_cluster(
     rules: Iterable[Rule], inventory: Inventory, settings: ClusterSettings | None = None
 ) -> list[Finding]:
     """Evaluate the cluster-level ``rules`` (others are skipped) on one inventory of API objects."""
-    resolver = RbacResolver(inventory)
+    resolver = RbacResolver.of(inventory)
     chosen = settings or ClusterSettings()
     out: list[Finding] = []
     for rule in rules:

@@ -288,6 +288,7 @@ GROUPS: dict[str, str] = {
     "ValidatingAdmissionPolicyBinding": "webhooks",
 }  # anything else (NetworkPolicy, Service…): "others"
 _WEBHOOK_KINDS = frozenset(k for k, g in GROUPS.items() if g == "webhooks")
+RBAC_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
 
 
 @dataclass
@@ -307,7 +308,9 @@ class Inventory:
     - :meth:`results` keeps a per-workload computation and computes it again only for the
       workloads that changed since (or whose namespace or service accounts changed);
     - :meth:`memo_groups` keeps a whole computation while the groups of kinds it reads
-      (:data:`GROUPS`: rbac, namespaces, workloads, webhooks, others) are unchanged.
+      (:data:`GROUPS`: rbac, namespaces, workloads, webhooks, others) are unchanged;
+    - :meth:`take_rbac_changes` tells the RBAC resolver which roles and bindings changed, so that
+      it resolves only the bindings they concern again.
     """
 
     roles: dict[tuple[str | None, str], Role] = field(default_factory=dict)  # (namespace|None, name)
@@ -329,6 +332,8 @@ class Inventory:
     _controllers_present: set[tuple[str | None, str, str]] | None = field(default=None, repr=False)
     _others_by_namespace: dict[str, dict[ObjectRef, Meta]] = field(default_factory=dict, repr=False)
     _others_by_kind: dict[str, dict[ObjectRef, Meta]] = field(default_factory=dict, repr=False)
+    # the roles and bindings changed since the RBAC resolver last asked; None: too many to list
+    _rbac_changes: set[ObjectRef] | None = field(default_factory=set, repr=False)
 
     @classmethod
     def build(cls, objects: Iterable[Raw]) -> Inventory:
@@ -381,6 +386,10 @@ class Inventory:
     def _changed(self, ref: ObjectRef, *, added: bool) -> None:
         group = GROUPS.get(ref.kind, "others")
         self.versions[group] = self.versions.get(group, 0) + 1
+        if ref.kind in RBAC_KINDS and self._rbac_changes is not None:
+            self._rbac_changes.add(ref)
+            if len(self._rbac_changes) > 10_000:  # nobody asked for a long time: resolve all again
+                self._rbac_changes = None
         if group == "workloads":
             if ref.kind != "Pod":
                 self._index = None  # which Pods are workloads may have changed too: decide again
@@ -489,6 +498,12 @@ class Inventory:
             table.ordered = [v for _, v in sorted(outcomes.items(), key=lambda kv: kv[0].order)]
         return table.ordered
 
+    def take_rbac_changes(self) -> set[ObjectRef] | None:
+        """The roles and bindings put or removed since the last call (None: too many, or not
+        known: take every one as changed); the next call starts afresh."""
+        changes, self._rbac_changes = self._rbac_changes, set()
+        return changes
+
     def kept(self, key: Hashable) -> dict[Any, Any]:
         """A dict kept under ``key`` for the caller's own memory between evaluations (bounded
         with :meth:`memo_groups`' memory: keys name settings that may change)."""
@@ -501,7 +516,10 @@ class Inventory:
 
     def memo_groups(self, key: Hashable, groups: tuple[str, ...], compute: Callable[[], T]) -> T:
         """``compute()``, kept while none of ``groups`` (see :data:`GROUPS`) changed."""
-        stamp = tuple(self.versions.get(g, 0) for g in groups)
+        return self.memo(key, tuple(self.versions.get(g, 0) for g in groups), compute)
+
+    def memo(self, key: Hashable, stamp: tuple[int, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, kept while ``stamp`` (versions of what it reads) is the same."""
         hit = self._whole.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]  # type: ignore[no-any-return]

@@ -16,7 +16,7 @@ ClusterRoleBinding). Matching follows the API server's RBAC authorizer:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass
 
 from plumbob.benchmarks.rules import Permission
@@ -68,12 +68,88 @@ def rule_grants(rule: PolicyRule, permission: Permission) -> bool:
     )
 
 
+Question = Permission | str  # a permission, or the name of a ClusterRole: who is bound to it
+
+
+def _key(question: Question) -> Hashable:
+    if isinstance(question, str):
+        return ("bound-to", question)
+    return (question.api_group, tuple(question.resources), tuple(question.verbs))
+
+
+@dataclass
+class _Table:
+    """What one question gets from each binding."""
+
+    question: Question
+    per_binding: dict[ObjectRef, tuple[Grant, ...]]
+    version: int = 0  # moves when some binding's grants changed
+    flat: tuple[Grant, ...] | None = None  # every grant, in the inventory's order of bindings
+
+
 class RbacResolver:
-    """Resolves the roles and bindings of one :class:`Inventory`; cached per role."""
+    """Resolves the roles and bindings of one :class:`Inventory`, kept with it between evaluations
+    (:meth:`of`): each question's grants are kept per binding, and a change of a binding, or of
+    a role, resolves again only the bindings it concerns (those referring to the role; for a
+    ClusterRole, also those referring to an aggregated ClusterRole, whose rules it may change).
+    So the subjects a change affects are resolved again, not every subject."""
 
     def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self._effective: dict[tuple[str, str | None, str], tuple[PolicyRule, ...]] = {}
+        self._tables: dict[Hashable, _Table] = {}
+        inventory.take_rbac_changes()  # all is resolved afresh from here
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> RbacResolver:
+        """The resolver kept with ``inventory``, brought up to date with its changes."""
+        kept = inventory.kept(("rbac-resolver",))
+        resolver = kept.get("resolver")
+        if resolver is None:
+            resolver = kept["resolver"] = cls(inventory)
+        resolver._sync()
+        return resolver
+
+    def _sync(self) -> None:
+        changes = self.inventory.take_rbac_changes()
+        if changes is None:
+            self._effective.clear()
+            self._tables.clear()
+            return
+        if not changes:
+            return
+        roles = {
+            (r.kind, r.namespace if r.kind == "Role" else None, r.name)
+            for r in changes
+            if r.kind in ("Role", "ClusterRole")
+        }
+        if any(kind == "ClusterRole" for kind, _, _ in roles):  # an aggregated role's rules may change
+            roles |= {
+                ("ClusterRole", None, name)
+                for (scope, name), role in self.inventory.roles.items()
+                if scope is None and role.aggregation
+            }
+        for key in roles:
+            self._effective.pop(key, None)
+        bindings = {r for r in changes if r.kind.endswith("Binding")}
+        for ref, binding in self.inventory.bindings.items():
+            namespace = binding.meta.namespace if binding.role_kind == "Role" else None
+            if (binding.role_kind, namespace, binding.role_name) in roles:
+                bindings.add(ref)
+        for table in self._tables.values():
+            changed = False
+            for ref in bindings:
+                held = self.inventory.bindings.get(ref)
+                grants = () if held is None else self._answer(table.question, held)
+                if table.per_binding.get(ref, ()) != grants:
+                    changed = True
+                if grants:
+                    table.per_binding[ref] = grants
+                else:
+                    table.per_binding.pop(ref, None)
+            if changed:
+                table.version += 1
+                table.flat = None
 
     def effective_rules(self, role: Role) -> tuple[PolicyRule, ...]:
         """The role's rules, with those of aggregated ClusterRoles added."""
@@ -93,39 +169,71 @@ class RbacResolver:
             if any(sel.matches(other.meta.labels) for sel in role.aggregation):
                 yield from self._rules(other, seen)
 
+    def _target(self, binding: Binding) -> tuple[Role, str | None] | None:
+        """The role ``binding`` refers to and the namespace it is limited to (None: none exists)."""
+        namespace = binding.meta.namespace if binding.meta.ref.kind == "RoleBinding" else None
+        if binding.role_kind == "Role" and namespace is None:
+            return None  # a ClusterRoleBinding cannot refer to a Role
+        role = self.inventory.role(binding.role_kind, binding.role_name, namespace)
+        return None if role is None else (role, namespace)
+
     def bound(self) -> Iterator[tuple[Binding, Role, str | None]]:
         """Every binding with the role it refers to and the namespace it is limited to."""
         for binding in self.inventory.bindings.values():
-            namespace = binding.meta.namespace if binding.meta.ref.kind == "RoleBinding" else None
-            if binding.role_kind == "Role" and namespace is None:
-                continue  # a ClusterRoleBinding cannot refer to a Role
-            role = self.inventory.role(binding.role_kind, binding.role_name, namespace)
-            if role is not None:
-                yield binding, role, namespace
+            target = self._target(binding)
+            if target is not None:
+                yield binding, *target
+
+    def _answer(self, question: Question, binding: Binding) -> tuple[Grant, ...]:
+        """What one binding grants for ``question``."""
+        if isinstance(question, str):
+            return self._bound_to(question, binding)
+        target = self._target(binding)
+        if target is None:
+            return ()
+        role, namespace = target
+        rule = next((r for r in self.effective_rules(role) if rule_grants(r, question)), None)
+        if rule is None:
+            return ()
+        return tuple(Grant(subject, binding, role, rule, namespace) for subject in binding.subjects)
+
+    def _bound_to(self, cluster_role: str, binding: Binding) -> tuple[Grant, ...]:
+        if binding.role_kind != "ClusterRole" or binding.role_name != cluster_role:
+            return ()
+        role = self.inventory.role("ClusterRole", cluster_role, None) or Role(
+            Meta(ObjectRef(api_version=RBAC_V1, kind="ClusterRole", name=cluster_role), {}, {}, ()), ()
+        )
+        rules = self.effective_rules(role)
+        rule = rules[0] if rules else PolicyRule((), (), ())
+        namespace = binding.meta.namespace if binding.meta.ref.kind == "RoleBinding" else None
+        return tuple(Grant(subject, binding, role, rule, namespace) for subject in binding.subjects)
+
+    def _table(self, question: Question) -> _Table:
+        table = self._tables.get(_key(question))
+        if table is None:
+            per_binding = {}
+            for ref, binding in self.inventory.bindings.items():
+                grants = self._answer(question, binding)
+                if grants:
+                    per_binding[ref] = grants
+            table = self._tables[_key(question)] = _Table(question, per_binding)
+        if table.flat is None:
+            held = table.per_binding
+            table.flat = tuple(g for ref in self.inventory.bindings if ref in held for g in held[ref])
+        return table
+
+    def stamp(self, questions: Iterable[Question]) -> tuple[int, ...]:
+        """The versions of the answers to ``questions``: the same while no grant of theirs changed."""
+        return tuple(self._table(q).version for q in questions)
 
     def grants(self, permission: Permission) -> Iterator[Grant]:
         """Every (subject, binding) granted ``permission``, with the first rule that grants it."""
-        for binding, role, namespace in self.bound():
-            rule = next((r for r in self.effective_rules(role) if rule_grants(r, permission)), None)
-            if rule is None:
-                continue
-            for subject in binding.subjects:
-                yield Grant(subject, binding, role, rule, namespace)
+        yield from self._table(permission).flat or ()
 
     def bindings_to(self, cluster_role: str) -> Iterator[Grant]:
         """Every (subject, binding) whose binding refers to the ClusterRole ``cluster_role``, whether
         or not the role exists (a binding waiting for its role is a finding too)."""
-        for binding in self.inventory.bindings.values():
-            if binding.role_kind != "ClusterRole" or binding.role_name != cluster_role:
-                continue
-            role = self.inventory.role("ClusterRole", cluster_role, None) or Role(
-                Meta(ObjectRef(api_version=RBAC_V1, kind="ClusterRole", name=cluster_role), {}, {}, ()), ()
-            )
-            rules = self.effective_rules(role)
-            rule = rules[0] if rules else PolicyRule((), (), ())
-            namespace = binding.meta.namespace if binding.meta.ref.kind == "RoleBinding" else None
-            for subject in binding.subjects:
-                yield Grant(subject, binding, role, rule, namespace)
+        yield from self._table(cluster_role).flat or ()
 
     def grants_all(self, permissions: Iterable[Permission]) -> Iterator[tuple[Grant, ...]]:
         """Subjects granted every one of ``permissions`` in one scope, with one grant per permission.

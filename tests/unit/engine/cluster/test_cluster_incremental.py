@@ -57,7 +57,7 @@ def evaluate(inv: Inventory) -> list[str]:
     return out
 
 
-def random_object(rng: random.Random) -> dict[str, Any]:
+def random_object(rng: random.Random, only_rbac: bool = False) -> dict[str, Any]:
     ns = rng.choice(NAMESPACES)
     bad = [
         container(securityContext={"privileged": True}),
@@ -67,6 +67,7 @@ def random_object(rng: random.Random) -> dict[str, Any]:
         hardened(),
     ]
     kind = rng.choice(["pod", "pod", "owned-pod", "deployment", "namespace", "sa", "rbac", "netpol"])
+    kind = "rbac" if only_rbac else kind
     name = f"x{rng.randrange(4)}"
     if kind == "pod":
         if rng.random() < 0.2:
@@ -93,12 +94,17 @@ def random_object(rng: random.Random) -> dict[str, Any]:
         return service_account(rng.choice(["default", "app"]), ns, automount=rng.choice([None, True, False]))
     if kind == "netpol":
         return network_policy(name, ns)
+    aggregated = {"rbac.example/aggregate": "yes"} if rng.random() < 0.5 else {}
     return rng.choice(
         [
-            cluster_role(name, rule(["*"], ["*"], rng.choice([["*"], ["get"]]))),
+            cluster_role(name, rule(["*"], ["*"], rng.choice([["*"], ["get"]])), labels=aggregated),
+            cluster_role(name, rule([""], ["pods/exec"], ["create"]), labels=aggregated),
+            # an aggregated role: its rules are those of the ClusterRoles its selector matches
+            cluster_role(name, aggregate=[{"matchLabels": {"rbac.example/aggregate": "yes"}}]),
             crb(name, rng.choice(["cluster-admin", "x0", "x1"]), user(f"u{name}"), sa("default", ns)),
             role(name, ns, rule([""], ["secrets"], ["get", "list"])),
             rb(name, ns, "Role", "x0", sa("default", ns)),
+            rb(name, ns, "ClusterRole", rng.choice(["x0", "x2"]), user(f"u{name}")),
         ]
     )
 
@@ -110,8 +116,12 @@ def ref_of(obj: dict[str, Any]) -> ObjectRef:
     )
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_a_kept_inventory_matches_a_fresh_one_after_every_change(seed: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "only_rbac"), [*((s, False) for s in range(12)), *((s, True) for s in range(12))]
+)
+def test_a_kept_inventory_matches_a_fresh_one_after_every_change(seed: int, only_rbac: bool) -> None:
+    """Every kind of change; and RBAC changes only (roles, aggregated ClusterRoles, bindings),
+    which the resolver keeps per binding."""
     rng = random.Random(seed)
     held: dict[ObjectRef, dict[str, Any]] = {}
     kept = Inventory()
@@ -121,7 +131,7 @@ def test_a_kept_inventory_matches_a_fresh_one_after_every_change(seed: int) -> N
             del held[gone]
             kept.remove(gone)
         else:
-            obj = random_object(rng)
+            obj = random_object(rng, only_rbac)
             held[ref_of(obj)] = obj
             kept.put(obj)
         assert evaluate(kept) == evaluate(Inventory.build(held.values()))

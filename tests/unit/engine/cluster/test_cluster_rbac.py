@@ -4,10 +4,13 @@ Cases: "*" in apiGroups, resources and verbs; subresources (res/*, */sub, exact)
 narrow a grant and never grant create; aggregated ClusterRoles (recursive, cycle-safe); a
 RoleBinding grants only in its namespace and may refer to a ClusterRole; a ServiceAccount subject
 without a namespace takes the binding's; a binding to a missing role grants nothing; all_of needs
-every permission in one scope.
+every permission in one scope; a resolver kept with its inventory resolves again only the
+bindings a change concerns.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from cluster_builders import cluster_role, crb, group, rb, role, rule, sa, user
 
@@ -92,3 +95,37 @@ def test_all_of_needs_every_permission_in_one_scope() -> None:
         ("User both", ["a1", "s1"]),
         ("User both", ["full", "full"]),  # each binding taking part is named
     ]
+
+
+def test_a_kept_resolver_resolves_again_only_the_bindings_a_change_concerns(monkeypatch: Any) -> None:
+    secrets = Permission(api_group="", resources=["secrets"], verbs=["get"])
+    objects = [cluster_role("reader", rule([""], ["secrets"], ["get"]))]
+    objects += [rb(f"b{i}", f"ns{i}", "ClusterRole", "reader", user(f"u{i}")) for i in range(50)]
+    objects += [crb(f"c{i}", "other", user(f"v{i}")) for i in range(50)]
+    inv = Inventory.build(objects)
+    resolver = RbacResolver.of(inv)
+    assert len(list(resolver.grants(secrets))) == 50
+    asked: list[str] = []
+    answer = RbacResolver._answer
+
+    def counted(self: RbacResolver, question: Any, binding: Any) -> Any:
+        asked.append(binding.meta.name)
+        return answer(self, question, binding)
+
+    monkeypatch.setattr(RbacResolver, "_answer", counted)
+    inv.put(rb("b7", "ns7", "ClusterRole", "reader", user("u7"), user("extra")))
+    assert RbacResolver.of(inv) is resolver
+    assert sum(1 for g in RbacResolver.of(inv).grants(secrets) if g.binding.meta.name == "b7") == 2
+    assert asked == ["b7"], "one binding changed: only it is resolved again"
+    asked.clear()
+    inv.put(cluster_role("other", rule([""], ["secrets"], ["get"])))  # the 50 bindings to it now grant
+    assert len(list(RbacResolver.of(inv).grants(secrets))) == 101
+    assert sorted(asked) == sorted(f"c{i}" for i in range(50)), "only the bindings to the changed role"
+    asked.clear()
+    inv.put(cluster_role("all", aggregate=[{"matchLabels": {"agg": "yes"}}]))
+    inv.put(crb("to-all", "all", user("w")))
+    assert not [g for g in RbacResolver.of(inv).grants(secrets) if g.binding.meta.name == "to-all"]
+    inv.put(cluster_role("more", rule([""], ["secrets"], ["get"]), labels={"agg": "yes"}))
+    assert [
+        str(g.subject) for g in RbacResolver.of(inv).grants(secrets) if g.binding.meta.name == "to-all"
+    ] == ["User w"]
