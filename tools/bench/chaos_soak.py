@@ -17,7 +17,7 @@ Counted afterwards, from the audit log and the API (each must be as stated):
 - audit Jobs created per node per scan (successful ``create jobs`` by the operator, per Job name;
   Job names derive from scan and node): 1 for every (scan, node), never 0 or 2;
 - lost results: (scan, node) pairs a completed scan does not count as done: 0;
-- duplicated results: nodes a completed scan counts more than once, and reports beyond one per
+- duplicated results: nodes a completed scan counts more than once, and node reports beyond one per
   node for the profile: 0 (retried writes and retried Pods are printed apart: they are retries of
   the same result, e.g. an agent writing again when the answer to its write was lost in a restart);
 - scans not completed within the time limit: 0;
@@ -219,7 +219,9 @@ def run(nodes: int, scans: int, seed: int, per_scan_timeout: float, keep: bool =
         soak.seconds = time.monotonic() - t0
         soak.leftover_jobs, soak.leftover_pods = _leftovers(cp)
         reports = cp.request("GET", f"{GROUP_PATH}/compliancereports").get("items") or []
-        soak.duplicated += max(0, len([r for r in reports if r["spec"]["profile"] == PROFILE]) - nodes)
+        # node reports only: the profile's cluster-level report (no spec.nodeName) is one of its own
+        node_reports = [r for r in reports if r["spec"]["profile"] == PROFILE and r["spec"].get("nodeName")]
+        soak.duplicated += max(0, len(node_reports) - nodes)
         _count(soak, read_audit(audit_log), cluster)
     finally:
         if cluster is not None:
