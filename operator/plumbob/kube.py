@@ -112,20 +112,6 @@ class Kube:
             raise _error(exc) from exc
         return list(cast("Mapping[str, Any]", res).get("items", []))
 
-    def list_core(self, what: str, labels: str | None = None) -> list[dict[str, Any]]:
-        """Every Node, Namespace or Job (``nodes``, ``namespaces``, ``jobs``) matching ``labels``, as JSON."""
-        try:
-            res: object
-            if what == "nodes":
-                res = self.core.list_node(label_selector=labels, _preload_content=False)
-            elif what == "namespaces":
-                res = self.core.list_namespace(label_selector=labels, _preload_content=False)
-            else:
-                res = self.batch.list_job_for_all_namespaces(label_selector=labels, _preload_content=False)
-        except ApiException as exc:
-            raise _error(exc) from exc
-        return list(_raw(res).get("items", []))
-
     def get_object(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         try:
             if namespace is None:

@@ -66,9 +66,6 @@ class Feeds:
                     return False
         return True
 
-    def listed(self) -> bool:
-        return all(e.is_set() for e in self._listed.values())
-
     def alive(self) -> bool:
         return bool(self._threads) and all(t.is_alive() for t in self._threads)
 

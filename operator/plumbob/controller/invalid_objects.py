@@ -25,19 +25,12 @@ from plumbob.api.reports import ComplianceReportStatus
 from plumbob.api.scans import ComplianceScanStatus
 from plumbob.api.schedules import ComplianceScheduleStatus
 from plumbob.controller.context import Context, built_status, conditions
+from plumbob.controller.kinds import OWN_KINDS
 from plumbob.controller.store import Invalid, Snapshot
 from plumbob.kube import KubeError
 
 log = logging.getLogger("plumbob.controller")
 
-KINDS = {
-    "complianceprofiles": "ComplianceProfile",
-    "complianceschedules": "ComplianceSchedule",
-    "complianceexceptions": "ComplianceException",
-    "clustercomplianceexceptions": "ClusterComplianceException",
-    "compliancescans": "ComplianceScan",
-    "compliancereports": "ComplianceReport",
-}
 # The model each kind's status is built through (a misspelt field raises instead of being pruned).
 STATUS_MODELS: dict[str, type[Model]] = {
     "complianceprofiles": ComplianceProfileStatus,
@@ -98,13 +91,13 @@ class InvalidObjects:
         self._reported &= {self._key(b) for b in snap.invalid}
         for bad in snap.invalid:
             key = self._key(bad)
-            if key in self._reported or bad.kind not in KINDS:
+            if key in self._reported or bad.kind not in OWN_KINDS:
                 continue
             self._reported.add(key)
             reason = _reason(bad.kind)
             involved = {
                 "apiVersion": "plumbob.dev/v1alpha1",
-                "kind": KINDS[bad.kind],
+                "kind": OWN_KINDS[bad.kind],
                 "name": bad.name,
                 "uid": bad.uid,
                 "namespace": bad.namespace or "",
@@ -114,4 +107,4 @@ class InvalidObjects:
             try:
                 self.ctx.kube.patch_status(bad.kind, bad.name, status, bad.namespace)
             except KubeError as exc:
-                log.warning("could not mark %s %s stalled: %s", KINDS[bad.kind], bad.name, exc)
+                log.warning("could not mark %s %s stalled: %s", OWN_KINDS[bad.kind], bad.name, exc)

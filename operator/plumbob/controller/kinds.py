@@ -17,14 +17,16 @@ from plumbob.controller.decisions.digests import LABEL_MANAGED_BY, MANAGER
 from plumbob.engine.cluster.inventory import API_KINDS
 from plumbob.names import GROUP, VERSION
 
-OWN_INPUTS = (
-    "complianceprofiles",
-    "complianceschedules",
-    "complianceexceptions",
-    "clustercomplianceexceptions",
-)
-OWN_OUTPUTS = ("compliancescans", "compliancereports")
-CORE = ("nodes", "namespaces")  # core/v1, cluster-wide
+# plural → kind
+OWN_INPUTS = {
+    "complianceprofiles": "ComplianceProfile",
+    "complianceschedules": "ComplianceSchedule",
+    "complianceexceptions": "ComplianceException",
+    "clustercomplianceexceptions": "ClusterComplianceException",
+}
+OWN_OUTPUTS = {"compliancescans": "ComplianceScan", "compliancereports": "ComplianceReport"}
+OWN_KINDS = OWN_INPUTS | OWN_OUTPUTS
+CORE = {"nodes": "Node", "namespaces": "Namespace"}  # core/v1, cluster-wide
 CLUSTER_RULE_KINDS = API_KINDS  # (apiVersion, plural, kind)
 
 
@@ -38,14 +40,7 @@ class Fed(NamedTuple):
 
 
 FED = (
-    Fed(f"{GROUP}/{VERSION}", "complianceprofiles", "ComplianceProfile"),
-    Fed(f"{GROUP}/{VERSION}", "complianceschedules", "ComplianceSchedule"),
-    Fed(f"{GROUP}/{VERSION}", "complianceexceptions", "ComplianceException"),
-    Fed(f"{GROUP}/{VERSION}", "clustercomplianceexceptions", "ClusterComplianceException"),
-    Fed(f"{GROUP}/{VERSION}", "compliancescans", "ComplianceScan"),
-    Fed(f"{GROUP}/{VERSION}", "compliancereports", "ComplianceReport"),
+    *(Fed(f"{GROUP}/{VERSION}", plural, kind) for plural, kind in OWN_KINDS.items()),
     Fed("batch/v1", "jobs", "Job", f"{LABEL_MANAGED_BY}={MANAGER}"),
-    Fed("v1", "nodes", "Node"),
-    Fed("v1", "namespaces", "Namespace"),
+    *(Fed("v1", plural, kind) for plural, kind in CORE.items()),
 )
-assert {f.plural for f in FED} == {*OWN_INPUTS, *OWN_OUTPUTS, "jobs", *CORE}

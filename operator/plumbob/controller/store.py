@@ -292,7 +292,7 @@ class Store:
                 meta = body.get("metadata", {})
                 listed.add((meta.get("namespace"), meta["name"]))
                 self.upsert(kind, body)
-            held = {k for k in self.objects[kind]} | {k for (p, k) in self.invalid if p == kind}
+            held = set(self.objects[kind]) | {k for (p, k) in self.invalid if p == kind}
             for key in held - listed:
                 if not version or self.versions.get((kind, key), 0) <= version:
                     self._drop(kind, key)

@@ -23,13 +23,13 @@ import pytest
 
 from plumbob.api import KINDS
 from plumbob.api.common import Model
-from plumbob.controller import invalid_objects
 from plumbob.controller.context import Context
 from plumbob.controller.invalid_objects import CLAIMS, STATUS_MODELS, InvalidObjects, failed_status
+from plumbob.controller.kinds import OWN_KINDS
 from plumbob.controller.store import Invalid, Store
 
 NOW = datetime(2026, 12, 2, 6, 0, 0, tzinfo=UTC)
-PLURALS = sorted(invalid_objects.KINDS)
+PLURALS = sorted(OWN_KINDS)
 
 
 def own_status_model(plural: str) -> type[Model]:
@@ -63,11 +63,11 @@ class RecordingKube:
 
 
 def test_every_kind_the_step_marks_has_its_own_status_model() -> None:
-    assert set(STATUS_MODELS) == set(invalid_objects.KINDS)
+    assert set(STATUS_MODELS) == set(OWN_KINDS)
     assert {k.CRD.plural for k in KINDS} - set(STATUS_MODELS) == {"namespacecompliancereports"}
     for plural in PLURALS:
         assert STATUS_MODELS[plural] is own_status_model(plural), plural
-        assert invalid_objects.KINDS[plural] == next(k.__name__ for k in KINDS if k.CRD.plural == plural)
+        assert OWN_KINDS[plural] == next(k.__name__ for k in KINDS if k.CRD.plural == plural)
 
 
 @pytest.mark.parametrize("plural", PLURALS)
@@ -121,7 +121,7 @@ def test_a_pass_writes_the_failed_status_once_per_version() -> None:
     assert all(status == failed_status(bad(p), NOW) for p, _name, status, _ns in kube.patches)
     reasons = {"complianceschedules": "InvalidSchedule", "compliancereports": "InvalidReport"}
     assert [(involved["kind"], reason) for involved, reason in kube.events] == [
-        (invalid_objects.KINDS[p], reasons.get(p, "InvalidSpec")) for p in PLURALS
+        (OWN_KINDS[p], reasons.get(p, "InvalidSpec")) for p in PLURALS
     ]
     step.reconcile(snap)
     assert len(kube.patches) == len(PLURALS) and len(kube.events) == len(PLURALS)
