@@ -40,6 +40,7 @@ import itertools
 import time
 import typing
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -1308,6 +1309,13 @@ def test_status_is_kept_only_for_the_kinds_a_custom_rule_reads(world: World) -> 
     }
     w.kube.put("complianceprofiles", profile(customRules=[running]))
     w.clock.now += timedelta(seconds=2)
+    under_way: Future[None] = Future()  # an evaluation in its worker: the watches stay as they are
+    w.reconciler.cluster._running = under_way
+    w.run()
+    assert [b.get("status") for b in w.store.cluster_object_bodies("pods")] == [None], (
+        "a watch is not started anew under an evaluation that reads its kind"
+    )
+    under_way.set_result(None)
     w.run(2)
     assert [b.get("status") for b in w.store.cluster_object_bodies("pods")] == [{"phase": "Failed"}]
     assert cluster_result(w, "custom.running", "p") == "fail", "the rule read the status"

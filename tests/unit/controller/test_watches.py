@@ -5,6 +5,7 @@ queue of watch events; the tests wait for states, never for durations."""
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -145,5 +146,36 @@ def test_a_lean_kind_is_kept_without_status_until_a_rule_reads_it() -> None:
         wait_for(lambda: [o.get("status") for o in held()] == [{"phase": "Running"}], "the new LIST")
         assert api.lists == 2
     finally:
+        watches.stop_all()
+        api.events.put(END)
+
+
+def test_no_event_of_a_stopped_watch_lands_in_the_store_after_its_kind_was_taken_out() -> None:
+    api, store = FakeApi(), Store()
+    watches = ObjectWatches(api, store, pause=0.01)  # type: ignore[arg-type]
+    entered, release, delivered = threading.Event(), threading.Event(), threading.Event()
+    note = store.note_cluster_object
+
+    def slow_note(kind: str, body: dict[str, Any], **kw: Any) -> None:
+        entered.set()
+        release.wait(30)
+        note(kind, body, **kw)
+        delivered.set()
+
+    try:
+        watches.ensure({GADGET: None})
+        wait_for(lambda: watches.objects(GADGET) == "gadgets.example.com", "the first LIST")
+        store.note_cluster_object = slow_note  # type: ignore[method-assign]
+        api.events.put(("ADDED", gadget("late", 11)))
+        wait_for(entered.is_set, "the event being delivered")
+        stopping = threading.Thread(target=watches.ensure, args=({},))  # no profile names it now
+        stopping.start()
+        stopping.join(0.2)  # the stop waits for the delivery under way (without the gate it is done)
+        release.set()
+        stopping.join(30)
+        wait_for(delivered.is_set, "the delivery's end")
+        assert names(store) == {}, "the stopped watch's last event did not outlive the stop"
+    finally:
+        release.set()
         watches.stop_all()
         api.events.put(END)

@@ -225,6 +225,8 @@ class ClusterStatus:
         """Write each cluster report's status (exceptions applied) and start the evaluation of the
         profiles that are due; the seconds until the next one is."""
         self._settle_reports(snap, entries, now)
+        if self._running is not None and not self._running.done():
+            return 0.2  # an evaluation is under way (it reads the watched kinds): look again soon
         wanted: dict[tuple[str, str], str | None] = {}
         if any(self._reads_builtin_kinds(p) for p in snap.profiles.values()):
             wanted.update(_PLURAL)
@@ -238,9 +240,9 @@ class ClusterStatus:
         # Plumbob's own namespace's Pods and Jobs (its audit Jobs come and go with every scan) are
         # not read: every one of them is an expected holder anyway (own_holders)
         outside = f"metadata.namespace!={self.ctx.settings.namespace}"
+        # changed only between evaluations: a watch stopped or started anew empties its kind in
+        # the store for a moment, which an evaluation under way would read as objects deleted
         self.watches.ensure(wanted, {("v1", "Pod"): outside, ("batch/v1", "Job"): outside}, lean)
-        if self._running is not None and not self._running.done():
-            return 0.2  # an evaluation is under way: look again soon
         if not self.watches.settled(set(wanted)):
             return 0.2  # a kind's first LIST is under way
         clock = now.timestamp()

@@ -55,6 +55,9 @@ class _Watch:
     stopped: threading.Event = field(default_factory=threading.Event)
     fields: str | None = None  # a field selector: which of the kind's objects are watched
     lean: bool = False  # its objects are kept without their status (no rule that reads it is on)
+    # held while the watch's thread writes into the store, and while the watch is stopped: so
+    # that no event of a stopped watch lands in the store after its objects were taken out
+    gate: threading.Lock = field(default_factory=threading.Lock)
     ready: bool = False  # LISTed into the store, and the watch is running
     error: str | None = None  # why the last LIST failed, until one succeeds
 
@@ -147,7 +150,8 @@ class ObjectWatches:
             self._watches.clear()
 
     def _stop(self, w: _Watch) -> None:
-        w.stopped.set()
+        with w.gate:
+            w.stopped.set()
         w.ready = False
         if w.held_as:
             self.store.replace_cluster_objects(w.held_as, [], 0)
@@ -163,7 +167,9 @@ class ObjectWatches:
         assert held_as is not None and w.plural is not None  # known once listed
 
         def deliver(type_: str, obj: dict[str, Any]) -> None:
-            self.store.note_cluster_object(held_as, obj, deleted=type_ == "DELETED", lean=w.lean)
+            with w.gate:
+                if not w.stopped.is_set():
+                    self.store.note_cluster_object(held_as, obj, deleted=type_ == "DELETED", lean=w.lean)
 
         def opened() -> None:
             w.ready = True
@@ -206,9 +212,10 @@ class ObjectWatches:
             raise
         held_as = w.held_as
         assert held_as is not None  # the plural is known
-        if w.stopped.is_set():
-            return None
-        self.store.replace_cluster_objects(held_as, items, version, lean=w.lean)
+        with w.gate:
+            if w.stopped.is_set():
+                return None
+            self.store.replace_cluster_objects(held_as, items, version, lean=w.lean)
         del items
         w.error = None
         if not self.threads:
